@@ -1,0 +1,2 @@
+// Payload values are part of this library's API.
+@_exported import SIOCore
