@@ -118,6 +118,13 @@ extension JSONValue {
         return a.indices.contains(i) ? a[i] : nil
     }
 
+    /// An object with `pairs` in their order (a later duplicate key replaces an earlier one).
+    public static func object(pairs: some Sequence<(String, JSONValue)>) -> JSONValue {
+        var o = OrderedDictionary<String, JSONValue>()
+        for (k, v) in pairs { o[k] = v }
+        return .object(o)
+    }
+
     /// True when the value holds bytes anywhere inside it.
     public var containsBinary: Bool {
         switch self {
@@ -129,11 +136,11 @@ extension JSONValue {
     }
 }
 
-extension JSONValue: ExpressibleByNilLiteral, ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
+// No ExpressibleByNilLiteral: with it, `optionalValue == nil` would compare with `.null`.
+extension JSONValue: ExpressibleByBooleanLiteral, ExpressibleByIntegerLiteral,
     ExpressibleByFloatLiteral, ExpressibleByStringLiteral, ExpressibleByArrayLiteral,
     ExpressibleByDictionaryLiteral
 {
-    public init(nilLiteral: ()) { self = .null }
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(integerLiteral value: Int) { self = .number(Double(value)) }
     public init(floatLiteral value: Double) { self = .number(value) }

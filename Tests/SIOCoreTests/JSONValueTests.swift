@@ -27,7 +27,7 @@ struct JSONValueTests {
     }
 
     @Test func writesCompactJSONThatReadsBack() throws {
-        let value: JSONValue = ["a": [1, 2.5, "x\"y\\z\n\u{1}"], "b": nil, "c": false, "d": -7, "é": "ü"]
+        let value: JSONValue = ["a": [1, 2.5, "x\"y\\z\n\u{1}"], "b": .null, "c": false, "d": -7, "é": "ü"]
         let text = value.jsonString()
         #expect(text == #"{"a":[1,2.5,"x\"y\\z\n\u0001"],"b":null,"c":false,"d":-7,"é":"ü"}"#)
         #expect(try JSONValue(parsing: text) == value)

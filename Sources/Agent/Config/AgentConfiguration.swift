@@ -1,0 +1,125 @@
+import SocketIO
+
+/// Everything `sioagent run` needs, read from the configuration file, the environment and the
+/// command line (in that order of increasing precedence) over the defaults below.
+public struct AgentConfiguration: Sendable {
+    /// The Socket.IO server and how to reach it.
+    public var server: Server
+    /// Reconnection back-off (socket.io-client's defaults: 1 s doubling to 5 s, jitter 0.5, forever).
+    public var reconnection: ReconnectionPolicy
+    /// The rule files: a file or a directory of `*.yaml` / `*.yml`.
+    public var rules: String
+    /// Where alerts that could not be delivered wait, and how many may wait.
+    public var spool: Spool
+    /// How `run` and `shell` actions execute.
+    public var commands: Commands
+    /// The agent's own log output.
+    public var log: Log
+    /// Files written by `log` actions: rotation by size.
+    public var logFiles: LogFiles
+    /// How long shutdown waits for running actions before it gives up on them (default 10 s).
+    public var shutdownTimeout: Duration
+    /// Evaluate rules for real but execute nothing; print each planned action as a JSON line.
+    public var dryRun: Bool
+    /// Append every incoming event to this file, in the format `sioagent replay` reads.
+    public var recordPath: String?
+    /// Watch the rules path and reload when a file changes (default true). SIGHUP always reloads.
+    public var watchRules: Bool
+    /// The environment that `${NAME}` and the rules' `env.NAME` read.
+    public var environment: [String: String]
+
+    public struct Server: Sendable {
+        public var url: String
+        public var path: String = "/socket.io/"
+        public var transports: TransportMode = .auto
+        /// Namespace → auth payload.
+        public var namespaces: [String: JSONValue?] = ["/": nil]
+        public var headers: [(name: String, value: String)] = []
+        public var tls: TLSOptions = TLSOptions()
+
+        public init(url: String) { self.url = url }
+    }
+
+    public struct Spool: Sendable {
+        public var dir: String
+        public var maxItems: Int = 10_000
+
+        public init(dir: String, maxItems: Int = 10_000) {
+            self.dir = dir
+            self.maxItems = maxItems
+        }
+    }
+
+    public struct Commands: Sendable {
+        public var timeout: Duration = .seconds(30)
+        public var maxConcurrent: Int = 4
+        public var allowShell: Bool = true
+        public var cwd: String = "/"
+        /// Names of the agent's environment variables passed on to commands.
+        public var passEnv: [String] = ["PATH", "LANG"]
+        /// Between SIGTERM and SIGKILL when a command overruns its timeout.
+        public var killGrace: Duration = .seconds(5)
+
+        public init() {}
+    }
+
+    public struct Log: Sendable {
+        public var format: LogFormat = .json
+        public var level: String = "info"
+
+        public init() {}
+    }
+
+    public enum LogFormat: String, Sendable {
+        case json, text
+    }
+
+    public struct LogFiles: Sendable {
+        /// Rotate when a file would grow past this many bytes (default 10 MiB).
+        public var maxBytes: Int = 10 * 1024 * 1024
+        /// Rotated files kept: `file.1` … `file.N` (default 5).
+        public var keep: Int = 5
+
+        public init() {}
+    }
+
+    public init(
+        server: Server,
+        reconnection: ReconnectionPolicy = ReconnectionPolicy(),
+        rules: String,
+        spool: Spool,
+        commands: Commands = Commands(),
+        log: Log = Log(),
+        logFiles: LogFiles = LogFiles(),
+        shutdownTimeout: Duration = .seconds(10),
+        dryRun: Bool = false,
+        recordPath: String? = nil,
+        watchRules: Bool = true,
+        environment: [String: String] = [:]
+    ) {
+        self.server = server
+        self.reconnection = reconnection
+        self.rules = rules
+        self.spool = spool
+        self.commands = commands
+        self.log = log
+        self.logFiles = logFiles
+        self.shutdownTimeout = shutdownTimeout
+        self.dryRun = dryRun
+        self.recordPath = recordPath
+        self.watchRules = watchRules
+        self.environment = environment
+    }
+
+    /// The Socket.IO client's configuration for this agent.
+    public var clientConfiguration: SocketIOClientConfiguration {
+        var c = SocketIOClientConfiguration(url: server.url)
+        c.path = server.path
+        c.transports = server.transports
+        c.namespaces = server.namespaces
+        c.headers = server.headers
+        c.tls = server.tls
+        c.reconnection = reconnection
+        return c
+    }
+}
