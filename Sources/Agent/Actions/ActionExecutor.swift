@@ -1,0 +1,40 @@
+import Rules
+import SocketIO
+
+/// Performs the actions that the rules plan.
+///
+/// The agent calls every method on the client's event loop, in event order; an implementation
+/// must not block there: anything slow goes to a task or another thread. Dry-run is a different
+/// executor, not a flag inside each action, so what it cannot do it has no means to do.
+public protocol ActionExecutor: Sendable {
+    /// Performs (or, for dry-run, reports) `action`. `ack` is the triggering event's pending
+    /// acknowledgement, when the server asked for one (for `reply`).
+    func execute(_ action: PlannedAction, ack: SocketIOAck?)
+
+    /// The connection to `namespace` came up (true) or went down (false).
+    func connectionChanged(namespace: String, connected: Bool)
+
+    /// Lets running actions finish, for at most `timeout`, and keeps whatever is undelivered.
+    func shutdown(timeout: Duration) async
+}
+
+/// Prints each planned action as the JSON line `sioagent replay` prints, and does nothing else:
+/// no emit, no process, no file.
+public struct DryRunExecutor: ActionExecutor {
+    private let write: @Sendable (String) -> Void
+
+    /// - Parameter write: where the lines go (standard output by default).
+    public init(write: @escaping @Sendable (String) -> Void = { line in _ = writeAll(1, Array((line + "\n").utf8)) }) {
+        self.write = write
+    }
+
+    public func execute(_ action: PlannedAction, ack: SocketIOAck?) {
+        var line: [UInt8] = []
+        action.replayJSON().write(into: &line)
+        write(String(decoding: line, as: UTF8.self))
+    }
+
+    public func connectionChanged(namespace: String, connected: Bool) {}
+
+    public func shutdown(timeout: Duration) async {}
+}

@@ -1,0 +1,218 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Rules
+import SocketIO
+import Synchronization
+
+/// Performs planned actions for real.
+///
+/// - `emit` goes through the ``AlertOutbox`` (the client, or the disk spool until delivered).
+/// - `reply` answers the triggering event's ack request at once, on the event loop.
+/// - `run` and `shell` each get their own task on the ``CommandRunner`` (bounded concurrency,
+///   timeout with SIGTERM then SIGKILL); their outcome is logged.
+/// - `log` lines go to one writer thread, so they keep their order and never block the loop.
+public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
+    // @unchecked: `outbox` is confined to the client's event loop, where every method of the
+    // ActionExecutor protocol is called; everything else is Sendable.
+    private let outbox: AlertOutbox
+    private let runner: CommandRunner
+    private let logWriter: LogFileWriter
+    private let writerThread: NIOThreadPool
+    private let logger: Logger
+    private let commands: AgentConfiguration.Commands
+    private let tasks = TaskTracker()
+    private let loop: any EventLoop
+
+    public init(configuration: AgentConfiguration, client: SocketIOClient, logger: Logger) throws {
+        let spool = try Spool(directory: configuration.spool.dir, maxItems: configuration.spool.maxItems)
+        self.loop = client.eventLoop
+        self.outbox = AlertOutbox(client: client, spool: spool, logger: logger, retryDelay: configuration.reconnection.maxDelay)
+        var passed: [String: String] = [:]
+        for name in configuration.commands.passEnv {
+            if let value = configuration.environment[name] { passed[name] = value }
+        }
+        self.runner = CommandRunner(
+            maxConcurrent: configuration.commands.maxConcurrent, defaultTimeout: configuration.commands.timeout,
+            killGrace: configuration.commands.killGrace, workingDirectory: configuration.commands.cwd,
+            passEnvironment: passed)
+        self.logWriter = LogFileWriter(maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep)
+        self.writerThread = NIOThreadPool(numberOfThreads: 1)
+        self.writerThread.start()
+        self.logger = logger
+        self.commands = configuration.commands
+    }
+
+    /// Alerts accepted and not yet delivered.
+    public var pendingAlerts: EventLoopFuture<Int> {
+        loop.submit { self.outbox.pending }
+    }
+
+    public func connectionChanged(namespace: String, connected: Bool) {
+        outbox.connectionChanged(namespace: namespace, connected: connected)
+    }
+
+    public func execute(_ action: PlannedAction, ack: SocketIOAck?) {
+        let meta: Logger.Metadata = ["rule.id": "\(action.rule)", "rule.phase": "\(action.phase)", "event.name": "\(action.trigger?.name ?? "")"]
+        switch action.kind {
+        case .emit(let namespace, let event, let args, let ackTimeout):
+            logger.info("emit", metadata: meta.merging(["emit.event": "\(event)", "emit.namespace": "\(namespace)"]) { $1 })
+            outbox.enqueue(SpoolItem(namespace: namespace, event: event, args: args, ackTimeout: ackTimeout, rule: action.rule))
+
+        case .reply(let args):
+            if let ack {
+                ack.reply(args)
+                logger.info("reply", metadata: meta)
+            } else {
+                logger.warning("reply: the event did not ask for an acknowledgement; nothing sent", metadata: meta)
+            }
+
+        case .run(let argv, let env, let cwd, let timeout):
+            let spec = CommandSpec(argv: argv, environment: env, workingDirectory: cwd.map(resolveInCwd), timeout: timeout)
+            startCommand(spec, metadata: meta)
+
+        case .shell(let script, let env, let stdin, let cwd, let timeout):
+            guard commands.allowShell else {
+                logger.error("shell actions are disabled (commands.allow_shell: false); not run", metadata: meta)
+                return
+            }
+            let spec = CommandSpec(
+                argv: ["/bin/sh", "-c", script], environment: env, workingDirectory: cwd.map(resolveInCwd), timeout: timeout,
+                standardInput: Array(stdin.utf8))
+            startCommand(spec, metadata: meta)
+
+        case .log(let target, let message):
+            let writer = logWriter
+            let logger = self.logger
+            let path: String?
+            switch target {
+            case .stdout: path = nil
+            case .stderr: path = nil
+            case .file(let p): path = resolveInCwd(p)
+            }
+            let fd: Int32 = {
+                if case .stderr = target { return 2 }
+                return 1
+            }()
+            tasks.started()
+            writerThread.submit { [tasks] _ in
+                defer { tasks.finished() }
+                if let path {
+                    do {
+                        try writer.append(message, to: path)
+                    } catch {
+                        logger.error("log action failed", metadata: meta.merging(["error": "\(error)"]) { $1 })
+                    }
+                } else {
+                    _ = writeAll(fd, Array((message + "\n").utf8))
+                }
+            }
+        }
+    }
+
+    public func shutdown(timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        // Running commands and log lines may finish until the deadline.
+        if await !tasks.waitUntilIdle(until: deadline) {
+            logger.warning("shutdown: actions still running at the deadline", metadata: ["actions.running": "\(tasks.count)"])
+        }
+        // Alerts being written by the client: give them the rest of the time, then keep
+        // whatever is still unsent on disk.
+        let idle = loop.flatSubmit { self.outbox.waitUntilIdle() }
+        let remaining = deadline - ContinuousClock.now
+        if remaining > .zero {
+            _ = try? await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await idle.get() }
+                group.addTask { try await Task.sleep(for: remaining) }
+                try await group.next()
+                group.cancelAll()
+            }
+        }
+        try? await loop.submit { self.outbox.persistInFlight() }.get()
+        try? await writerThread.shutdownGracefully()
+        logWriter.closeAll()
+    }
+
+    private func startCommand(_ spec: CommandSpec, metadata: Logger.Metadata) {
+        let runner = self.runner
+        let logger = self.logger
+        tasks.started()
+        Task { [tasks] in
+            defer { tasks.finished() }
+            let outcome = await runner.run(spec)
+            var meta = metadata
+            meta["command"] = "\(spec.argv.first ?? "")"
+            meta["command.status"] = "\(outcome.status)"
+            meta["command.duration_ms"] = "\(Int(outcome.duration.seconds * 1000))"
+            if !outcome.standardOutput.isEmpty { meta["command.stdout"] = "\(outcome.standardOutput)" }
+            if !outcome.standardError.isEmpty { meta["command.stderr"] = "\(outcome.standardError)" }
+            if outcome.succeeded {
+                logger.info("command finished", metadata: meta)
+            } else {
+                logger.warning("command failed", metadata: meta)
+            }
+        }
+    }
+
+    private func resolveInCwd(_ path: String) -> String {
+        resolve(path, base: commands.cwd)
+    }
+}
+
+/// Counts running actions so that shutdown can wait for them.
+final class TaskTracker: Sendable {
+    private struct State {
+        var running = 0
+        var waiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    var count: Int { state.withLock { $0.running } }
+
+    func started() {
+        state.withLock { $0.running += 1 }
+    }
+
+    func finished() {
+        let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.running -= 1
+            guard state.running == 0 else { return [] }
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    /// True when everything finished before `deadline`.
+    func waitUntilIdle(until deadline: ContinuousClock.Instant) async -> Bool {
+        await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let done = self.state.withLock { state -> Bool in
+                        if state.running == 0 { return true }
+                        state.waiters.append(continuation)
+                        return false
+                    }
+                    if done { continuation.resume() }
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(until: deadline)
+                return false
+            }
+            let first = await group.next() ?? false
+            if !first {
+                // Release the waiter so the group can end.
+                let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>] in
+                    defer { state.waiters.removeAll() }
+                    return state.waiters
+                }
+                for w in waiters { w.resume() }
+            }
+            group.cancelAll()
+            return first
+        }
+    }
+}
