@@ -16,6 +16,7 @@ struct SIOAgentCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             // Each subcommand lives in its own file.
+            RunCommand.self,
         ]
     )
 

@@ -1,0 +1,128 @@
+import Agent
+import ArgumentParser
+import Dispatch
+import Logging
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the agent: connect, evaluate the rules on every event, act.",
+        discussion: """
+            Settings come from, in increasing precedence: defaults, the configuration file, \
+            SIOAGENT_* environment variables, and these flags. SIGTERM/SIGINT shut down gracefully; \
+            SIGHUP (or a changed rule file) reloads the rules.
+            """
+    )
+
+    @Option(name: .long, help: "The configuration file (YAML).")
+    var config: String?
+
+    @Option(name: .long, help: "The server URL (http, https, ws, wss). Overrides server.url.")
+    var url: String?
+
+    @Option(name: .long, help: "A rule file or directory. Overrides rules.")
+    var rules: String?
+
+    @Option(name: .long, help: "A namespace to join (repeatable). Overrides server.namespaces.")
+    var namespace: [String] = []
+
+    @Flag(name: .long, help: "Evaluate for real, execute nothing; print each planned action as a JSON line.")
+    var dryRun = false
+
+    @Option(name: .long, help: "Log format: json or text.")
+    var logFormat: String?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String?
+
+    @Option(name: .long, help: "Append every incoming event to this file (the format `sioagent replay` reads).")
+    var record: String?
+
+    func validate() throws {
+        if let logFormat, AgentConfiguration.LogFormat(rawValue: logFormat) == nil {
+            throw ValidationError("--log-format must be json or text")
+        }
+        if let logLevel, !AgentConfiguration.logLevels.contains(logLevel) {
+            throw ValidationError("--log-level must be one of \(AgentConfiguration.logLevels.joined(separator: ", "))")
+        }
+    }
+
+    func run() async throws {
+        let environment = processEnvironment()
+        var flags = AgentOverrides()
+        flags.url = url
+        flags.rules = rules
+        flags.namespaces = namespace
+        flags.dryRun = dryRun ? true : nil
+        flags.logFormat = logFormat.flatMap(AgentConfiguration.LogFormat.init(rawValue:))
+        flags.logLevel = logLevel
+        flags.recordPath = record
+
+        let configuration: AgentConfiguration
+        do {
+            let fromEnvironment = try AgentOverrides.fromEnvironment(environment)
+            configuration = try AgentConfiguration.load(
+                path: config, overrides: fromEnvironment.overridden(by: flags), environment: environment)
+        } catch {
+            FileHandleStderr.write("\(error)\n")
+            throw ExitCode(1)
+        }
+
+        let format: AgentLogHandler.Format = configuration.log.format == .json ? .json : .text
+        let level = Logger.Level(rawValue: configuration.log.level) ?? .info
+        LoggingSystem.bootstrap { label in AgentLogHandler(label: label, format: format, level: level) }
+        let logger = Logger(label: "sioagent")
+
+        let agent: Agent
+        do {
+            agent = try Agent(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+
+        let signals = SignalHandlers()
+        signals.on(SIGTERM) { agent.shutdown() }
+        signals.on(SIGINT) { agent.shutdown() }
+        signals.on(SIGHUP) { Task { await agent.reload() } }
+        await agent.run()
+        signals.cancel()
+    }
+}
+
+/// Signal handling through Dispatch: the default action is turned off and the handler runs on a
+/// Dispatch queue.
+final class SignalHandlers: @unchecked Sendable {
+    // @unchecked: `sources` is written before any handler can run and only read afterwards.
+    private var sources: [any DispatchSourceSignal] = []
+
+    func on(_ signalNumber: Int32, _ handler: @escaping @Sendable () -> Void) {
+        signal(signalNumber, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+        source.setEventHandler(handler: handler)
+        source.resume()
+        sources.append(source)
+    }
+
+    func cancel() {
+        for s in sources { s.cancel() }
+    }
+}
+
+/// The process environment as a dictionary.
+func processEnvironment() -> [String: String] {
+    var out: [String: String] = [:]
+    var p = environ
+    while let entry = p.pointee {
+        let text = String(cString: entry)
+        if let eq = text.firstIndex(of: "=") {
+            out[String(text[..<eq])] = String(text[text.index(after: eq)...])
+        }
+        p += 1
+    }
+    return out
+}
