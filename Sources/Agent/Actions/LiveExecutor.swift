@@ -56,7 +56,11 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
         let meta: Logger.Metadata = ["rule.id": "\(action.rule)", "rule.phase": "\(action.phase)", "event.name": "\(action.trigger?.name ?? "")"]
         switch action.kind {
         case .emit(let namespace, let event, let args, let ackTimeout):
-            logger.info("emit", metadata: meta.merging(["emit.event": "\(event)", "emit.namespace": "\(namespace)"]) { $1 })
+            logger.info(
+                "emit",
+                metadata: meta.merging([
+                    "emit.event": "\(event)", "emit.namespace": "\(namespace)", "emit.args": "\(JSONValue.array(args).jsonString())",
+                ]) { $1 })
             outbox.enqueue(SpoolItem(namespace: namespace, event: event, args: args, ackTimeout: ackTimeout, rule: action.rule))
 
         case .reply(let args):

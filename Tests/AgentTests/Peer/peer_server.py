@@ -1,0 +1,108 @@
+"""A real python-socketio server driven by the agent's end-to-end tests.
+
+Prints one JSON object a line on stdout:
+  {"type": "ready", "port": N}
+  {"type": "connect", "sid": ..., "namespace": ..., "auth": ...}
+  {"type": "disconnect", "sid": ..., "namespace": ...}
+  {"type": "event", "namespace": ..., "event": ..., "args": [...], "acked": bool}
+  {"type": "ack", "id": ..., "args": [...]}          (the answer to an emit_ack command)
+Reads one JSON command a line on stdin:
+  {"emit": "batery", "args": [15], "namespace": "/"}
+  {"emit_ack": "ask", "args": [...], "id": "x", "namespace": "/"}   (asks the client for an ack)
+  {"disconnect_all": true}
+Events the client sends with an ack request are acknowledged with true.
+"""
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+
+import socketio
+from aiohttp import web
+
+
+def out(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--namespaces", default="/")
+    parser.add_argument("--ping-interval", type=float, default=25)
+    parser.add_argument("--ping-timeout", type=float, default=20)
+    args = parser.parse_args()
+
+    port = args.port
+    if port == 0:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+
+    sio = socketio.AsyncServer(
+        async_mode="aiohttp", ping_interval=args.ping_interval, ping_timeout=args.ping_timeout
+    )
+    app = web.Application()
+    sio.attach(app)
+    namespaces = args.namespaces.split(",")
+
+    for ns in namespaces:
+        def make(ns):
+            async def on_connect(sid, environ, auth=None):
+                out({"type": "connect", "sid": sid, "namespace": ns, "auth": auth})
+
+            async def on_disconnect(sid, reason=None):
+                out({"type": "disconnect", "sid": sid, "namespace": ns})
+
+            async def on_any(event, sid, *data):
+                out({"type": "event", "namespace": ns, "event": event, "args": list(data)})
+                return True
+
+            sio.on("connect", on_connect, namespace=ns)
+            sio.on("disconnect", on_disconnect, namespace=ns)
+            sio.on("*", on_any, namespace=ns)
+
+        make(ns)
+
+    async def commands():
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            cmd = json.loads(line)
+            ns = cmd.get("namespace", "/")
+            if "emit" in cmd:
+                await sio.emit(cmd["emit"], tuple(cmd.get("args", [])) if len(cmd.get("args", [])) != 1 else cmd["args"][0], namespace=ns)
+            elif "emit_ack" in cmd:
+                async def ask(cmd=cmd, ns=ns):
+                    for sid in list(sio.manager.get_participants(ns, None)):
+                        try:
+                            answer = await sio.call(cmd["emit_ack"], cmd.get("args", [None])[0], to=sid[0], namespace=ns, timeout=10)
+                        except Exception as e:  # noqa: BLE001
+                            answer = {"error": str(e)}
+                        out({"type": "ack", "id": cmd.get("id"), "args": answer if isinstance(answer, list) else [answer]})
+                asyncio.create_task(ask())
+            elif cmd.get("disconnect_all"):
+                for sid in list(sio.manager.get_participants(ns, None)):
+                    await sio.disconnect(sid[0], namespace=ns)
+
+    async def start(app):
+        app["commands"] = asyncio.create_task(commands())
+
+    async def ready(app):
+        out({"type": "ready", "port": port})
+
+    app.on_startup.append(start)
+    app.on_startup.append(ready)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, handle_signals=True)
+
+
+if __name__ == "__main__":
+    main()

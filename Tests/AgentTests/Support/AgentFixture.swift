@@ -1,0 +1,113 @@
+import Foundation
+
+/// The real python-socketio server the end-to-end tests talk to (Tests/AgentTests/Peer/peer_server.py).
+final class PeerServer: Sendable {
+    let child: ChildProcess
+    let port: Int
+
+    private init(child: ChildProcess, port: Int) {
+        self.child = child
+        self.port = port
+    }
+
+    /// Starts the server on `port` (0: a free one) and waits until it listens.
+    static func start(port: Int = 0, namespaces: String = "/") async throws -> PeerServer {
+        let script = TestPaths.packageRoot + "/Tests/AgentTests/Peer/peer_server.py"
+        let child = try ChildProcess(
+            try TestPaths.python, ["-u", script, "--port", String(port), "--namespaces", namespaces], name: "peer server")
+        try await child.waitFor("the server to listen") { child.jsonLines.contains { $0["type"] as? String == "ready" } }
+        let ready = child.jsonLines.first { $0["type"] as? String == "ready" }!
+        return PeerServer(child: child, port: ready["port"] as! Int)
+    }
+
+    var url: String { "http://127.0.0.1:\(port)" }
+
+    /// Makes the server emit `event` with `args` to every client.
+    func emit(_ event: String, _ args: [Any], namespace: String = "/") {
+        let command: [String: Any] = ["emit": event, "args": args, "namespace": namespace]
+        child.send(String(decoding: try! JSONSerialization.data(withJSONObject: command), as: UTF8.self))
+    }
+
+    /// Asks every client for an ack of `event`; the answer arrives as a line of type "ack".
+    func emitWithAck(_ event: String, _ arg: Any, id: String) {
+        let command: [String: Any] = ["emit_ack": event, "args": [arg], "id": id]
+        child.send(String(decoding: try! JSONSerialization.data(withJSONObject: command), as: UTF8.self))
+    }
+
+    /// The events the server received, in order.
+    func received(_ event: String) -> [[Any]] {
+        child.jsonLines.filter { $0["type"] as? String == "event" && $0["event"] as? String == event }.map { $0["args"] as? [Any] ?? [] }
+    }
+
+    var connections: Int { child.jsonLines.filter { $0["type"] as? String == "connect" }.count }
+
+    func stop() async { await child.stop() }
+}
+
+/// A directory with an agent configuration and rule files, and the `sioagent run` process.
+final class AgentFixture: Sendable {
+    let directory: String
+
+    init(label: String) throws {
+        directory = try TestPaths.temporaryDirectory(label)
+        try FileManager.default.createDirectory(atPath: directory + "/rules", withIntermediateDirectories: true)
+    }
+
+    /// Writes `agent.yaml` for `url`; `extra` is appended (more top-level keys).
+    func writeConfig(url: String, transports: String = "[websocket]", extra: String = "") throws {
+        let text = """
+            server:
+              url: \(url)
+              transports: \(transports)
+            reconnection: {delay: 200ms, max_delay: 1s}
+            rules: rules
+            spool: {dir: spool}
+            commands: {cwd: ., pass_env: [PATH]}
+            log: {format: json, level: debug}
+            shutdown: {timeout: 5s}
+            \(extra)
+            """
+        try text.write(toFile: directory + "/agent.yaml", atomically: true, encoding: .utf8)
+    }
+
+    func writeRules(_ name: String = "main.yaml", _ text: String) throws {
+        // Write then rename, so a watcher never reads half a file.
+        let path = directory + "/rules/" + name
+        try text.write(toFile: path + ".tmp", atomically: false, encoding: .utf8)
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.moveItem(atPath: path + ".tmp", toPath: path)
+    }
+
+    func path(_ relative: String) -> String { directory + "/" + relative }
+
+    func fileLines(_ relative: String) -> [String] {
+        guard let text = try? String(contentsOfFile: path(relative), encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").map(String.init)
+    }
+
+    func exists(_ relative: String) -> Bool { FileManager.default.fileExists(atPath: path(relative)) }
+
+    /// Starts `sioagent run --config agent.yaml` in the fixture's directory.
+    func startAgent(_ extraArguments: [String] = []) throws -> ChildProcess {
+        try ChildProcess(
+            try TestPaths.sioagent, ["run", "--config", path("agent.yaml")] + extraArguments, directory: directory, name: "sioagent")
+    }
+}
+
+extension ChildProcess {
+    /// The agent's JSON log lines (stderr).
+    var logLines: [[String: Any]] {
+        stderrLines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+    }
+
+    func logged(_ message: String) -> [[String: Any]] {
+        logLines.filter { ($0["message"] as? String) == message }
+    }
+}
+
+/// Compact JSON text of a value from JSONSerialization, for comparisons.
+func jsonText(_ value: Any) -> String {
+    if let s = value as? String { return s }
+    guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys]) else { return "\(value)" }
+    return String(decoding: data, as: UTF8.self)
+}
