@@ -194,7 +194,7 @@ struct AgentEndToEndTests {
                 every: 150ms
                 then:
                   - emit: tick
-                    args: ["{{ now }}"]
+                    args: ["t{{ now }}"]
                     ack: 2s
             """)
         var agent = try fixture.startAgent()
