@@ -1,0 +1,237 @@
+"""Agent benchmark: sioagent vs. a python-socketio AsyncClient doing the same job.
+
+A python-socketio server emits N `batery` events ({"level": L, "seq": i}); the client under test
+answers every one whose level is below 20 with `alert` [seq]. The server times each alert
+against its event. Both clients run against the same server, interleaved, in one run.
+
+Prints, per scenario (websocket/polling x paced/flood): events/s, p50/p99 event->alert latency,
+client CPU seconds per 10k events, idle and peak RSS, and the ratios python/sioagent.
+
+    .venv/bin/python bench/agent_bench.py [--events 20000] [--rate 1000] [--rounds 1]
+        [--sioagent .build/release/sioagent]
+
+CPU and RSS are read from /proc of the client process; the figures are ratios measured in one
+run on the same machine, not absolute targets.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import socketio
+from aiohttp import web
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TICK = os.sysconf("SC_CLK_TCK")
+
+RULES = """\
+rules:
+  - id: battery-low
+    on: batery
+    when: payload.level < 20
+    then:
+      - emit: alert
+        args: ["{{ payload.seq }}"]
+"""
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class BenchServer:
+    """The server side: emits the events, times the alerts."""
+
+    def __init__(self):
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=10_000_000)
+        self.app = web.Application()
+        self.sio.attach(self.app)
+        self.connected = asyncio.Event()
+        self.sid = None
+        self.sent = {}
+        self.latencies = []
+        self.expected = 0
+        self.done = asyncio.Event()
+
+        @self.sio.event
+        async def connect(sid, environ, auth=None):
+            self.sid = sid
+            self.connected.set()
+
+        @self.sio.event
+        async def disconnect(sid, reason=None):
+            if sid == self.sid:
+                self.connected.clear()
+
+        @self.sio.on("alert")
+        async def alert(sid, seq, *rest):
+            now = time.perf_counter()
+            seq = int(seq)
+            t = self.sent.pop(seq, None)
+            if t is not None:
+                self.latencies.append(now - t)
+            if len(self.latencies) >= self.expected:
+                self.done.set()
+
+    async def start(self, port):
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", port).start()
+
+    async def run(self, events, rate):
+        """Emits `events` events (paced at `rate`/s, or as fast as possible when rate is 0)."""
+        self.sent.clear()
+        self.latencies = []
+        self.done.clear()
+        levels = [(i * 7) % 40 for i in range(events)]  # half of them below 20
+        self.expected = sum(1 for level in levels if level < 20)
+        start = time.perf_counter()
+        for i, level in enumerate(levels):
+            if rate:
+                target = start + i / rate
+                delay = target - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+            if level < 20:
+                self.sent[i] = time.perf_counter()
+            await self.sio.emit("batery", {"level": level, "seq": i}, to=self.sid)
+            if not rate and i % 200 == 0:
+                await asyncio.sleep(0)  # let the transport drain
+        try:
+            await asyncio.wait_for(self.done.wait(), timeout=120)
+        except asyncio.TimeoutError:
+            pass
+        elapsed = time.perf_counter() - start
+        return elapsed
+
+
+async def measure(server, name, argv, transport, events, rate):
+    env = dict(os.environ)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    try:
+        await asyncio.wait_for(server.connected.wait(), timeout=30)
+        await asyncio.sleep(1.5)  # settle (and finish the upgrade)
+        idle = rss_kb(proc.pid, "VmRSS")
+        cpu0 = cpu_seconds(proc.pid)
+        elapsed = await server.run(events, rate)
+        cpu = cpu_seconds(proc.pid) - cpu0
+        peak = rss_kb(proc.pid, "VmHWM")
+        lat = sorted(server.latencies)
+        got = len(lat)
+        return {
+            "client": name,
+            "transport": transport,
+            "mode": f"{rate}/s" if rate else "flood",
+            "events_per_s": events / elapsed,
+            "alerts": f"{got}/{server.expected}",
+            "p50_ms": statistics.median(lat) * 1000 if lat else float("nan"),
+            "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000 if lat else float("nan"),
+            "cpu_per_10k": cpu / events * 10_000,
+            "idle_mb": idle / 1024,
+            "peak_mb": peak / 1024,
+        }
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        server.connected.clear()
+        await asyncio.sleep(0.5)
+
+
+async def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--sioagent", default=os.path.join(ROOT, ".build/release/sioagent"))
+    parser.add_argument("--transports", default="websocket,polling")
+    args = parser.parse_args()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = BenchServer()
+    await server.start(port)
+    work = tempfile.mkdtemp(prefix="sioagent-bench-")
+    with open(os.path.join(work, "rules.yaml"), "w") as f:
+        f.write(RULES)
+
+    results = []
+    for _ in range(args.rounds):
+        for transport in args.transports.split(","):
+            for rate in (args.rate, 0):
+                agent = [
+                    args.sioagent, "run", "--url", url, "--rules", os.path.join(work, "rules.yaml"),
+                    "--log-level", "error",
+                ]
+                os.environ["SIOAGENT_SPOOL_DIR"] = os.path.join(work, "spool")
+                if transport == "websocket":
+                    cfg = os.path.join(work, "ws.yaml")
+                    with open(cfg, "w") as f:
+                        f.write(f"server: {{url: {url}, transports: [websocket]}}\nrules: rules.yaml\n")
+                else:
+                    cfg = os.path.join(work, "poll.yaml")
+                    with open(cfg, "w") as f:
+                        f.write(f"server: {{url: {url}, transports: [polling]}}\nrules: rules.yaml\n")
+                agent += ["--config", cfg]
+                python = [sys.executable, os.path.join(HERE, "py_agent.py"), url, transport]
+                for name, argv in (("sioagent", agent), ("python", python)):
+                    r = await measure(server, name, argv, transport, args.events, rate)
+                    results.append(r)
+                    print(json.dumps(r), file=sys.stderr, flush=True)
+
+    print()
+    header = f"{'transport':10} {'mode':8} {'client':9} {'events/s':>9} {'alerts':>13} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/10k':>10} {'idle MB':>8} {'peak MB':>8}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r['transport']:10} {r['mode']:8} {r['client']:9} {r['events_per_s']:9.0f} {r['alerts']:>13} "
+            f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['cpu_per_10k']:10.3f} {r['idle_mb']:8.1f} {r['peak_mb']:8.1f}"
+        )
+    print()
+    print("ratios (python / sioagent; higher is better for sioagent):")
+    for transport in args.transports.split(","):
+        for mode in (f"{args.rate}/s", "flood"):
+            a = [r for r in results if r["client"] == "sioagent" and r["transport"] == transport and r["mode"] == mode]
+            p = [r for r in results if r["client"] == "python" and r["transport"] == transport and r["mode"] == mode]
+            if not a or not p:
+                continue
+            def avg(rs, k):
+                return sum(r[k] for r in rs) / len(rs)
+            print(
+                f"  {transport:10} {mode:8} CPU/event {avg(p, 'cpu_per_10k') / avg(a, 'cpu_per_10k'):5.1f}x   "
+                f"p99 {avg(p, 'p99_ms') / avg(a, 'p99_ms'):5.2f}x   idle RSS {avg(p, 'idle_mb') / avg(a, 'idle_mb'):4.1f}x"
+            )
+    await server.runner.cleanup()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
