@@ -1,0 +1,198 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+/// A complete HTTP response.
+struct HTTPResponse {
+    var status: HTTPResponseStatus
+    var headers: HTTPHeaders
+    var body: ByteBuffer
+    var keepAlive: Bool
+}
+
+/// How transports reach the server: address, TLS, timeouts. Shared by the connections of one client.
+struct ConnectionTarget: @unchecked Sendable {
+    // NIOSSLContext is thread-safe; it is built once per client.
+    var url: ServerURL
+    var sslContext: NIOSSLContext?
+    var connectTimeout: TimeAmount
+
+    func bootstrap(on loop: any EventLoop) -> ClientBootstrap {
+        ClientBootstrap(group: loop)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.so_keepalive), value: 1)
+    }
+
+    /// Adds the TLS handler (first in the pipeline) when the URL is secure.
+    func addTLS(to channel: any Channel) throws {
+        guard let sslContext else { return }
+        let handler = try NIOSSLClientHandler(
+            context: sslContext,
+            serverHostname: url.hostIsIPAddress ? nil : url.host
+        )
+        try channel.pipeline.syncOperations.addHandler(handler)
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection that carries one request at a time (a polling "lane":
+/// the GET lane and the POST lane each have their own, so at most one GET and one POST are in
+/// flight). Used on its event loop only.
+final class HTTPLane: @unchecked Sendable {
+    private let loop: any EventLoop
+    private let target: ConnectionTarget
+    private var channel: (any Channel)?
+    private var connecting: EventLoopFuture<any Channel>?
+    private var pending: EventLoopPromise<HTTPResponse>?
+    private var closed = false
+
+    init(loop: any EventLoop, target: ConnectionTarget) {
+        self.loop = loop
+        self.target = target
+    }
+
+    var isBusy: Bool { pending != nil }
+
+    /// Sends a request and completes with the whole response.
+    func request(_ head: HTTPRequestHead, body: [UInt8]?) -> EventLoopFuture<HTTPResponse> {
+        loop.preconditionInEventLoop()
+        precondition(pending == nil, "one request at a time per lane")
+        let promise = loop.makePromise(of: HTTPResponse.self)
+        guard !closed else {
+            promise.fail(SocketIOError.transport("connection closed"))
+            return promise.futureResult
+        }
+        pending = promise
+        let channelFuture: EventLoopFuture<any Channel>
+        if let channel, channel.isActive {
+            channelFuture = loop.makeSucceededFuture(channel)
+        } else {
+            channel = nil
+            channelFuture = connect()
+        }
+        channelFuture.assumeIsolated().whenComplete { result in
+            switch result {
+            case .success(let channel):
+                guard self.pending?.futureResult === promise.futureResult else { return }
+                var head = head
+                if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
+                channel.write(HTTPClientRequestPart.head(head), promise: nil)
+                if let body {
+                    channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
+                }
+                channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            case .failure(let error):
+                self.fail(error)
+            }
+        }
+        return promise.futureResult
+    }
+
+    private func connect() -> EventLoopFuture<any Channel> {
+        let target = self.target
+        let future = target.bootstrap(on: loop)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try target.addTLS(to: channel)
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(lane: self))
+                }
+            }
+            .connect(host: target.url.host, port: target.url.port)
+        future.assumeIsolated().whenSuccess { channel in
+            if self.closed {
+                channel.close(promise: nil)
+            } else {
+                self.channel = channel
+            }
+        }
+        return future
+    }
+
+    fileprivate func received(_ response: HTTPResponse, from channel: any Channel) {
+        guard self.channel === channel else { return }
+        if !response.keepAlive {
+            self.channel = nil
+            channel.close(promise: nil)
+        }
+        let promise = pending
+        pending = nil
+        promise?.succeed(response)
+    }
+
+    fileprivate func channelFailed(_ channel: any Channel, _ error: any Error) {
+        guard self.channel === channel else { return }
+        self.channel = nil
+        fail(error)
+    }
+
+    fileprivate func fail(_ error: any Error) {
+        let promise = pending
+        pending = nil
+        promise?.fail(error)
+    }
+
+    /// Closes the connection; a request in flight fails.
+    func close() {
+        closed = true
+        channel?.close(promise: nil)
+        channel = nil
+        fail(SocketIOError.transport("connection closed"))
+    }
+}
+
+/// Collects one response (head, body, end) and hands it to the lane.
+private final class HTTPResponseCollector: ChannelInboundHandler {
+    typealias InboundIn = HTTPClientResponsePart
+
+    private let lane: HTTPLane
+    private var head: HTTPResponseHead?
+    private var body = ByteBuffer()
+
+    init(lane: HTTPLane) {
+        self.lane = lane
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch Self.unwrapInboundIn(data) {
+        case .head(let h):
+            head = h
+            body.clear()
+        case .body(var b):
+            body.writeBuffer(&b)
+        case .end:
+            guard let h = head else { return }
+            head = nil
+            let response = HTTPResponse(status: h.status, headers: h.headers, body: body, keepAlive: h.isKeepAlive)
+            body = ByteBuffer()
+            lane.received(response, from: context.channel)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        lane.channelFailed(context.channel, SocketIOError.transport("connection closed by the server"))
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        lane.channelFailed(context.channel, SocketIOError.transport(describeIOError(error)))
+        context.close(promise: nil)
+    }
+}
+
+/// A short description of an I/O error for logs and error values.
+func describeIOError(_ error: any Error) -> String {
+    if let e = error as? SocketIOError {
+        if case .transport(let s) = e { return s }
+        return e.description
+    }
+    if let e = error as? IOError { return "\(e)" }
+    if let e = error as? NIOConnectionError {
+        if let first = e.connectionErrors.first { return "connection to \(e.host):\(e.port) failed: \(first.error)" }
+        return "connection to \(e.host):\(e.port) failed"
+    }
+    if error is ChannelError, case ChannelError.connectTimeout = error as! ChannelError {
+        return "connect timeout"
+    }
+    return "\(error)"
+}

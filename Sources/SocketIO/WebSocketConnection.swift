@@ -1,0 +1,186 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOWebSocket
+
+/// A client WebSocket on NIO: frames are handled in a channel handler on the event loop and
+/// handed to the owner through `onFrame`; nothing crosses into async code.
+final class WebSocketConnection: @unchecked Sendable {
+    enum Inbound {
+        case text(ByteBuffer)
+        case binary(ByteBuffer)
+    }
+
+    private let loop: any EventLoop
+    fileprivate var context: ChannelHandlerContext?
+    private var channel: (any Channel)?
+    private var closed = false
+    /// Called for each text or binary message, on the loop.
+    var onFrame: ((Inbound) -> Void)?
+    /// Called once when the connection is gone, on the loop.
+    var onClose: ((String) -> Void)?
+    /// Called with the 101 response head (for cookies).
+    var onUpgradeResponse: ((HTTPResponseHead) -> Void)?
+
+    init(loop: any EventLoop) {
+        self.loop = loop
+    }
+
+    /// Connects and performs the upgrade. Succeeds once frames can flow.
+    func connect(target: ConnectionTarget, uri: String, headers: HTTPHeaders) -> EventLoopFuture<Void> {
+        let upgraded = loop.makePromise(of: Bool.self)
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
+        head.headers = headers
+        let requestHead = head
+        let connectFuture = target.bootstrap(on: loop)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try target.addTLS(to: channel)
+                    let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
+                        maxFrameSize: 1 << 24,
+                        upgradePipelineHandler: { channel, response in
+                            channel.eventLoop.makeCompletedFuture {
+                                self.onUpgradeResponse?(response)
+                                try channel.pipeline.syncOperations.addHandler(
+                                    NIOWebSocketFrameAggregator(
+                                        minNonFinalFragmentSize: 0,
+                                        maxAccumulatedFrameCount: 4096,
+                                        maxAccumulatedFrameSize: 1 << 26
+                                    )
+                                )
+                                try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: self))
+                                return true
+                            }
+                        }
+                    )
+                    var configuration = NIOUpgradableHTTPClientPipelineConfiguration(
+                        upgradeConfiguration: NIOTypedHTTPClientUpgradeConfiguration(
+                            upgradeRequestHead: requestHead,
+                            upgraders: [upgrader],
+                            notUpgradingCompletionHandler: { channel in channel.eventLoop.makeSucceededFuture(false) }
+                        )
+                    )
+                    configuration.leftOverBytesStrategy = .forwardBytes
+                    let result = try channel.pipeline.syncOperations.configureUpgradableHTTPClientPipeline(
+                        configuration: configuration
+                    )
+                    result.cascade(to: upgraded)
+                }
+            }
+            .connect(host: target.url.host, port: target.url.port)
+        return connectFuture.flatMap { channel in
+            self.channel = channel
+            if self.closed { channel.close(promise: nil) }
+            return upgraded.futureResult.flatMapThrowing { ok in
+                guard ok else {
+                    channel.close(promise: nil)
+                    throw SocketIOError.transport("the server refused the WebSocket upgrade")
+                }
+            }
+        }
+    }
+
+    /// Writes a text frame (not flushed unless `flush`).
+    func sendText(_ bytes: [UInt8], flush: Bool, promise: EventLoopPromise<Void>?) {
+        write(opcode: .text, bytes, flush: flush, promise: promise)
+    }
+
+    func sendBinary(_ bytes: [UInt8], flush: Bool, promise: EventLoopPromise<Void>?) {
+        write(opcode: .binary, bytes, flush: flush, promise: promise)
+    }
+
+    private func write(opcode: WebSocketOpcode, _ bytes: [UInt8], flush: Bool, promise: EventLoopPromise<Void>?) {
+        guard let context, !closed else {
+            promise?.fail(SocketIOError.transport("WebSocket closed"))
+            return
+        }
+        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        let frame = WebSocketFrame(fin: true, opcode: opcode, maskKey: .random(), data: buffer)
+        context.write(NIOAny(frame), promise: promise)
+        if flush { context.flush() }
+    }
+
+    func flush() {
+        context?.flush()
+    }
+
+    /// Sends a close frame and closes the connection.
+    func close() {
+        guard !closed else { return }
+        closed = true
+        if let context {
+            var data = context.channel.allocator.buffer(capacity: 2)
+            data.write(webSocketErrorCode: .normalClosure)
+            let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)
+            let channel = context.channel
+            context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in channel.close(promise: nil) }
+            // Do not wait for the peer's close frame for long.
+            channel.eventLoop.scheduleTask(in: .seconds(1)) { channel.close(promise: nil) }
+        } else {
+            channel?.close(promise: nil)
+        }
+    }
+
+    fileprivate func closedByPeer(_ reason: String) {
+        context = nil
+        let callback = onClose
+        onClose = nil
+        onFrame = nil
+        closed = true
+        callback?(reason)
+    }
+}
+
+private final class WebSocketFrameHandler: ChannelInboundHandler {
+    typealias InboundIn = WebSocketFrame
+    typealias OutboundOut = WebSocketFrame
+
+    private let connection: WebSocketConnection
+    private var sentClose = false
+
+    init(connection: WebSocketConnection) {
+        self.connection = connection
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        connection.context = context
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        switch frame.opcode {
+        case .text:
+            connection.onFrame?(.text(frame.unmaskedData))
+        case .binary:
+            connection.onFrame?(.binary(frame.unmaskedData))
+        case .ping:
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
+            context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
+        case .connectionClose:
+            if !sentClose {
+                sentClose = true
+                var data = frame.unmaskedData
+                let code = data.readWebSocketErrorCode() ?? .normalClosure
+                var reply = context.channel.allocator.buffer(capacity: 2)
+                reply.write(webSocketErrorCode: code)
+                let close = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: reply)
+                context.writeAndFlush(Self.wrapOutboundOut(close)).assumeIsolated().whenComplete { _ in
+                    context.close(promise: nil)
+                }
+            }
+        default:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        connection.closedByPeer("connection closed")
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        connection.closedByPeer(describeIOError(error))
+        context.close(promise: nil)
+    }
+}
