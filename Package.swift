@@ -109,6 +109,7 @@ let package = Package(
                 "SIOCore", "SocketIO", "Rules", "Agent",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Peer"],
             swiftSettings: swiftSettings
         ),
     ]

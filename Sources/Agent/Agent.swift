@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOPosix
 import Rules
 import SocketIO
 import Synchronization

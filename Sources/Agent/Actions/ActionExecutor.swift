@@ -24,8 +24,8 @@ public struct DryRunExecutor: ActionExecutor {
     private let write: @Sendable (String) -> Void
 
     /// - Parameter write: where the lines go (standard output by default).
-    public init(write: @escaping @Sendable (String) -> Void = { line in _ = writeAll(1, Array((line + "\n").utf8)) }) {
-        self.write = write
+    public init(write: (@Sendable (String) -> Void)? = nil) {
+        self.write = write ?? { line in _ = writeAll(1, Array((line + "\n").utf8)) }
     }
 
     public func execute(_ action: PlannedAction, ack: SocketIOAck?) {

@@ -12,8 +12,9 @@ import SocketIO
 /// namespace is connected, also after the agent restarts. A failed attempt (no ack in time, the
 /// connection lost) is retried after a pause or on the next connect.
 ///
-/// Confined to the client's event loop: every method runs there.
-final class AlertOutbox {
+/// Confined to the client's event loop: every method runs there (hence `@unchecked Sendable`:
+/// the closures that capture it run on that loop too).
+final class AlertOutbox: @unchecked Sendable {
     private let client: SocketIOClient
     private let spool: Spool
     private let loop: any EventLoop
