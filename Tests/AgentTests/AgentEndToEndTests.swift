@@ -145,7 +145,7 @@ struct AgentEndToEndTests {
         try await server.child.waitFor("the first alert") { server.received("alert").count == 1 }
 
         // A broken file: the old rules keep running.
-        try fixture.writeRules("broken.yaml", "rules:\n  - id: broken\n    on: batery\n    when: payload <\n")
+        try fixture.writeRules("rules:\n  - id: broken\n    on: batery\n    when: payload <\n", name: "broken.yaml")
         try await agent.waitFor("the failed reload") { !agent.logged("reload failed; keeping the running rules").isEmpty }
         server.emit("batery", [10])  // still latched: no alert
         server.emit("batery", [30])  // clears
@@ -156,14 +156,13 @@ struct AgentEndToEndTests {
         // A good reload that adds a rule: battery-low is unchanged and stays latched.
         try FileManager.default.removeItem(atPath: fixture.path("rules/broken.yaml"))
         try fixture.writeRules(
-            "extra.yaml",
             """
             rules:
               - id: echo
                 on: ping
                 then:
                   - emit: pong
-            """)
+            """, name: "extra.yaml")
         try await agent.waitFor("the reload") {
             agent.logged("rules reloaded").contains { jsonText($0["rules.added"] ?? []) == #"["echo"]"# }
         }

@@ -70,7 +70,7 @@ final class AgentFixture: Sendable {
         try text.write(toFile: directory + "/agent.yaml", atomically: true, encoding: .utf8)
     }
 
-    func writeRules(_ name: String = "main.yaml", _ text: String) throws {
+    func writeRules(_ text: String, name: String = "main.yaml") throws {
         // Write then rename, so a watcher never reads half a file.
         let path = directory + "/rules/" + name
         try text.write(toFile: path + ".tmp", atomically: false, encoding: .utf8)

@@ -10,8 +10,8 @@ final class ChildProcess: Sendable {
 
     private let process: Process
     private let input: Pipe
-    private let out = Mutex<(lines: [String], partial: Data)>(([], Data()))
-    private let err = Mutex<(lines: [String], partial: Data)>(([], Data()))
+    private let out = LineCollector()
+    private let err = LineCollector()
     let name: String
 
     init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String? = nil, name: String) throws {
@@ -34,26 +34,19 @@ final class ChildProcess: Sendable {
         try process.run()
     }
 
-    private static func collect(_ pipe: Pipe, into store: Mutex<(lines: [String], partial: Data)>) {
+    private static func collect(_ pipe: Pipe, into store: LineCollector) {
         pipe.fileHandleForReading.readabilityHandler = { handle in
             let data = handle.availableData
             if data.isEmpty {
                 handle.readabilityHandler = nil
                 return
             }
-            store.withLock { state in
-                state.partial.append(data)
-                while let nl = state.partial.firstIndex(of: 0x0A) {
-                    let line = String(decoding: state.partial[state.partial.startIndex..<nl], as: UTF8.self)
-                    state.lines.append(line)
-                    state.partial.removeSubrange(state.partial.startIndex...nl)
-                }
-            }
+            store.append(data)
         }
     }
 
-    var stdoutLines: [String] { out.withLock { $0.lines } }
-    var stderrLines: [String] { err.withLock { $0.lines } }
+    var stdoutLines: [String] { out.lines }
+    var stderrLines: [String] { err.lines }
     var pid: Int32 { process.processIdentifier }
     var isRunning: Bool { process.isRunning }
 
@@ -73,7 +66,7 @@ final class ChildProcess: Sendable {
     }
 
     /// Waits until `condition` holds, checking every 50 ms, for at most `timeout`.
-    func waitFor(_ what: String, timeout: Duration = .seconds(20), _ condition: () -> Bool) async throws {
+    func waitFor(_ what: String, timeout: Duration = .seconds(20), until condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
         while !condition() {
             if ContinuousClock.now > deadline {
@@ -104,6 +97,23 @@ final class ChildProcess: Sendable {
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
     }
+}
+
+/// Splits a byte stream into lines as it arrives.
+final class LineCollector: Sendable {
+    private let state = Mutex<(lines: [String], partial: Data)>(([], Data()))
+
+    func append(_ data: Data) {
+        state.withLock { state in
+            state.partial.append(data)
+            while let nl = state.partial.firstIndex(of: 0x0A) {
+                state.lines.append(String(decoding: state.partial[state.partial.startIndex..<nl], as: UTF8.self))
+                state.partial.removeSubrange(state.partial.startIndex...nl)
+            }
+        }
+    }
+
+    var lines: [String] { state.withLock { $0.lines } }
 }
 
 /// Where the package, the built `sioagent` and the test peer's Python live.
