@@ -16,6 +16,9 @@ struct SIOAgentCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             // Each subcommand lives in its own file.
+            CheckCommand.self,
+            TestCommand.self,
+            ReplayCommand.self,
         ]
     )
 
