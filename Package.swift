@@ -57,6 +57,7 @@ let package = Package(
             dependencies: [
                 "SIOCore",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings
         ),

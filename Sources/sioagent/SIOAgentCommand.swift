@@ -17,6 +17,9 @@ struct SIOAgentCommand: AsyncParsableCommand {
         subcommands: [
             // Each subcommand lives in its own file.
             RunCommand.self,
+            CheckCommand.self,
+            TestCommand.self,
+            ReplayCommand.self,
         ]
     )
 

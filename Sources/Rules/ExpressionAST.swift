@@ -1,0 +1,121 @@
+import SIOCore
+
+/// Operators of the expression language.
+enum BinaryOp: String, Sendable {
+    case eq = "==", ne = "!=", lt = "<", le = "<=", gt = ">", ge = ">="
+    case add = "+", sub = "-", mul = "*", div = "/", mod = "%"
+    case and, or
+    case `in` = "in", notIn = "not in", contains
+
+    var isComparison: Bool {
+        switch self {
+        case .eq, .ne, .lt, .le, .gt, .ge: return true
+        default: return false
+        }
+    }
+
+    var isOrdering: Bool {
+        switch self {
+        case .lt, .le, .gt, .ge: return true
+        default: return false
+        }
+    }
+}
+
+/// Built-in functions.
+enum Function: String, Sendable, CaseIterable {
+    case len, lower, upper, number, string, exists, `default`, round, json
+
+    var arity: ClosedRange<Int> {
+        switch self {
+        case .default: return 2...2
+        case .round: return 1...2
+        default: return 1...1
+        }
+    }
+}
+
+/// The type an expression is known to have before it runs, used to reject at load time what can
+/// never work (`"a" < 3`, `when: payload + 1`). `any` is "only known at run time".
+enum StaticType: String, Sendable {
+    case bool, number, string, list, object, null, any
+
+    init(of value: JSONValue) {
+        switch value {
+        case .null: self = .null
+        case .bool: self = .bool
+        case .number: self = .number
+        case .string: self = .string
+        case .array: self = .list
+        case .object: self = .object
+        case .binary: self = .any
+        }
+    }
+
+    /// As operators read it in messages.
+    var name: String {
+        switch self {
+        case .any: return "any value"
+        default: return rawValue
+        }
+    }
+}
+
+/// A sendable wrapper for a compiled regular expression.
+struct CompiledRegex: @unchecked Sendable {
+    // Regex is immutable once built; matching does not mutate it.
+    let regex: Regex<AnyRegexOutput>
+    let pattern: String
+}
+
+/// A node of a compiled expression. Nodes are built once at load and never change.
+final class Expr: Sendable {
+    indirect enum Kind: Sendable {
+        case literal(JSONValue)
+        /// A value known at load to be absent (an unset `env.NAME`).
+        case undefined
+        case event, namespace, args, payload, now
+        case member(Expr, String)
+        case index(Expr, Int)
+        case dynamicIndex(Expr, Expr)
+        case list([Expr])
+        case not(Expr)
+        case negate(Expr)
+        case binary(BinaryOp, Expr, Expr)
+        case matches(Expr, CompiledRegex)
+        case call(Function, [Expr])
+    }
+
+    let kind: Kind
+    /// Offsets (in Unicode scalars) of the node's text inside the expression source.
+    let start: Int
+    let end: Int
+    let type: StaticType
+
+    init(_ kind: Kind, _ start: Int, _ end: Int, type: StaticType) {
+        self.kind = kind
+        self.start = start
+        self.end = end
+        self.type = type
+    }
+}
+
+/// A compiled expression and the text it came from (for `--explain` messages).
+struct CompiledExpression: Sendable {
+    let root: Expr
+    let source: String
+    private let scalars: [Unicode.Scalar]
+
+    init(root: Expr, source: String) {
+        self.root = root
+        self.source = source
+        self.scalars = Array(source.unicodeScalars)
+    }
+
+    func text(of e: Expr) -> String {
+        var s = ""
+        let lo = max(0, min(e.start, scalars.count)), hi = max(lo, min(e.end, scalars.count))
+        s.unicodeScalars.append(contentsOf: scalars[lo..<hi])
+        return s
+    }
+}

@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import Rules
+
+struct TestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Run the tests: blocks of rule files (and NAME.test.yaml files) on a virtual clock.",
+        discussion: "The last line is \"N passed, N failed\". Exit status: 0 all passed, 1 a failure (or no tests), 2 bad usage."
+    )
+
+    @Argument(help: "Rule files, test files or directories.")
+    var paths: [String]
+
+    func validate() throws {
+        if paths.isEmpty { throw ValidationError("give at least one rule file or directory") }
+    }
+
+    func run() throws {
+        let status = RuleCommands.test(paths: paths, environment: ProcessInfo.processInfo.environment, output: { print($0) })
+        if status != 0 { throw ExitCode(status) }
+    }
+}
