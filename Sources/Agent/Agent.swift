@@ -27,7 +27,7 @@ public final class Agent: Sendable {
     private let client: SocketIOClient
     private let loop: any EventLoop
     private let executor: any ActionExecutor
-    private let runtime: NIOLoopBound<RuntimeState>
+    private let runtime: NIOLoopBoundBox<RuntimeState>
     private let stop = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let stopRequested = Mutex(false)
 
@@ -62,7 +62,7 @@ public final class Agent: Sendable {
         if let path = configuration.recordPath {
             state.recorder = try EventRecorder(path: path)
         }
-        self.runtime = NIOLoopBound(state, eventLoop: eventLoop)
+        self.runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
 
         // The hook needs `self`; it is set once the client exists.
         let hook = HookBox()

@@ -63,9 +63,9 @@ struct ConfigurationTests {
             #expect(error.errors.count == 1)
             let e = error.errors[0]
             #expect(e.line == 3)
-            #expect(e.column == 20)  // the `$` of ${MISSING}, inside the quotes
-            #expect(e.description.hasPrefix("\(path):3:20: error: environment variable MISSING is not set"))
-            #expect(e.description.hasSuffix("                   ^"))
+            #expect(e.column == 19)  // the `$` of ${MISSING}, inside the quotes
+            #expect(e.description.hasPrefix("\(path):3:19: error: environment variable MISSING is not set"))
+            #expect(e.description.hasSuffix("\n                  ^"))
         }
         let ok = try AgentConfiguration.load(
             path: path, overrides: AgentOverrides(), environment: ["MISSING": "m"])

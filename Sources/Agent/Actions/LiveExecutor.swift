@@ -141,6 +141,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
         let runner = self.runner
         let logger = self.logger
         tasks.started()
+        logger.info("command started", metadata: metadata.merging(["command": "\(spec.argv.first ?? "")"]) { $1 })
         Task { [tasks] in
             defer { tasks.finished() }
             let outcome = await runner.run(spec)

@@ -107,6 +107,8 @@ extension AgentConfiguration {
             spool: Spool(dir: defaultSpoolDir(environment)),
             environment: environment
         )
+        // Commands run, and `log` actions write, in the current directory unless told otherwise.
+        config.commands.cwd = currentDirectory()
         if let path {
             let text: String
             do {
@@ -136,7 +138,7 @@ extension AgentConfiguration {
             var namespaces: [String: JSONValue?] = [:]
             for ns in overrides.namespaces {
                 let name = ns.hasPrefix("/") ? ns : "/" + ns
-                namespaces[name] = config.server.namespaces[name] ?? nil
+                namespaces[name] = .some(config.server.namespaces[name] ?? nil)
             }
             config.server.namespaces = namespaces
         }
@@ -306,6 +308,12 @@ func yamlError(_ error: YamlError, file: String, lines: [Substring]) -> ConfigEr
     default:
         return ConfigError(file: file, line: 1, column: 1, message: "invalid YAML: \(error)")
     }
+}
+
+func currentDirectory() -> String {
+    var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+    guard getcwd(&buffer, buffer.count) != nil else { return "/" }
+    return String(cString: buffer)
 }
 
 func directoryOf(_ path: String) -> String {

@@ -54,7 +54,8 @@ public struct AgentConfiguration: Sendable {
         public var timeout: Duration = .seconds(30)
         public var maxConcurrent: Int = 4
         public var allowShell: Bool = true
-        public var cwd: String = "/"
+        /// Default: the agent's current directory.
+        public var cwd: String = "."
         /// Names of the agent's environment variables passed on to commands.
         public var passEnv: [String] = ["PATH", "LANG"]
         /// Between SIGTERM and SIGKILL when a command overruns its timeout.
