@@ -50,6 +50,52 @@ struct AgentEndToEndTests {
         #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
     }
 
+    @Test func lifecycleEventsRepliesAndRecordingWorkOverPollingWithUpgrade() async throws {
+        let server = try await PeerServer.start()
+        defer { Task { await server.stop() } }
+        let fixture = try AgentFixture(label: "lifecycle")
+        try fixture.writeConfig(url: server.url, transports: "[polling, websocket]")
+        try fixture.writeRules(
+            """
+            rules:
+              - id: hello
+                on: connect
+                then:
+                  - emit: hello
+                    args: ["{{ namespace }}"]
+              - id: answer
+                on: ask
+                when: payload.question == "level?"
+                then:
+                  - reply: [42, "{{ payload.question }}"]
+            """)
+        let agent = try fixture.startAgent(["--record", fixture.path("events.jsonl")])
+        try await server.child.waitFor("the connect rule's hello") { server.received("hello").count == 1 }
+        #expect(jsonText(server.received("hello")[0]) == #"["/"]"#)
+
+        server.emitWithAck("ask", ["question": "level?"], id: "q1")
+        try await server.child.waitFor("the reply") { server.child.jsonLines.contains { $0["type"] as? String == "ack" } }
+        let ack = server.child.jsonLines.first { $0["type"] as? String == "ack" }!
+        #expect(jsonText(ack["args"] ?? []) == #"[42,"level?"]"#)
+
+        server.emit("batery", [17])
+        try await agent.waitFor("the recording") { fixture.fileLines("events.jsonl").count >= 2 }
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
+
+        // The recording is replay's input: the battery rules replayed over it fire once.
+        let recorded = fixture.fileLines("events.jsonl")
+        #expect(recorded.count == 2)
+        #expect(recorded[1].contains(#""namespace":"/","event":"batery","args":[17]"#))
+        try fixture.writeRules(Self.batteryRules, name: "battery.yaml")
+        try FileManager.default.removeItem(atPath: fixture.path("rules/main.yaml"))
+        let replay = try ChildProcess(
+            try TestPaths.sioagent, ["replay", "--rules", fixture.path("rules"), fixture.path("events.jsonl")], name: "replay")
+        #expect(await replay.waitForExit(timeout: .seconds(10)) == 0)
+        try await replay.waitFor("the replayed actions") { replay.jsonLines.count == 2 }
+        #expect(replay.jsonLines.map { $0["action"] as? String ?? "" } == ["emit", "log"])
+    }
+
     @Test func commandsGetPayloadThroughArgvAndEnvironmentAndNeverRunItAsCode() async throws {
         let server = try await PeerServer.start()
         defer { Task { await server.stop() } }

@@ -4,7 +4,7 @@ Prints one JSON object a line on stdout:
   {"type": "ready", "port": N}
   {"type": "connect", "sid": ..., "namespace": ..., "auth": ...}
   {"type": "disconnect", "sid": ..., "namespace": ...}
-  {"type": "event", "namespace": ..., "event": ..., "args": [...], "acked": bool}
+  {"type": "event", "namespace": ..., "event": ..., "args": [...]}
   {"type": "ack", "id": ..., "args": [...]}          (the answer to an emit_ack command)
 Reads one JSON command a line on stdin:
   {"emit": "batery", "args": [15], "namespace": "/"}
@@ -87,7 +87,7 @@ def main():
                             answer = await sio.call(cmd["emit_ack"], cmd.get("args", [None])[0], to=sid[0], namespace=ns, timeout=10)
                         except Exception as e:  # noqa: BLE001
                             answer = {"error": str(e)}
-                        out({"type": "ack", "id": cmd.get("id"), "args": answer if isinstance(answer, list) else [answer]})
+                        out({"type": "ack", "id": cmd.get("id"), "args": list(answer) if isinstance(answer, tuple) else [answer]})
                 asyncio.create_task(ask())
             elif cmd.get("disconnect_all"):
                 for sid in list(sio.manager.get_participants(ns, None)):

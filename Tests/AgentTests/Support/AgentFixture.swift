@@ -109,5 +109,6 @@ extension ChildProcess {
 func jsonText(_ value: Any) -> String {
     if let s = value as? String { return s }
     guard let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys]) else { return "\(value)" }
-    return String(decoding: data, as: UTF8.self)
+    // Foundation escapes "/" as "\/"; JSON says both mean the same.
+    return String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\\/", with: "/")
 }
