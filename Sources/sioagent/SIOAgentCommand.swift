@@ -16,6 +16,8 @@ struct SIOAgentCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             // Each subcommand lives in its own file.
+            ListenCommand.self,
+            EmitCommand.self,
         ]
     )
 
@@ -24,7 +26,7 @@ struct SIOAgentCommand: AsyncParsableCommand {
     static func main() async {
         let command: any ParsableCommand
         do {
-            command = try parseAsRoot()
+            command = try parseAsRoot(EmitCommand.rewriteArguments(Array(CommandLine.arguments.dropFirst())))
         } catch {
             if exitCode(for: error) == .success {
                 exit(withError: error)
