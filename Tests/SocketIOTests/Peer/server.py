@@ -32,6 +32,8 @@ sio = socketio.AsyncServer(
     ping_interval=args.ping_interval,
     ping_timeout=args.ping_timeout,
     cors_allowed_origins="*",
+    logger="SIO_DEBUG" in __import__("os").environ,
+    engineio_logger="SIO_DEBUG" in __import__("os").environ,
 )
 records = []
 cookies_seen = []
@@ -73,9 +75,9 @@ async def common(ns, event, sid, *data):
     elif event == "record":
         records.append(data[0] if data else None)
     elif event == "records":
-        return [list(records)]
+        return list(records)
     elif event == "cookies":
-        return [cookies_seen]
+        return cookies_seen
     elif event == "transport":
         return sio.transport(sid, namespace=ns)
     elif event == "stall":
