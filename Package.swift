@@ -92,6 +92,18 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Benchmark client (bench/run.py): answers each `tick` with a `tock` from the event hook.
+        .executableTarget(
+            name: "sio-bench-client",
+            dependencies: [
+                "SocketIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "bench/SIOBenchClient",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SocketIOTests",

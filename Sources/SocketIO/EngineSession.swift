@@ -353,13 +353,17 @@ final class EngineSession: @unchecked Sendable {
             return
         }
         guard postInFlight == 0, let lane = postLane, !lane.isBusy, let h = handshake else { return }
-        // At most 16 packets (python-engineio drops bigger payloads) and maxPayload bytes per POST.
+        // At most 16 packets (python-engineio drops bigger payloads) and maxPayload bytes per POST;
+        // batches also stop at 60 kB, because python-engineio reads a POST body with one
+        // `StreamReader.read(n)` that can return a truncated body when it arrives in several
+        // segments (a single larger packet still goes alone).
+        let byteLimit = min(h.maxPayload, 60_000)
         var body: [UInt8] = []
         var count = 0
         outer: for unit in queue {
             for frame in unit.frames[unit.sent...] {
                 let size = frame.isBinary ? 2 + (frame.bytes.count + 2) / 3 * 4 : frame.bytes.count + 1
-                if count == 16 || (count > 0 && body.count + size > h.maxPayload) { break outer }
+                if count == 16 || (count > 0 && body.count + size > byteLimit) { break outer }
                 if !body.isEmpty { body.append(EngineIOCodec.recordSeparator) }
                 if frame.isBinary {
                     body.append(UInt8(ascii: "b"))

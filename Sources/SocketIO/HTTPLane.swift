@@ -3,6 +3,14 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A complete HTTP response.
 struct HTTPResponse {
     var status: HTTPResponseStatus
@@ -186,9 +194,14 @@ func describeIOError(_ error: any Error) -> String {
         if case .transport(let s) = e { return s }
         return e.description
     }
-    if let e = error as? IOError { return "\(e)" }
+    if let e = error as? IOError {
+        if let text = strerror(e.errnoCode) { return String(cString: text) }
+        return "\(e)"
+    }
     if let e = error as? NIOConnectionError {
-        if let first = e.connectionErrors.first { return "connection to \(e.host):\(e.port) failed: \(first.error)" }
+        if let first = e.connectionErrors.first {
+            return "connection to \(e.host):\(e.port) failed: \(describeIOError(first.error))"
+        }
         return "connection to \(e.host):\(e.port) failed"
     }
     if error is ChannelError, case ChannelError.connectTimeout = error as! ChannelError {

@@ -513,7 +513,7 @@ final class ClientCore: @unchecked Sendable {
             }
             let error = SocketIOError.connectionRefused(namespace: ns.name, message: message, data: data)
             lastError = error
-            logger.warning("namespace refused", metadata: ["sio.namespace": "\(ns.name)", "message": "\(message)"])
+            logger.info("namespace refused", metadata: ["sio.namespace": "\(ns.name)", "message": "\(message)"])
             deliver(.connectError(namespace: ns.name, error: error))
             failWaiters(error, namespace: ns.name)
             retryNamespace(ns)

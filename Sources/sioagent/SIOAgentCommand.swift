@@ -20,6 +20,8 @@ struct SIOAgentCommand: AsyncParsableCommand {
             CheckCommand.self,
             TestCommand.self,
             ReplayCommand.self,
+            ListenCommand.self,
+            EmitCommand.self,
         ]
     )
 
@@ -28,7 +30,7 @@ struct SIOAgentCommand: AsyncParsableCommand {
     static func main() async {
         let command: any ParsableCommand
         do {
-            command = try parseAsRoot()
+            command = try parseAsRoot(EmitCommand.rewriteArguments(Array(CommandLine.arguments.dropFirst())))
         } catch {
             if exitCode(for: error) == .success {
                 exit(withError: error)

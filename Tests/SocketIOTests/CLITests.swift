@@ -1,0 +1,71 @@
+import Foundation
+import Testing
+
+@testable import SocketIO
+
+/// The `sioagent listen` and `sioagent emit` commands against the real python peer.
+@Suite(.timeLimit(.minutes(2)))
+struct CLITests {
+    @Test func notebookFromTheCommandLine() async throws {
+        let server = try await PeerServer.start()
+        let r = try await runCLI(["emit", server.url, "alert", #""Ola mundo!""#, "--wait", "feedback"])
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout == #"{"namespace":"/","event":"feedback","args":[{"retorno":true}]}"# + "\n")
+    }
+
+    @Test func emitPrintsTheAckWithBytes() async throws {
+        let server = try await PeerServer.start()
+        let r = try await runCLI(["emit", server.url, "echo", "1", #"{"b":{"$binary":"AQID"}}"#, "--ack", "--transport", "polling"])
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout == #"[1,{"b":{"$binary":"AQID"}}]"# + "\n")
+        let withDuration = try await runCLI(["emit", server.url, "echo", "--ack", "5s", "2"])
+        #expect(withDuration.stdout == "[2]\n")
+    }
+
+    @Test func listenPrintsEventsAndExitsAfterCount() async throws {
+        let server = try await PeerServer.start()
+        async let listened = runCLI(["listen", server.url, "--namespace", "/early", "--auth", #"{"t":1}"#, "--count", "1", "--timeout", "20s"])
+        let r = try await listened
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout == #"{"namespace":"/early","event":"early","args":[{"auth":{"t":1}}]}"# + "\n")
+    }
+
+    @Test func failuresExitOneWithOneLine() async throws {
+        let server = try await PeerServer.start()
+        let refusedPort = try await runCLI(["emit", "http://127.0.0.1:1", "x"])
+        #expect(refusedPort.code == 1)
+        #expect(refusedPort.stderr.split(separator: "\n").count == 1)
+        #expect(refusedPort.stderr.contains("refused"))
+
+        let refusedNamespace = try await runCLI(["emit", server.url, "x", "--namespace", "/admin", "--auth", #"{"token":"no"}"#])
+        #expect(refusedNamespace.code == 1)
+        #expect(refusedNamespace.stderr == "sioagent: connection to namespace /admin refused: Not authorized ({\"reason\":\"bad token\"})\n")
+
+        let ackTimeout = try await runCLI(["emit", server.url, "stall", "--ack", "1s"])
+        #expect(ackTimeout.code == 1)
+        #expect(ackTimeout.stderr.contains("acknowledgement"))
+
+        let waitTimeout = try await runCLI(["emit", server.url, "record", "1", "--wait", "never", "--timeout", "1s"])
+        #expect(waitTimeout.code == 1)
+        #expect(waitTimeout.stderr.contains("never"))
+
+        let listenTimeout = try await runCLI(["listen", server.url, "--count", "1", "--timeout", "1s"])
+        #expect(listenTimeout.code == 1)
+        #expect(listenTimeout.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test(arguments: [
+        ["emit", "http://127.0.0.1:1", "x", "{bad"],
+        ["emit", "ftp://host", "x"],
+        ["emit", "http://127.0.0.1:1", "connect"],
+        ["listen", "http://127.0.0.1:1", "--transport", "carrier-pigeon"],
+        ["listen", "http://127.0.0.1:1", "--auth", "[1]"],
+        ["listen", "http://127.0.0.1:1", "--count", "0"],
+        ["listen", "http://127.0.0.1:1", "--header", "novalue"],
+        ["emit"],
+    ])
+    func badUsageExitsTwo(arguments: [String]) async throws {
+        let r = try await runCLI(arguments)
+        #expect(r.code == 2, "\(arguments): \(r.stderr)")
+    }
+}
