@@ -142,3 +142,26 @@ struct DurationTests {
         #expect(parseDuration(text) == nil)
     }
 }
+
+struct ReplayInputTests {
+    @Test func parsesTimesAsSecondsOrISO8601() {
+        #expect(parseISO8601("2026-11-24T10:00:00Z") == 1_795_514_400)
+        #expect(parseISO8601("2026-11-24T12:00:00.5+02:00") == 1_795_514_400.5)
+        #expect(parseISO8601("1970-01-01T00:00:00Z") == 0)
+        #expect(parseISO8601("2026-13-01T00:00:00Z") == nil)
+        #expect(parseISO8601("yesterday") == nil)
+    }
+
+    @Test func reportsMalformedLines() {
+        func reason(_ line: String, previous: Double? = nil) -> String? {
+            if case .failure(let e) = ReplayInput.parse(line: line, previousTime: previous) { return e.message }
+            return nil
+        }
+        #expect(reason(#"{"at": 1, "event": "x"}"#) == nil)
+        #expect(reason(#"[1]"#) == "expected a JSON object, got a list")
+        #expect(reason(#"{"at": 1}"#) == "missing \"event\" (a name)")
+        #expect(reason(#"{"at": 1, "event": "x", "args": 5}"#) == "\"args\" must be a list")
+        #expect(reason(#"{"at": 1, "event": "x"}"#, previous: 2) == "\"at\" goes back in time (1 after 2)")
+        #expect(reason(#"{"event": "x"}"#) == "the first event needs \"at\"")
+    }
+}
