@@ -984,3 +984,13 @@ func resolvePlain(_ s: String) -> JSONValue {
     guard digits > 0, let v = Double(body), v.isFinite else { return .string(s) }
     return .number(sign * v)
 }
+
+extension RuleSet {
+    /// A YAML document as JSON, read the way rule files are (YAML 1.2 core schema: `yes`/`no`/`on`
+    /// stay text). Nil when the text is not valid YAML. Used to validate files against
+    /// `schema/rules.schema.json`.
+    public static func yamlAsJSON(_ text: String) -> JSONValue? {
+        guard let root = try? Yams.compose(yaml: text) else { return nil }
+        return FileCompiler(source: SourceText(path: "", text: ""), environment: [:]).json(root)
+    }
+}
