@@ -28,11 +28,11 @@ func evaluate(_ e: Expr, _ c: EvalContext) -> JSONValue? {
         if case .args = base.kind {
             guard let args = c.event?.args else { return nil }
             let j = i < 0 ? args.count + i : i
-            return args.indices.contains(j) ? args[j] : nil
+            return args.indices.contains(j) ? .some(args[j]) : .none
         }
         guard case .array(let a)? = evaluate(base, c) else { return nil }
         let j = i < 0 ? a.count + i : i
-        return a.indices.contains(j) ? a[j] : nil
+        return a.indices.contains(j) ? .some(a[j]) : .none
     case .dynamicIndex(let base, let index):
         guard let b = evaluate(base, c), let k = evaluate(index, c) else { return nil }
         switch (b, k) {
@@ -40,7 +40,7 @@ func evaluate(_ e: Expr, _ c: EvalContext) -> JSONValue? {
         case (.array(let a), .number(let n)):
             guard n == n.rounded(), abs(n) < 1e15 else { return nil }
             let i = Int(n), j = i < 0 ? a.count + i : i
-            return a.indices.contains(j) ? a[j] : nil
+            return a.indices.contains(j) ? .some(a[j]) : .none
         default: return nil
         }
     case .list(let items):

@@ -56,22 +56,20 @@ extension RuleSet {
         var diagnostics: [Diagnostic] = []
         var rules: [CompiledRule] = []
         var tests: [RuleTest] = []
-        var seen: [String: CompiledRule] = [:]
+        var seen: [String: (file: String, line: Int, column: Int)] = [:]
         var pendingTests: [(RuleTest, SourceText, [String: SourcePosition])] = []
         let paths = Set(sources.map(\.path))
         for (path, text) in sources {
             var compiler = FileCompiler(source: SourceText(path: path, text: text), environment: environment)
             compiler.compileFile(text: text, isTestFile: isTestFile(path))
-            for rule in compiler.rules {
-                if let first = seen[rule.id] {
-                    diagnostics.append(compiler.source.diagnostic(
-                        compiler.rulePositions[rule.id] ?? SourcePosition(line: rule.line, column: rule.column),
-                        "duplicate rule id \"\(rule.id)\": already defined at \(first.file):\(first.line):\(first.column)"))
-                    continue
+            for (id, position) in compiler.idsWritten {
+                if let first = seen[id] {
+                    diagnostics.append(compiler.source.diagnostic(position, "duplicate rule id \"\(id)\": already defined at \(first.file):\(first.line):\(first.column)"))
+                } else {
+                    seen[id] = (path, position.line, position.column)
                 }
-                seen[rule.id] = rule
-                rules.append(rule)
             }
+            rules += compiler.rules
             for var test in compiler.tests {
                 if isTestFile(path) {
                     let companion = companionRulesFile(of: path, mustExist: false) ?? path
@@ -160,6 +158,8 @@ struct FileCompiler {
     var varsText = ""
     /// Where each rule's `id` value is written (duplicate-id messages point there).
     var rulePositions: [String: SourcePosition] = [:]
+    /// Every rule id written in the file, valid rule or not, with where (for duplicate checks).
+    var idsWritten: [(String, SourcePosition)] = []
     /// Where each expectation's `rule:` value is written, by "line:column" of the expectation.
     var expectationRulePositions: [String: SourcePosition] = [:]
 
@@ -237,7 +237,7 @@ struct FileCompiler {
         switch e {
         case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
             .composer(let context, let problem, let mark, _):
-            add(mark, problem + (context.map { " (\($0.text))" } ?? ""))
+            add(mark, problem + (context.map { " (\($0.text) that starts at line \($0.mark.line), column \($0.mark.column))" } ?? ""))
         case .duplicatedKeysInMapping(let duplicates, let context):
             add(context.mark, "duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) in this mapping")
         case .reader(let problem, let offset, _, _):
@@ -508,7 +508,7 @@ struct FileCompiler {
             if items.allSatisfy(\.isConstant) { return .constant(json(n)) }
             return .array(items)
         case .mapping(let m):
-            if m.style == .flow, m.count == 1, case .mapping = m.first!.key {
+            if m.contains(where: { if case .mapping = $0.key { return true } else { return false } }) {
                 error(n, "YAML read \"{{ … }}\" as a mapping: quote a value that starts with {{, e.g. \"{{ payload }}\"")
                 return nil
             }
@@ -573,6 +573,7 @@ struct FileCompiler {
                 id = t
                 if t.trimmingSpaces().isEmpty { error(e.value, "id must not be empty") }
                 rulePositions[t] = position(e.value)
+                idsWritten.append((t, position(e.value)))
             }
         } else {
             error(n, "a rule needs an id: (unique across all loaded files)")
@@ -982,4 +983,14 @@ func resolvePlain(_ s: String) -> JSONValue {
     }
     guard digits > 0, let v = Double(body), v.isFinite else { return .string(s) }
     return .number(sign * v)
+}
+
+extension RuleSet {
+    /// A YAML document as JSON, read the way rule files are (YAML 1.2 core schema: `yes`/`no`/`on`
+    /// stay text). Nil when the text is not valid YAML. Used to validate files against
+    /// `schema/rules.schema.json`.
+    public static func yamlAsJSON(_ text: String) -> JSONValue? {
+        guard let root = try? Yams.compose(yaml: text) else { return nil }
+        return FileCompiler(source: SourceText(path: "", text: ""), environment: [:]).json(root)
+    }
 }

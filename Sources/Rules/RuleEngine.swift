@@ -266,10 +266,14 @@ public struct RuleEngine: Sendable {
     }
 
     /// Steps a virtual clock to `time`, firing every timer at its own due time, every period of
-    /// every `every:` timer included.
-    public mutating func run(until time: Double) -> [PlannedAction] {
+    /// every `every:` timer included. After `maxSteps` deadlines (a recording that jumps years
+    /// ahead), the rest is coalesced as `advance(to:)` does.
+    public mutating func run(until time: Double, maxSteps: Int = 10_000) -> [PlannedAction] {
         var out: [PlannedAction] = []
+        var steps = 0
         while let deadline = nextDeadline, deadline <= time {
+            steps += 1
+            if steps > maxSteps { return out + advance(to: time) }
             out += advance(to: deadline)
         }
         return out
