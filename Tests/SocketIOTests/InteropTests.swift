@@ -68,7 +68,7 @@ struct InteropTests {
             recorder.hook(event)
             if case .event(let e) = event, e.name == "question", let ack = e.ack {
                 replied.withLock { $0 += 1 }
-                ack.reply(["answer to", e.args.first ?? nil])
+                ack.reply(["answer to", e.args.first ?? .null])
                 ack.reply(["ignored second reply"])
             }
         }
