@@ -32,7 +32,7 @@ struct CommandRunnerTests {
         #expect(outcome.timedOut)
         #expect(FileManager.default.fileExists(atPath: dir + "/got-term"))
         #expect(elapsed >= .milliseconds(700))
-        #expect(elapsed < .seconds(10))
+        #expect(elapsed < .seconds(60))  // it ended: SIGKILL came after the grace
     }
 
     @Test func runsAtMostNAtOnceAndQueuesTheRest() async throws {
