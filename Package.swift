@@ -113,6 +113,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            exclude: ["Peer"],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RulesTests", dependencies: ["SIOCore", "Rules"], swiftSettings: swiftSettings),

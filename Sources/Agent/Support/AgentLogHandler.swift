@@ -56,7 +56,13 @@ public struct AgentLogHandler: LogHandler {
         case .text:
             var text = "\(time) \(event.level.rawValue) \(label): \(event.message)"
             for key in merged.keys.sorted() {
-                text += " \(key)=\(merged[key]!)"
+                // Values with spaces, quotes or line breaks are quoted, so one event stays one line.
+                let value = "\(merged[key]!)"
+                if value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0.isNewline || $0 == "=" }) {
+                    text += " \(key)=\(JSONValue.string(value).jsonString())"
+                } else {
+                    text += " \(key)=\(value)"
+                }
             }
             line.append(contentsOf: text.utf8)
         }
