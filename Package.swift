@@ -104,6 +104,12 @@ let package = Package(
             path: "bench/SIOBenchClient",
             swiftSettings: swiftSettings
         ),
+        // Rule engine benchmark: `swift run -c release RulesBench` (figures in README).
+        .executableTarget(
+            name: "RulesBench",
+            dependencies: ["Rules", "SIOCore"],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SocketIOTests",

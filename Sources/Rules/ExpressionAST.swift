@@ -82,6 +82,10 @@ final class Expr: Sendable {
         case not(Expr)
         case negate(Expr)
         case binary(BinaryOp, Expr, Expr)
+        /// `x OP number` with the number known at load (the most common condition shape).
+        case compareNumber(BinaryOp, Expr, Double)
+        /// `x == "text"` / `x != "text"` with the text known at load.
+        case equalsString(Bool, Expr, String)
         case matches(Expr, CompiledRegex)
         case call(Function, [Expr])
     }

@@ -59,6 +59,28 @@ func evaluate(_ e: Expr, _ c: EvalContext) -> JSONValue? {
         return .number(-n)
     case .binary(let op, let l, let r):
         return evaluateBinary(op, l, r, c)
+    case .compareNumber(let op, let l, let y):
+        switch evaluate(l, c) {
+        case .number(let x)?:
+            switch op {
+            case .lt: return .bool(x < y)
+            case .le: return .bool(x <= y)
+            case .gt: return .bool(x > y)
+            case .ge: return .bool(x >= y)
+            case .eq: return .bool(x == y)
+            default: return .bool(x != y)
+            }
+        case .null?:
+            return op == .eq ? .bool(false) : op == .ne ? .bool(true) : nil
+        default:
+            return nil
+        }
+    case .equalsString(let equal, let l, let y):
+        switch evaluate(l, c) {
+        case .string(let x)?: return .bool((x == y) == equal)
+        case .null?: return .bool(!equal)
+        default: return nil
+        }
     case .matches(let x, let regex):
         guard case .string(let s)? = evaluate(x, c) else { return nil }
         return .bool((try? regex.regex.firstMatch(in: s)) != nil)
@@ -255,14 +277,13 @@ extension CompiledExpression {
         case .not(let x):
             if case .bool(true)? = evaluate(x, c) { return "`\(text(of: x))` holds" }
             return explain(x, c)
+        case .compareNumber(let op, let l, let y):
+            return explainComparison(op, l, .number(y), c)
+        case .equalsString(let equal, let l, let y):
+            return explainComparison(equal ? .eq : .ne, l, .string(y), c)
         case .binary(let op, let l, let r) where op != .and && op != .or:
-            guard let a = evaluate(l, c) else { return missing(l, c) }
             guard let b = evaluate(r, c) else { return missing(r, c) }
-            let described = "`\(text(of: l))` is \(a.jsonString())"
-            if applyBinary(op, a, b) == nil {
-                return "\(described) (\(StaticType(of: a).name)), needed \(op.rawValue) \(b.jsonString()) (\(StaticType(of: b).name)): values are not converted"
-            }
-            return "\(described), needed \(op.rawValue) \(b.jsonString())"
+            return explainComparison(op, l, b, c, right: r)
         case .matches(let x, let regex):
             guard let a = evaluate(x, c) else { return missing(x, c) }
             guard case .string = a else { return "`\(text(of: x))` is \(a.jsonString()) (\(StaticType(of: a).name)), not a string" }
@@ -271,6 +292,17 @@ extension CompiledExpression {
             guard let v = evaluate(e, c) else { return missing(e, c) }
             if case .bool = v { return "`\(text(of: e))` is \(v.jsonString())" }
             return "`\(text(of: e))` is \(v.jsonString()) (\(StaticType(of: v).name)), not true or false"
+        }
+    }
+
+    private func explainComparison(_ op: BinaryOp, _ l: Expr, _ b: JSONValue, _ c: EvalContext, right: Expr? = nil) -> String {
+        do {
+            guard let a = evaluate(l, c) else { return missing(l, c) }
+            let described = "`\(text(of: l))` is \(a.jsonString())"
+            if applyBinary(op, a, b) == nil {
+                return "\(described) (\(StaticType(of: a).name)), needed \(op.rawValue) \(b.jsonString()) (\(StaticType(of: b).name)): values are not converted"
+            }
+            return "\(described), needed \(op.rawValue) \(b.jsonString())"
         }
     }
 

@@ -273,7 +273,13 @@ struct ExpressionParser {
         if op == .notIn { _ = advance() }
         let right = try parseAdditive()
         checkComparison(op, left, right, opToken.start)
-        let e = Expr(.binary(op, left, right), left.start, right.end, type: .bool)
+        var kind = Expr.Kind.binary(op, left, right)
+        if op.isComparison, case .literal(.number(let n)) = right.kind {
+            kind = .compareNumber(op, left, n)
+        } else if op == .eq || op == .ne, case .literal(.string(let t)) = right.kind {
+            kind = .equalsString(op == .eq, left, t)
+        }
+        let e = Expr(kind, left.start, right.end, type: .bool)
         try rejectChain()
         return e
     }

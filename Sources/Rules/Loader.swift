@@ -96,6 +96,13 @@ extension RuleSet {
             }
             tests.append(test)
         }
+        // Files in load order, then positions in each file.
+        let order = Dictionary(sources.enumerated().map { ($1.path, $0) }, uniquingKeysWith: { a, _ in a })
+        diagnostics = diagnostics.enumerated().sorted { a, b in
+            let x = (order[a.element.file] ?? 0, a.element.line, a.element.column, a.offset)
+            let y = (order[b.element.file] ?? 0, b.element.line, b.element.column, b.offset)
+            return x < y
+        }.map(\.element)
         let failed = diagnostics.contains { $0.severity == .error }
         let set = RuleSet(rules: rules, tests: tests, files: sources.map(\.path))
         return (failed ? nil : set, diagnostics)

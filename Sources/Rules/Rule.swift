@@ -30,6 +30,10 @@ final class CompiledRule: Sendable {
     let when: CompiledExpression?
     let clearWhen: CompiledExpression?
     let key: CompiledExpression?
+    /// The roots of `when`, `clear_when` and `key`, read on the hot path without copying the sources.
+    let whenRoot: Expr?
+    let clearWhenRoot: Expr?
+    let keyRoot: Expr?
     let forSeconds: Double?
     let cooldown: Double?
     let then: [ActionTemplate]
@@ -51,6 +55,9 @@ final class CompiledRule: Sendable {
         self.when = when
         self.clearWhen = clearWhen
         self.key = key
+        self.whenRoot = when?.root
+        self.clearWhenRoot = clearWhen?.root
+        self.keyRoot = key?.root
         self.forSeconds = forSeconds
         self.cooldown = cooldown
         self.then = then

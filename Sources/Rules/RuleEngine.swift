@@ -123,17 +123,17 @@ public struct RuleEngine: Sendable {
         let rule = ruleSet.rules[i]
         let context = EvalContext(event: event, now: time)
         var holds = true
-        if let when = rule.when {
-            if case .bool(true)? = evaluate(when.root, context) {} else { holds = false }
+        if let when = rule.whenRoot {
+            if case .bool(true)? = evaluate(when, context) {} else { holds = false }
         }
         if !holds && (!rule.stateful || states[i].active == 0) {
             if explaining { note(&explain, rule, event, time, "when: " + rule.when!.explainNotTrue(context)) }
             return
         }
         var key = JSONValue.null
-        if let k = rule.key {
-            guard let v = evaluate(k.root, context) else {
-                if explaining { note(&explain, rule, event, time, "key: " + k.missing(k.root, context)) }
+        if let k = rule.keyRoot {
+            guard let v = evaluate(k, context) else {
+                if explaining { note(&explain, rule, event, time, "key: " + rule.key!.missing(k, context)) }
                 return
             }
             key = v
@@ -190,8 +190,8 @@ public struct RuleEngine: Sendable {
             }
         case .firing:
             let clears: Bool
-            if let clearWhen = rule.clearWhen {
-                if case .bool(true)? = evaluate(clearWhen.root, context) { clears = true } else { clears = false }
+            if let clearWhen = rule.clearWhenRoot {
+                if case .bool(true)? = evaluate(clearWhen, context) { clears = true } else { clears = false }
             } else {
                 clears = !holds
             }

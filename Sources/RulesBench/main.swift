@@ -1,0 +1,81 @@
+// Benchmark of the rule engine (prints figures; not a test). Run in release mode:
+//   swift run -c release RulesBench
+import Foundation
+import Rules
+import SIOCore
+
+let ruleCount = 1_000
+let eventCount = 1_000_000
+
+/// 1,000 rules; `names` distinct event names, so each event is evaluated by ruleCount/names rules.
+func rulesYAML(names: Int) -> String {
+    var text = "vars:\n  low: 20\n  high: 90\nrules:\n"
+    for i in 0..<ruleCount {
+        let when: String
+        switch i % 4 {
+        case 0: when = "payload < vars.low"
+        case 1: when = "payload.level < vars.low and payload.device == \"d\(i)\""
+        case 2: when = "payload > vars.high or payload < 0"
+        default: when = "payload.level >= vars.high"
+        }
+        let payloadIsObject = i % 4 == 1 || i % 4 == 3
+        text += """
+              - id: r\(i)
+                on: e\(i % names)\(payloadIsObject ? "o" : "")
+                when: \(when)
+                then:
+                  - emit: alert
+                    args: ["r\(i) {{ payload }}"]
+
+            """
+    }
+    return text
+}
+
+func measure(_ label: String, names: Int) {
+    let (loaded, diagnostics) = RuleSet.load(sources: [("bench.yaml", rulesYAML(names: names))], environment: [:])
+    guard let set = loaded else { print(diagnostics.prefix(3)); exit(1) }
+    var engine = RuleEngine(ruleSet: set, startTime: 0)
+    // Events that match rules by name but whose `when` is false: the common path.
+    let events: [RuleEvent] = (0..<names).flatMap { n in
+        [RuleEvent(name: "e\(n)", args: [50]), RuleEvent(name: "e\(n)o", args: [["level": 50, "device": "x"]])]
+    }
+    var fired = 0
+    let clock = ContinuousClock()
+    let start = clock.now
+    for i in 0..<eventCount {
+        fired &+= engine.handle(events[i % events.count], at: Double(i) * 0.001).count
+    }
+    let elapsed = clock.now - start
+    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    // Each event name is shared by ruleCount / (2 * names) rules on average.
+    let evaluationsPerEvent = Double(ruleCount) / Double(2 * names)
+    let evaluations = Double(eventCount) * evaluationsPerEvent
+    print(String(format: "%@: %d events in %.3f s: %.0f events/s, %.1f ns/event, %.0f rule evaluations/s (%.1f rules per event), %d actions",
+                 label, eventCount, seconds, Double(eventCount) / seconds, seconds / Double(eventCount) * 1e9,
+                 evaluations / seconds, evaluationsPerEvent, fired))
+}
+
+func measureCheck() {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sioagent-bench-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let path = dir.appendingPathComponent("rules.yaml").path
+    try? rulesYAML(names: 1_000).write(toFile: path, atomically: true, encoding: .utf8)
+    let clock = ContinuousClock()
+    var best = Duration.seconds(1000)
+    for _ in 0..<5 {
+        let start = clock.now
+        var lines = 0
+        let status = RuleCommands.check(paths: [path], environment: [:], json: false, output: { _ in lines += 1 })
+        let elapsed = clock.now - start
+        if status != 0 { print("check failed"); exit(1) }
+        best = min(best, elapsed)
+    }
+    print("check of \(ruleCount) rules (one file, \(try! String(contentsOfFile: path, encoding: .utf8).split(separator: "\n").count) lines): best of 5 \(best.components.seconds * 1000 + best.components.attoseconds / 1_000_000_000_000_000) ms")
+    try? FileManager.default.removeItem(at: dir)
+}
+
+measure("1000 rules, 1000 event names (1 rule per event name)", names: 500)
+measure("1000 rules, 100 event names (5 rules per event name)", names: 100)
+measure("1000 rules, 10 event names (50 rules per event name)", names: 10)
+measureCheck()
