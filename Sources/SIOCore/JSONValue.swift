@@ -115,7 +115,8 @@ extension JSONValue {
     public subscript(index: Int) -> JSONValue? {
         guard case .array(let a) = self else { return nil }
         let i = index < 0 ? a.count + index : index
-        return a.indices.contains(i) ? a[i] : nil
+        guard a.indices.contains(i) else { return Optional<JSONValue>.none }  // a bare `nil` would be JSONValue.null
+        return a[i]
     }
 
     /// An object with `pairs` in their order (a later duplicate key replaces an earlier one).

@@ -53,8 +53,8 @@ struct JSONValueTests {
         let value: JSONValue = ["list": [1, 2, 3]]
         #expect(value["list"]?[0] == 1)
         #expect(value["list"]?[-1] == 3)
-        #expect(value["list"]?[3] == nil)
-        #expect(value["missing"] == nil)
+        #expect(value["list"]?[3] == Optional<JSONValue>.none)  // `nil` alone would mean JSONValue.null
+        #expect(value["missing"] == Optional<JSONValue>.none)
     }
 
     @Test(arguments: [[], [0], [0, 1], [0, 1, 2], Array(0...255)] as [[UInt8]])
