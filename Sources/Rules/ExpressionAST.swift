@@ -61,11 +61,18 @@ enum StaticType: String, Sendable {
     }
 }
 
-/// A sendable wrapper for a compiled regular expression.
-struct CompiledRegex: @unchecked Sendable {
+/// A sendable wrapper for a compiled regular expression. A class, so `Expr.Kind` has a layout
+/// known at compile time (`Regex` is a resilient type; as a stored value it made every `switch`
+/// on an expression node go through runtime metadata and value witnesses).
+final class CompiledRegex: @unchecked Sendable {
     // Regex is immutable once built; matching does not mutate it.
     let regex: Regex<AnyRegexOutput>
     let pattern: String
+
+    init(regex: Regex<AnyRegexOutput>, pattern: String) {
+        self.regex = regex
+        self.pattern = pattern
+    }
 }
 
 /// A node of a compiled expression. Nodes are built once at load and never change.

@@ -34,6 +34,9 @@ final class CompiledRule: Sendable {
     let whenRoot: Expr?
     let clearWhenRoot: Expr?
     let keyRoot: Expr?
+    /// `when` and `clear_when` compiled for the hot path.
+    let fastWhen: FastCondition?
+    let fastClearWhen: FastCondition?
     let forSeconds: Double?
     let cooldown: Double?
     let then: [ActionTemplate]
@@ -58,6 +61,8 @@ final class CompiledRule: Sendable {
         self.whenRoot = when?.root
         self.clearWhenRoot = clearWhen?.root
         self.keyRoot = key?.root
+        self.fastWhen = when.map { FastCondition($0.root) }
+        self.fastClearWhen = clearWhen.map { FastCondition($0.root) }
         self.forSeconds = forSeconds
         self.cooldown = cooldown
         self.then = then
@@ -68,33 +73,125 @@ final class CompiledRule: Sendable {
 }
 
 /// Rules indexed by (namespace, event), so an event costs only the rules that name it.
+///
+/// Built once at load: for each namespace rules name (plus one slot for "any other namespace"),
+/// a table from event name to the final list of rules, already merged in load order (exact match,
+/// `"*"` event, `"*"` namespace, both; `"*"` events skipping the lifecycle ones). An event then
+/// costs two lookups in open-addressing tables keyed by a cheap hash of the name's UTF-8 bytes
+/// (no `Hasher`, no allocation), and the engine walks a slice of one flat array.
 struct EventIndex: Sendable {
-    private(set) var byNamespace: [String: [String: [Int]]] = [:]
-    private(set) var hasWildcards = false
+    /// Namespace name → slot (`range.lowerBound`); unknown namespaces use `otherSlot`.
+    private let namespaces: NameTable
+    private let otherSlot: Int32
+    /// Per slot: event name → range of `rules`.
+    private let tables: [NameTable]
+    /// The merged lists, one after another.
+    let rules: [Int32]
 
-    init(rules: [CompiledRule]) {
-        for (i, rule) in rules.enumerated() {
-            for t in Set(rule.triggers) {
-                byNamespace[t.namespace, default: [:]][t.event, default: []].append(i)
-                if t.namespace == "*" || t.event == "*" { hasWildcards = true }
-            }
+    init(rules compiled: [CompiledRule]) {
+        var byNamespace: [String: [String: Set<Int>]] = [:]
+        for (i, rule) in compiled.enumerated() {
+            for t in rule.triggers { byNamespace[t.namespace, default: [:]][t.event, default: []].insert(i) }
         }
+        let any = byNamespace["*"] ?? [:]
+        // Event names that can have a list of their own; every other name gets the slot's fallback.
+        var names = RuleEvent.lifecycleNames
+        for (_, events) in byNamespace { for e in events.keys where e != "*" { names.insert(e) } }
+        let slots: [String?] = byNamespace.keys.filter { $0 != "*" }.sorted() + [nil]
+        var flat: [Int32] = []
+        func append(_ list: Set<Int>) -> Range<Int32> {
+            let lo = Int32(flat.count)
+            flat += list.sorted().map { Int32($0) }
+            return lo..<Int32(flat.count)
+        }
+        var tables: [NameTable] = []
+        var nsEntries: [(String, Range<Int32>)] = []
+        for (slot, ns) in slots.enumerated() {
+            let own = ns.flatMap { byNamespace[$0] } ?? [:]
+            /// What a name that is not a lifecycle event and that no rule names gets.
+            let fallback = (own["*"] ?? []).union(any["*"] ?? [])
+            var entries: [(String, Range<Int32>)] = []
+            for name in names.sorted() {
+                let lifecycle = RuleEvent.lifecycleNames.contains(name)
+                var list = (own[name] ?? []).union(any[name] ?? [])
+                if !lifecycle { list.formUnion(fallback) }
+                if list != fallback { entries.append((name, append(list))) }
+            }
+            tables.append(NameTable(entries, fallback: append(fallback)))
+            if let ns { nsEntries.append((ns, Int32(slot)..<Int32(slot))) }
+        }
+        self.otherSlot = Int32(slots.count - 1)
+        self.namespaces = NameTable(nsEntries, fallback: otherSlot..<otherSlot)
+        self.tables = tables
+        self.rules = flat
     }
 
-    static let empty: [Int] = []
-
-    /// The rules for an event, in load order: exact match, `"*"` event, `"*"` namespace, both.
+    /// The rules for an event, in load order, as a range of `rules`.
     @inline(__always)
-    func lists(namespace: String, event: String) -> ([Int], [Int], [Int], [Int]) {
-        let ns = byNamespace[namespace]
-        let exact = ns?[event] ?? EventIndex.empty
-        guard hasWildcards else { return (exact, EventIndex.empty, EventIndex.empty, EventIndex.empty) }
-        let lifecycle = RuleEvent.lifecycleNames.contains(event)
-        let any = byNamespace["*"]
-        return (exact,
-                lifecycle ? EventIndex.empty : ns?["*"] ?? EventIndex.empty,
-                any?[event] ?? EventIndex.empty,
-                lifecycle ? EventIndex.empty : any?["*"] ?? EventIndex.empty)
+    func range(namespace: String, event: String) -> Range<Int> {
+        let slot = Int(namespaces.lookup(namespace).lowerBound)
+        let r = tables[slot].lookup(event)
+        return Int(r.lowerBound)..<Int(r.upperBound)
+    }
+
+    /// The rules for an event, in load order.
+    func rules(namespace: String, event: String) -> [Int] {
+        rules[range(namespace: namespace, event: event)].map { Int($0) }
+    }
+}
+
+/// An immutable open-addressing hash table from names to ranges, with a value for names it does
+/// not hold. Hashes are FNV-1a over the UTF-8 bytes: far cheaper than `Hasher` for short names.
+struct NameTable: Sendable {
+    private struct Slot: Sendable {
+        /// 0: empty.
+        var hash: UInt64 = 0
+        var name = ""
+        var range: Range<Int32> = 0..<0
+    }
+
+    private let slots: [Slot]
+    private let mask: Int
+    private let fallback: Range<Int32>
+
+    init(_ entries: [(String, Range<Int32>)], fallback: Range<Int32>) {
+        var capacity = 4
+        while capacity < entries.count * 2 { capacity *= 2 }
+        var slots = [Slot](repeating: Slot(), count: capacity)
+        for (name, range) in entries {
+            let h = NameTable.hash(name)
+            var i = Int(truncatingIfNeeded: h) & (capacity - 1)
+            while slots[i].hash != 0 { i = (i + 1) & (capacity - 1) }
+            slots[i] = Slot(hash: h, name: name, range: range)
+        }
+        self.slots = slots
+        self.mask = capacity - 1
+        self.fallback = fallback
+    }
+
+    @inline(__always)
+    static func hash(_ name: String) -> UInt64 {
+        @inline(__always)
+        func fnv(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+            var h: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+            return h
+        }
+        var name = name
+        let h = name.withUTF8(fnv)
+        return (h ^ (h >> 29)) | 1
+    }
+
+    @inline(__always)
+    func lookup(_ name: String) -> Range<Int32> {
+        let h = NameTable.hash(name)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let slotHash = slots[i].hash
+            if slotHash == 0 { return fallback }
+            if slotHash == h && slots[i].name == name { return slots[i].range }
+            i = (i + 1) & mask
+        }
     }
 }
 

@@ -92,27 +92,8 @@ public struct RuleEngine: Sendable {
     @inline(__always)
     private mutating func handle(_ event: RuleEvent, at time: Double, explaining: Bool, into explain: inout [Explanation]) -> [PlannedAction] {
         var out: [PlannedAction] = time >= earliest ? advance(to: time) : []
-        let (a, b, c, d) = ruleSet.index.lists(namespace: event.namespace, event: event.name)
-        if b.isEmpty && c.isEmpty && d.isEmpty {
-            for i in a { process(i, event, time, explaining, &explain, &out) }
-            return out
-        }
-        // Merge the four sorted lists so rules run in load order.
-        var ia = 0, ib = 0, ic = 0, id = 0
-        var previous = -1
-        while true {
-            var next = Int.max
-            if ia < a.count { next = min(next, a[ia]) }
-            if ib < b.count { next = min(next, b[ib]) }
-            if ic < c.count { next = min(next, c[ic]) }
-            if id < d.count { next = min(next, d[id]) }
-            if next == Int.max { break }
-            if ia < a.count, a[ia] == next { ia += 1 }
-            if ib < b.count, b[ib] == next { ib += 1 }
-            if ic < c.count, c[ic] == next { ic += 1 }
-            if id < d.count, d[id] == next { id += 1 }
-            if next != previous { process(next, event, time, explaining, &explain, &out) }
-            previous = next
+        for k in ruleSet.index.range(namespace: event.namespace, event: event.name) {
+            process(Int(ruleSet.index.rules[k]), event, time, explaining, &explain, &out)
         }
         return out
     }
@@ -121,15 +102,13 @@ public struct RuleEngine: Sendable {
     private mutating func process(_ i: Int, _ event: RuleEvent, _ time: Double, _ explaining: Bool,
                                   _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
         let rule = ruleSet.rules[i]
-        let context = EvalContext(event: event, now: time)
         var holds = true
-        if let when = rule.whenRoot {
-            if case .bool(true)? = evaluate(when, context) {} else { holds = false }
-        }
+        if let when = rule.fastWhen { holds = when.truth(event, time) == .yes }
         if !holds && (!rule.stateful || states[i].active == 0) {
-            if explaining { note(&explain, rule, event, time, "when: " + rule.when!.explainNotTrue(context)) }
+            if explaining { note(&explain, rule, event, time, "when: " + rule.when!.explainNotTrue(EvalContext(event: event, now: time))) }
             return
         }
+        let context = EvalContext(event: event, now: time)
         var key = JSONValue.null
         if let k = rule.keyRoot {
             guard let v = evaluate(k, context) else {
@@ -190,8 +169,8 @@ public struct RuleEngine: Sendable {
             }
         case .firing:
             let clears: Bool
-            if let clearWhen = rule.clearWhenRoot {
-                if case .bool(true)? = evaluate(clearWhen, context) { clears = true } else { clears = false }
+            if let clearWhen = rule.fastClearWhen {
+                clears = clearWhen.truth(event, time) == .yes
             } else {
                 clears = !holds
             }
