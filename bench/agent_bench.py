@@ -28,9 +28,10 @@ import time
 import socketio
 from aiohttp import web
 
+from proc_stats import cpu_seconds, status_kb
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-TICK = os.sysconf("SC_CLK_TCK")
 
 RULES = """\
 rules:
@@ -49,20 +50,6 @@ def free_port():
     port = s.getsockname()[1]
     s.close()
     return port
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def rss_kb(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 class BenchServer:
@@ -137,11 +124,11 @@ async def measure(server, name, argv, transport, events, rate):
     try:
         await asyncio.wait_for(server.connected.wait(), timeout=30)
         await asyncio.sleep(1.5)  # settle (and finish the upgrade)
-        idle = rss_kb(proc.pid, "VmRSS")
+        idle = status_kb(proc.pid, "VmRSS")
         cpu0 = cpu_seconds(proc.pid)
         elapsed = await server.run(events, rate)
         cpu = cpu_seconds(proc.pid) - cpu0
-        peak = rss_kb(proc.pid, "VmHWM")
+        peak = status_kb(proc.pid, "VmHWM")
         lat = sorted(server.latencies)
         got = len(lat)
         return {

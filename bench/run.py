@@ -17,8 +17,9 @@ import time
 import socketio
 from aiohttp import web
 
+from proc_stats import cpu_seconds, status_kb
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLK = os.sysconf("SC_CLK_TCK")
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--events", type=int, default=5000)
@@ -33,20 +34,6 @@ sio = socketio.AsyncServer(async_mode="aiohttp", ping_interval=25, ping_timeout=
 app = web.Application()
 sio.attach(app)
 state = {}
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
-
-
-def status_kb(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 @sio.on("ready")
