@@ -130,7 +130,8 @@ func editDistance(_ a: String, _ b: String) -> Int {
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a likely typo.
-func didYouMean(_ word: String, _ candidates: some Sequence<String>) -> String? {
+/// (The agent's configuration file uses it too.)
+public func didYouMean(_ word: String, _ candidates: some Sequence<String>) -> String? {
     var best: (String, Int)?
     for candidate in candidates {
         let d = editDistance(word, candidate)

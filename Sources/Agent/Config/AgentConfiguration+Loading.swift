@@ -1,3 +1,4 @@
+import Rules
 import SocketIO
 import Yams
 
@@ -26,9 +27,9 @@ public struct AgentOverrides: Sendable {
     /// `SIOAGENT_RECORD` set.
     public static func fromEnvironment(_ environment: [String: String]) throws(ConfigErrors) -> AgentOverrides {
         var o = AgentOverrides()
-        var errors: [ConfigError] = []
+        var errors: [Diagnostic] = []
         func fail(_ name: String, _ message: String) {
-            errors.append(ConfigError(file: "environment", line: 0, column: 0, message: "\(name): \(message)"))
+            errors.append(Diagnostic(file: "environment", line: 0, column: 0, message: "\(name): \(message)"))
         }
         o.url = environment["SIOAGENT_URL"].flatMap { $0.isEmpty ? nil : $0 }
         o.rules = environment["SIOAGENT_RULES"].flatMap { $0.isEmpty ? nil : $0 }
@@ -114,7 +115,7 @@ extension AgentConfiguration {
             do {
                 text = try readTextFile(path)
             } catch {
-                throw ConfigErrors(errors: [ConfigError(file: path, line: 1, column: 1, message: "cannot read: \(error)")])
+                throw ConfigErrors(errors: [Diagnostic(file: path, line: 1, column: 1, message: "cannot read: \(error)")])
             }
             let base = directoryOf(path)
             var reader = ConfigReader(file: path, text: text, environment: environment)
@@ -124,7 +125,7 @@ extension AgentConfiguration {
             } catch let error as YamlError {
                 throw ConfigErrors(errors: [yamlError(error, file: path, lines: reader.lines)])
             } catch {
-                throw ConfigErrors(errors: [ConfigError(file: path, line: 1, column: 1, message: "\(error)")])
+                throw ConfigErrors(errors: [Diagnostic(file: path, line: 1, column: 1, message: "\(error)")])
             }
             if let root {
                 config.read(root, reader: &reader, base: base, url: &url, rules: &rules)
@@ -148,13 +149,13 @@ extension AgentConfiguration {
         if let v = overrides.spoolDir { config.spool.dir = v }
         if let v = overrides.recordPath { config.recordPath = v }
 
-        var missing: [ConfigError] = []
+        var missing: [Diagnostic] = []
         let where_ = path ?? "command line"
         if let url { config.server.url = url } else {
-            missing.append(ConfigError(file: where_, line: 1, column: 1, message: "no server URL: set server.url in the file, or --url"))
+            missing.append(Diagnostic(file: where_, line: 0, column: 0, message: "no server URL: set server.url in the file, or --url"))
         }
         if let rules { config.rules = rules } else {
-            missing.append(ConfigError(file: where_, line: 1, column: 1, message: "no rules: set rules in the file, or --rules"))
+            missing.append(Diagnostic(file: where_, line: 0, column: 0, message: "no rules: set rules in the file, or --rules"))
         }
         if !missing.isEmpty { throw ConfigErrors(errors: missing) }
         return config
@@ -294,10 +295,10 @@ extension AgentConfiguration {
 }
 
 /// A Yams parse error as a positioned configuration error.
-func yamlError(_ error: YamlError, file: String, lines: [Substring]) -> ConfigError {
-    func make(_ mark: Mark, _ message: String) -> ConfigError {
+func yamlError(_ error: YamlError, file: String, lines: [Substring]) -> Diagnostic {
+    func make(_ mark: Mark, _ message: String) -> Diagnostic {
         let source = lines.indices.contains(mark.line - 1) ? String(lines[mark.line - 1]) : nil
-        return ConfigError(file: file, line: mark.line, column: mark.column, message: message, sourceLine: source)
+        return Diagnostic(file: file, line: mark.line, column: mark.column, message: message, sourceLine: source)
     }
     switch error {
     case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
@@ -306,7 +307,7 @@ func yamlError(_ error: YamlError, file: String, lines: [Substring]) -> ConfigEr
         let keys = duplicates.joined(separator: ", ")
         return make(context.mark, "duplicate key \(keys)")
     default:
-        return ConfigError(file: file, line: 1, column: 1, message: "invalid YAML: \(error)")
+        return Diagnostic(file: file, line: 1, column: 1, message: "invalid YAML: \(error)")
     }
 }
 

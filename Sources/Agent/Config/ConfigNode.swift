@@ -7,7 +7,7 @@ struct ConfigReader {
     let file: String
     let lines: [Substring]
     let environment: [String: String]
-    var errors: [ConfigError] = []
+    var errors: [Diagnostic] = []
 
     init(file: String, text: String, environment: [String: String]) {
         self.file = file
@@ -23,7 +23,7 @@ struct ConfigReader {
 
     mutating func error(_ message: String, line: Int, column: Int) {
         let source = lines.indices.contains(line - 1) ? String(lines[line - 1]) : nil
-        errors.append(ConfigError(file: file, line: line, column: column, message: message, sourceLine: source))
+        errors.append(Diagnostic(file: file, line: line, column: column, message: message, sourceLine: source))
     }
 
     /// The pairs of a mapping, reporting keys outside `known` (with a suggestion) as errors.
@@ -40,7 +40,7 @@ struct ConfigReader {
             }
             if !known.isEmpty, !known.contains(key) {
                 var message = "unknown key '\(key)' in \(what)"
-                if let suggestion = closestMatch(to: key, in: known) {
+                if let suggestion = didYouMean(key, known) {
                     message += "; did you mean '\(suggestion)'?"
                 }
                 error(message, at: keyNode)
@@ -203,23 +203,4 @@ extension StringProtocol {
         while s.last == " " { s = s.dropLast() }
         return String(s)
     }
-}
-
-/// The candidate closest to `word` by edit distance, when close enough to be a likely typo.
-func closestMatch(to word: String, in candidates: [String]) -> String? {
-    func distance(_ a: [Character], _ b: [Character]) -> Int {
-        var previous = Array(0...b.count)
-        for i in 1...max(a.count, 1) where !a.isEmpty {
-            var current = [i] + Array(repeating: 0, count: b.count)
-            for j in 1...max(b.count, 1) where !b.isEmpty {
-                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
-            }
-            previous = current
-        }
-        return previous[b.count]
-    }
-    let w = Array(word.lowercased())
-    let scored = candidates.map { ($0, distance(w, Array($0.lowercased()))) }
-    guard let best = scored.min(by: { $0.1 < $1.1 }), best.1 <= Swift.max(2, word.count / 3) else { return nil }
-    return best.0
 }
