@@ -252,15 +252,28 @@ public final class Agent: Sendable {
 }
 
 /// Lets the client's hook reach the agent, which exists only after the client.
+///
+/// The closure sits in a class: a closure kept directly in a generic container (`Mutex<F?>`) is
+/// re-wrapped in conversion thunks on every `inout` access, so each event would make the next
+/// call slower.
 private final class HookBox: Sendable {
-    private let target = Mutex<(@Sendable (SocketIOClientEvent) -> Void)?>(nil)
+    private final class Target: Sendable {
+        let call: @Sendable (SocketIOClientEvent) -> Void
+
+        init(_ call: @escaping @Sendable (SocketIOClientEvent) -> Void) {
+            self.call = call
+        }
+    }
+
+    private let target = Mutex<Target?>(nil)
 
     func set(_ f: @escaping @Sendable (SocketIOClientEvent) -> Void) {
-        target.withLock { $0 = f }
+        let t = Target(f)
+        target.withLock { $0 = t }
     }
 
     func call(_ event: SocketIOClientEvent) {
-        target.withLock { $0 }?(event)
+        target.withLock { $0 }?.call(event)
     }
 }
 
