@@ -53,7 +53,10 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
     }
 
     public func execute(_ action: PlannedAction, ack: SocketIOAck?) {
-        let meta: Logger.Metadata = ["rule.id": "\(action.rule)", "rule.phase": "\(action.phase)", "event.name": "\(action.trigger?.name ?? "")"]
+        // Built only when a line is logged (swift-log takes metadata as an autoclosure).
+        var meta: Logger.Metadata {
+            ["rule.id": .string(action.rule), "rule.phase": .string(action.phase.rawValue), "event.name": .string(action.trigger?.name ?? "")]
+        }
         switch action.kind {
         case .emit(let namespace, let event, let args, let ackTimeout):
             logger.info(
@@ -98,6 +101,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
                 if case .stderr = target { return 2 }
                 return 1
             }()
+            let failureMetadata = meta
             tasks.started()
             writerThread.submit { [tasks] _ in
                 defer { tasks.finished() }
@@ -105,7 +109,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
                     do {
                         try writer.append(message, to: path)
                     } catch {
-                        logger.error("log action failed", metadata: meta.merging(["error": "\(error)"]) { $1 })
+                        logger.error("log action failed", metadata: failureMetadata.merging(["error": "\(error)"]) { $1 })
                     }
                 } else {
                     _ = writeAll(fd, Array((message + "\n").utf8))
