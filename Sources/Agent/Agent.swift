@@ -28,8 +28,8 @@ public final class Agent: Sendable {
     private let loop: any EventLoop
     private let executor: any ActionExecutor
     private let runtime: NIOLoopBoundBox<RuntimeState>
-    private let stop = Mutex<CheckedContinuation<Void, Never>?>(nil)
-    private let stopRequested = Mutex(false)
+    /// Whether shutdown was asked for, and `run()` waiting for it.
+    private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
 
     /// The rule state and what goes with it; lives on the event loop.
     final class RuntimeState {
@@ -105,10 +105,9 @@ public final class Agent: Sendable {
             } : nil
 
         await withCheckedContinuation { continuation in
-            let already = stopRequested.withLock { requested -> Bool in
-                if requested { return true }
-                stop.withLock { $0 = continuation }
-                return false
+            let already = stop.withLock { stop -> Bool in
+                if !stop.requested { stop.waiter = continuation }
+                return stop.requested
             }
             if already { continuation.resume() }
         }
@@ -129,14 +128,12 @@ public final class Agent: Sendable {
 
     /// Asks ``run()`` to finish (what SIGTERM and SIGINT do).
     public func shutdown() {
-        let continuation = stopRequested.withLock { requested -> CheckedContinuation<Void, Never>? in
-            requested = true
-            return stop.withLock { c in
-                defer { c = nil }
-                return c
-            }
+        let waiter = stop.withLock { stop -> CheckedContinuation<Void, Never>? in
+            stop.requested = true
+            defer { stop.waiter = nil }
+            return stop.waiter
         }
-        continuation?.resume()
+        waiter?.resume()
     }
 
     /// Loads and validates the rules again. When they are valid, swaps them in, keeping the
