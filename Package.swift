@@ -110,11 +110,13 @@ let package = Package(
             dependencies: ["Rules", "SIOCore"],
             swiftSettings: swiftSettings
         ),
+        // Paths shared by the test targets: the package, the built binary, the peer's Python.
+        .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SocketIOTests",
             dependencies: [
-                "SIOCore", "SocketIO",
+                "SIOCore", "SocketIO", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,11 +124,11 @@ let package = Package(
             exclude: ["Peer"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "RulesTests", dependencies: ["SIOCore", "Rules"], swiftSettings: swiftSettings),
+        .testTarget(name: "RulesTests", dependencies: ["SIOCore", "Rules", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AgentTests",
             dependencies: [
-                "SIOCore", "SocketIO", "Rules", "Agent",
+                "SIOCore", "SocketIO", "Rules", "Agent", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
             ],
             exclude: ["Peer"],

@@ -281,20 +281,13 @@ func wallClock() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// What changes when a rule file changes: names, sizes and modification times.
+/// What changes when a rule file changes: the names, sizes and modification times of the files
+/// that loading the rules would read.
 func rulesFingerprint(_ path: String) -> [String] {
     guard let stamp = fileStamp(path) else { return [] }
-    guard stamp.isDirectory else { return ["\(path) \(stamp.size) \(stamp.modified)"] }
-    var out: [String] = []
-    for name in listDirectory(path).sorted() {
-        let full = path + "/" + name
-        if let s = fileStamp(full) {
-            if s.isDirectory {
-                out += rulesFingerprint(full)
-            } else if name.hasSuffix(".yaml") || name.hasSuffix(".yml") {
-                out.append("\(full) \(s.size) \(s.modified)")
-            }
-        }
+    let files = stamp.isDirectory ? RuleSet.yamlFiles(in: path) : [path]
+    return files.map { file in
+        let s = fileStamp(file)
+        return "\(file) \(s?.size ?? -1) \(s?.modified ?? -1)"
     }
-    return out
 }

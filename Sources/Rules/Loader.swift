@@ -125,7 +125,9 @@ extension RuleSet {
         return nil
     }
 
-    static func yamlFiles(in directory: String) -> [String] {
+    /// The rule files under `directory`, as `load(paths:)` finds them: `*.yaml`/`*.yml`,
+    /// recursively, in name order, skipping names that start with a dot.
+    public static func yamlFiles(in directory: String) -> [String] {
         let fm = FileManager.default
         guard let names = try? fm.contentsOfDirectory(atPath: directory) else { return [] }
         var out: [String] = []
@@ -201,7 +203,7 @@ struct FileCompiler {
         do {
             root = try Yams.compose(yaml: text)
         } catch let e as YamlError {
-            yamlError(e, text: text)
+            diagnostics.append(Diagnostic(yamlError: e, file: source.path, text: text))
             return
         } catch {
             diagnostics.append(Diagnostic(file: source.path, line: 0, column: 0, message: "cannot parse YAML: \(error)"))
@@ -234,32 +236,6 @@ struct FileCompiler {
             } else if !isNull(t.value) {
                 error(t.value, "tests: must be a list of tests (each starting with \"- name:\")")
             }
-        }
-    }
-
-    mutating func yamlError(_ e: YamlError, text: String) {
-        func add(_ mark: Mark, _ message: String) {
-            error(SourcePosition(line: mark.line, column: mark.column), "invalid YAML: " + message)
-        }
-        switch e {
-        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
-            .composer(let context, let problem, let mark, _):
-            add(mark, problem + (context.map { " (\($0.text) that starts at line \($0.mark.line), column \($0.mark.column))" } ?? ""))
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            add(context.mark, "duplicate key\(duplicates.count == 1 ? "" : "s") \(duplicates.map { "\"\($0)\"" }.joined(separator: ", ")) in this mapping")
-        case .reader(let problem, let offset, _, _):
-            var line = 1, column = 1
-            if let offset {
-                var n = 0
-                for scalar in text.unicodeScalars {
-                    if n >= offset { break }
-                    n += String(scalar).utf8.count
-                    if scalar == "\n" { line += 1; column = 1 } else { column += 1 }
-                }
-            }
-            error(SourcePosition(line: line, column: column), "invalid YAML: " + problem)
-        default:
-            diagnostics.append(Diagnostic(file: source.path, line: 0, column: 0, message: "invalid YAML: \(e)"))
         }
     }
 

@@ -290,34 +290,47 @@ final class EngineSession: @unchecked Sendable {
 
     private func poll() {
         guard state == .open, ws == nil, !upgrading, let lane = getLane, !lane.isBusy, let sid = handshake?.sid else { return }
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri(transport: "polling", sid: sid))
-        head.headers = headers()
-        lane.request(head, body: nil).assumeIsolated().whenComplete { [self] result in
-            guard state == .open, getLane === lane else { return }
+        pollingRequest(.GET, on: lane, sid: sid, body: nil, what: "poll", isCurrent: { [self] in getLane === lane }) { [self] response in
+            let decoded = response.body.withUnsafeReadableBytes { bytes in
+                Result { () throws(EngineIOParseError) in try EngineIOCodec.decodePayload(bytes) }
+            }
+            switch decoded {
+            case .success(let packets):
+                for packet in packets {
+                    receive(packet)
+                    guard state == .open else { return }
+                }
+            case .failure(let error):
+                lastReceived = .now()
+                logger.warning("ignoring a malformed polling payload", metadata: ["error": "\(error)"])
+            }
+            poll()
+        }
+    }
+
+    /// Sends one long-polling request on `lane`. A transport error or an answer other than 200
+    /// ends the session (a 400 means the server no longer knows the sid); cookies are kept from
+    /// every answer; `onOK` gets a 200 answer. Nothing happens once the session or the lane has
+    /// been replaced (`isCurrent` false).
+    private func pollingRequest(
+        _ method: HTTPMethod, on lane: HTTPLane, sid: String, body: [UInt8]?, what: String,
+        isCurrent: @escaping () -> Bool, onOK: @escaping (HTTPResponse) -> Void
+    ) {
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri(transport: "polling", sid: sid))
+        head.headers = headers(post: method == .POST)
+        lane.request(head, body: body).assumeIsolated().whenComplete { [self] result in
+            guard state == .open, isCurrent() else { return }
             switch result {
             case .failure(let error):
                 fail(.transportError, describeIOError(error))
             case .success(let response):
                 cookies.absorb(response.headers)
                 guard response.status == .ok else {
-                    let body = String(buffer: response.body)
-                    fail(.transportError, "poll answered \(response.status.code): \(body)", sessionGone: response.status == .badRequest)
+                    fail(.transportError, "\(what) answered \(response.status.code): \(String(buffer: response.body))",
+                         sessionGone: response.status == .badRequest)
                     return
                 }
-                let decoded = response.body.withUnsafeReadableBytes { bytes in
-                    Result { () throws(EngineIOParseError) in try EngineIOCodec.decodePayload(bytes) }
-                }
-                switch decoded {
-                case .success(let packets):
-                    for packet in packets {
-                        receive(packet)
-                        guard state == .open else { return }
-                    }
-                case .failure(let error):
-                    lastReceived = .now()
-                    logger.warning("ignoring a malformed polling payload", metadata: ["error": "\(error)"])
-                }
-                poll()
+                onOK(response)
             }
         }
     }
@@ -375,35 +388,21 @@ final class EngineSession: @unchecked Sendable {
             }
         }
         postInFlight = count
-        var head = HTTPRequestHead(version: .http1_1, method: .POST, uri: uri(transport: "polling", sid: h.sid))
-        head.headers = headers(post: true)
-        lane.request(head, body: body).assumeIsolated().whenComplete { [self] result in
-            guard state == .open, postLane === lane else { return }
-            switch result {
-            case .failure(let error):
-                fail(.transportError, describeIOError(error))
-            case .success(let response):
-                cookies.absorb(response.headers)
-                guard response.status == .ok else {
-                    fail(.transportError, "POST answered \(response.status.code): \(String(buffer: response.body))",
-                         sessionGone: response.status == .badRequest)
-                    return
+        pollingRequest(.POST, on: lane, sid: h.sid, body: body, what: "POST", isCurrent: { [self] in postLane === lane }) { [self] _ in
+            var done = postInFlight
+            postInFlight = 0
+            while done > 0, var unit = queue.first {
+                let take = min(done, unit.frames.count - unit.sent)
+                unit.sent += take
+                done -= take
+                if unit.sent == unit.frames.count {
+                    queue.removeFirst()
+                    unit.promise?.succeed()
+                } else {
+                    queue[queue.startIndex] = unit
                 }
-                var done = postInFlight
-                postInFlight = 0
-                while done > 0, var unit = queue.first {
-                    let take = min(done, unit.frames.count - unit.sent)
-                    unit.sent += take
-                    done -= take
-                    if unit.sent == unit.frames.count {
-                        queue.removeFirst()
-                        unit.promise?.succeed()
-                    } else {
-                        queue[queue.startIndex] = unit
-                    }
-                }
-                flushQueue()
             }
+            flushQueue()
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// `sioagent run` against a real python-socketio server: the rules fire, actions run, alerts

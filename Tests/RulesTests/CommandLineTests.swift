@@ -1,16 +1,11 @@
 import Foundation
 import SIOCore
+import TestSupport
 import Testing
 
 /// Runs the built `sioagent` (next to the test bundle in the build products) and returns (status, stdout, stderr).
 func sioagent(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-    let products = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    var binary = products.appendingPathComponent("sioagent")
-    if !FileManager.default.fileExists(atPath: binary.path) {
-        // On some layouts the runner sits inside the .xctest bundle.
-        binary = products.deletingLastPathComponent().appendingPathComponent("sioagent")
-    }
-    try #require(FileManager.default.isExecutableFile(atPath: binary.path), "build sioagent first: \(binary.path)")
+    let binary = URL(fileURLWithPath: try TestPaths.sioagent)
     let process = Process()
     process.executableURL = binary
     process.arguments = arguments

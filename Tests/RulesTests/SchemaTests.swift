@@ -1,14 +1,11 @@
 import Foundation
 import Rules
 import SIOCore
+import TestSupport
 import Testing
 
 /// The Python with `jsonschema` (from `scripts/setup-venv`): `SIOAGENT_PYTHON` or `<root>/.venv/bin/python`.
-let schemaPython: String? = {
-    if let p = ProcessInfo.processInfo.environment["SIOAGENT_PYTHON"], !p.isEmpty { return p }
-    let venv = packageRoot.appendingPathComponent(".venv/bin/python").path
-    return FileManager.default.isExecutableFile(atPath: venv) ? venv : nil
-}()
+let schemaPython: String? = TestPaths.pythonIfPresent
 
 /// Validates each JSON document against the schema with python-jsonschema; returns one line per document: "ok" or the error.
 func validateWithSchema(_ documents: [JSONValue]) throws -> [String] {

@@ -1,6 +1,7 @@
 import Foundation
 import Rules
 import SIOCore
+import TestSupport
 import Testing
 
 /// Loads one in-memory rule file named `t.yaml`.
@@ -31,4 +32,4 @@ func describe(_ actions: [PlannedAction]) -> [String] {
 }
 
 /// The package's root directory (this file is Tests/RulesTests/Support.swift).
-let packageRoot: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+let packageRoot = URL(fileURLWithPath: TestPaths.packageRoot)

@@ -152,7 +152,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             var meta = metadata
             meta["command"] = "\(spec.argv.first ?? "")"
             meta["command.status"] = "\(outcome.status)"
-            meta["command.duration_ms"] = "\(Int(outcome.duration.seconds * 1000))"
+            meta["command.duration_ms"] = "\(Int(outcome.duration.secondsValue * 1000))"
             if !outcome.standardOutput.isEmpty { meta["command.stdout"] = "\(outcome.standardOutput)" }
             if !outcome.standardError.isEmpty { meta["command.stderr"] = "\(outcome.standardError)" }
             if outcome.succeeded {

@@ -1,3 +1,5 @@
+import Rules
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -29,7 +31,7 @@ public struct SpoolItem: Sendable, Equatable {
         var pairs: [(String, JSONValue)] = [
             ("namespace", .string(namespace)), ("event", .string(event)), ("args", .array(args)), ("rule", .string(rule)),
         ]
-        if let ackTimeout { pairs.append(("ack", .number(ackTimeout.seconds))) }
+        if let ackTimeout { pairs.append(("ack", .number(ackTimeout.secondsValue))) }
         var out: [UInt8] = []
         JSONValue.object(pairs: pairs).write(into: &out)
         out.append(0x0A)
@@ -48,7 +50,7 @@ public struct SpoolItem: Sendable, Equatable {
         self.event = event
         self.args = decodedArgs
         self.rule = value["rule"]?.stringValue ?? ""
-        self.ackTimeout = value["ack"]?.numberValue.map { Duration.milliseconds(Int64($0 * 1000)) }
+        self.ackTimeout = value["ack"]?.numberValue.map(durationFromSeconds)
     }
 }
 
@@ -124,13 +126,5 @@ public final class Spool {
     private func fileName(_ sequence: UInt64) -> String {
         let digits = String(sequence)
         return directory + "/" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".alert"
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    public var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
     }
 }

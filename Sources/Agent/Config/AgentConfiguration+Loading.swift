@@ -123,7 +123,7 @@ extension AgentConfiguration {
             do {
                 root = try Yams.compose(yaml: text)
             } catch let error as YamlError {
-                throw ConfigErrors(errors: [yamlError(error, file: path, lines: reader.lines)])
+                throw ConfigErrors(errors: [Diagnostic(yamlError: error, file: path, text: text)])
             } catch {
                 throw ConfigErrors(errors: [Diagnostic(file: path, line: 1, column: 1, message: "\(error)")])
             }
@@ -291,23 +291,6 @@ extension AgentConfiguration {
                 }
             }
         }
-    }
-}
-
-/// A Yams parse error as a positioned configuration error.
-func yamlError(_ error: YamlError, file: String, lines: [Substring]) -> Diagnostic {
-    func make(_ mark: Mark, _ message: String) -> Diagnostic {
-        let source = lines.indices.contains(mark.line - 1) ? String(lines[mark.line - 1]) : nil
-        return Diagnostic(file: file, line: mark.line, column: mark.column, message: message, sourceLine: source)
-    }
-    switch error {
-    case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _), .composer(_, let problem, let mark, _):
-        return make(mark, "invalid YAML: \(problem)")
-    case .duplicatedKeysInMapping(let duplicates, let context):
-        let keys = duplicates.joined(separator: ", ")
-        return make(context.mark, "duplicate key \(keys)")
-    default:
-        return Diagnostic(file: file, line: 1, column: 1, message: "invalid YAML: \(error)")
     }
 }
 

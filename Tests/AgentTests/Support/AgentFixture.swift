@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 
 /// The real python-socketio server the end-to-end tests talk to (Tests/AgentTests/Peer/peer_server.py).
 final class PeerServer: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import TestSupport
 
 /// A child process for end-to-end tests: its stdout and stderr collected as lines, its stdin
 /// writable, and waits with deadlines (never a fixed sleep standing in for a condition).
@@ -116,35 +117,7 @@ final class LineCollector: Sendable {
     var lines: [String] { state.withLock { $0.lines } }
 }
 
-/// Where the package, the built `sioagent` and the test peer's Python live.
-enum TestPaths {
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<4 { url.deleteLastPathComponent() }
-        return url.path
-    }()
-
-    static var python: String {
-        get throws {
-            let path = ProcessInfo.processInfo.environment["SIOAGENT_PYTHON"] ?? packageRoot + "/.venv/bin/python"
-            guard FileManager.default.isExecutableFile(atPath: path) else {
-                throw ChildProcess.Failure(description: "no Python for the interop peer at \(path): run scripts/setup-venv (or set SIOAGENT_PYTHON)")
-            }
-            return path
-        }
-    }
-
-    /// The `sioagent` built next to the test bundle (SwiftPM puts products in one directory).
-    static var sioagent: String {
-        get throws {
-            let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("sioagent").path
-            for candidate in [beside, packageRoot + "/.build/debug/sioagent"] where FileManager.default.isExecutableFile(atPath: candidate) {
-                return candidate
-            }
-            throw ChildProcess.Failure(description: "sioagent is not built: run `swift build` before the tests")
-        }
-    }
-
+extension TestPaths {
     static func temporaryDirectory(_ label: String) throws -> String {
         let path = NSTemporaryDirectory() + "sioagent-\(label)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)

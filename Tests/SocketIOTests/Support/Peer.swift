@@ -3,26 +3,16 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import SocketIO
 
-/// The package root (three levels above this file).
-let packageRoot: URL = URL(fileURLWithPath: #filePath)
-    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+/// The package root.
+let packageRoot = URL(fileURLWithPath: TestPaths.packageRoot)
 
 struct PeerError: Error, CustomStringConvertible {
     var description: String
-}
-
-/// The python interpreter of the test peer: $SIOAGENT_PYTHON, else <root>/.venv/bin/python.
-func pythonInterpreter() throws -> String {
-    if let env = ProcessInfo.processInfo.environment["SIOAGENT_PYTHON"], !env.isEmpty { return env }
-    let venv = packageRoot.appendingPathComponent(".venv/bin/python").path
-    guard FileManager.default.isExecutableFile(atPath: venv) else {
-        throw PeerError(description: "no python for the interop tests: set SIOAGENT_PYTHON or run scripts/setup-venv (expected \(venv))")
-    }
-    return venv
 }
 
 /// A real python-socketio server (Tests/SocketIOTests/Peer/server.py) in a child process.
@@ -41,7 +31,7 @@ final class PeerServer: @unchecked Sendable {
 
     static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 1, tls: (cert: String, key: String)? = nil) async throws -> PeerServer {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try pythonInterpreter())
+        process.executableURL = URL(fileURLWithPath: try TestPaths.python)
         var arguments = [
             packageRoot.appendingPathComponent("Tests/SocketIOTests/Peer/server.py").path,
             "--port", String(port), "--ping-interval", String(pingInterval), "--ping-timeout", String(pingTimeout),
@@ -169,11 +159,7 @@ func makeClient(_ server: PeerServer, transports: TransportMode = .websocket, na
 
 /// Runs the sioagent binary built next to the tests (off the cooperative pool).
 func runCLI(_ arguments: [String], timeout: TimeInterval = 30) async throws -> (code: Int32, stdout: String, stderr: String) {
-    let binary = ProcessInfo.processInfo.environment["SIOAGENT_BIN"]
-        ?? packageRoot.appendingPathComponent(".build/debug/sioagent").path
-    guard FileManager.default.isExecutableFile(atPath: binary) else {
-        throw PeerError(description: "sioagent binary not found at \(binary): run `swift build` first")
-    }
+    let binary = try TestPaths.sioagent
     let process = Process()
     process.executableURL = URL(fileURLWithPath: binary)
     process.arguments = arguments
