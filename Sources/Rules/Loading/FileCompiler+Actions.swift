@@ -1,5 +1,5 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 private let actionOptions: [String: [String]] = [
     "emit": ["namespace", "args", "data", "ack"],
@@ -10,7 +10,7 @@ private let actionOptions: [String: [String]] = [
 ]
 
 extension FileCompiler {
-    mutating func compileActions(_ n: Node, _ what: String, isTimer: Bool, environmentRead: inout Set<String>) -> [ActionTemplate] {
+    mutating func compileActions(_ n: YAMLNode, _ what: String, isTimer: Bool, environmentRead: inout Set<String>) -> [ActionTemplate] {
         guard case .sequence(let seq) = n else {
             error(n, "\(what): must be a list of actions (each starting with \"- emit:\", \"- run:\", \"- shell:\", \"- log:\" or \"- reply:\"), not \(describe(n))")
             return []
@@ -18,7 +18,7 @@ extension FileCompiler {
         return seq.compactMap { compileAction($0, isTimer: isTimer, environmentRead: &environmentRead) }
     }
 
-    mutating func compileAction(_ n: Node, isTimer: Bool, environmentRead: inout Set<String>) -> ActionTemplate? {
+    mutating func compileAction(_ n: YAMLNode, isTimer: Bool, environmentRead: inout Set<String>) -> ActionTemplate? {
         guard case .mapping(let raw) = n else {
             error(n, "an action must be a mapping such as \"emit: alert\", not \(describe(n))")
             return nil
@@ -47,7 +47,7 @@ extension FileCompiler {
                     error(k, "an environment variable name is letters, digits and _, not \(describe(k))")
                     return nil
                 }
-                if case .scalar = v {} else {
+                guard case .scalar = v else {
                     error(v, "env values are text, not \(describe(v))")
                     return nil
                 }
@@ -140,9 +140,8 @@ extension FileCompiler {
 
     /// `args:` (a list) or `data:` (one value) of emit and reply.
     mutating func arguments(_ m: [String: Entry], _ kind: String, environmentRead: inout Set<String>) -> [ValueTemplate]? {
-        if let a = m["args"], let d = m["data"] {
+        if m["args"] != nil, let d = m["data"] {
             error(d.keyNode, "\(kind): takes args: (a list) or data: (one value), not both")
-            _ = a
             return nil
         }
         if let a = m["args"] {

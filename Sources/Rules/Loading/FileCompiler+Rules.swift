@@ -1,12 +1,12 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 private let ruleKeys = ["id", "description", "enabled", "on", "every", "when", "clear_when", "for", "cooldown", "key", "then", "on_clear"]
 
 extension FileCompiler {
     // MARK: Rules
 
-    mutating func compileRule(_ n: Node) -> CompiledRule? {
+    mutating func compileRule(_ n: YAMLNode) -> CompiledRule? {
         guard let m = mapping(n, "a rule", known: ruleKeys) else { return nil }
         let before = diagnostics.filter { $0.severity == .error }.count
         let rulePosition = position(n)
@@ -15,7 +15,6 @@ extension FileCompiler {
             if let t = text(e.value, "id") {
                 id = t
                 if t.trimmingSpaces().isEmpty { error(e.value, "id must not be empty") }
-                rulePositions[t] = position(e.value)
                 idsWritten.append((t, position(e.value)))
             }
         } else {
@@ -74,7 +73,7 @@ extension FileCompiler {
                             cooldown: cooldown, then: then, onClear: onClear, fingerprint: fingerprint)
     }
 
-    mutating func compileTriggers(_ n: Node) -> [Trigger] {
+    mutating func compileTriggers(_ n: YAMLNode) -> [Trigger] {
         switch n {
         case .scalar:
             guard let name = eventName(n) else { return [] }
@@ -103,13 +102,10 @@ extension FileCompiler {
                 names = [name]
             }
             return names.map { Trigger(namespace: namespace, event: $0) }
-        case .alias:
-            error(n, "aliases are not supported here")
-            return []
         }
     }
 
-    mutating func eventName(_ n: Node) -> String? {
+    mutating func eventName(_ n: YAMLNode) -> String? {
         guard let name = text(n, "an event name") else { return nil }
         if name.isEmpty { error(n, "an event name must not be empty"); return nil }
         return name

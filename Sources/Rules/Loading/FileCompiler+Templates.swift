@@ -1,11 +1,11 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 extension FileCompiler {
     // MARK: Expressions and templates
 
     /// Compiles the expression `text` found in node `n` at `offset` of its text.
-    mutating func compileExpression(_ text: String, in n: Node, offset: Int, what: String, environmentRead: inout Set<String>) -> CompiledExpression? {
+    mutating func compileExpression(_ text: String, in n: YAMLNode, offset: Int, what: String, environmentRead: inout Set<String>) -> CompiledExpression? {
         let scope = ExpressionScope(vars: vars, environment: environment)
         do {
             var parser = try ExpressionParser(text: text, scope: scope)
@@ -21,7 +21,7 @@ extension FileCompiler {
     }
 
     /// A `when`/`clear_when`/`key` expression.
-    mutating func condition(_ n: Node, _ what: String, needsBool: Bool, environmentRead: inout Set<String>) -> CompiledExpression? {
+    mutating func condition(_ n: YAMLNode, _ what: String, needsBool: Bool, environmentRead: inout Set<String>) -> CompiledExpression? {
         guard case .scalar(let s) = n else {
             let quoteHint = if case .sequence = n { " (YAML read a list: quote the whole expression)" } else if case .mapping = n { " (YAML read a mapping: quote the whole expression, or remove \": \" from it)" } else { "" }
             error(n, "\(what) must be an expression (text), not \(describe(n))" + quoteHint)
@@ -45,13 +45,11 @@ extension FileCompiler {
     }
 
     /// A value that may hold `{{ }}` templates (in strings, at any depth).
-    mutating func template(_ n: Node, environmentRead: inout Set<String>) -> ValueTemplate? {
+    mutating func template(_ n: YAMLNode, environmentRead: inout Set<String>) -> ValueTemplate? {
         switch n {
         case .scalar(let s):
-            if s.style == .plain || s.style == .any {
-                let v = resolvePlain(s.string)
-                guard case .string = v else { return .constant(v) }
-            }
+            let v = s.value
+            guard case .string = v else { return .constant(v) }
             return textTemplate(s.string, in: n, environmentRead: &environmentRead)
         case .sequence(let seq):
             var items: [ValueTemplate] = []
@@ -76,13 +74,10 @@ extension FileCompiler {
             guard ok else { return nil }
             if pairs.allSatisfy({ $0.1.isConstant }) { return .constant(json(n)) }
             return .object(pairs)
-        case .alias:
-            error(n, "aliases are not supported here")
-            return nil
         }
     }
 
-    mutating func textTemplate(_ text: String, in n: Node, environmentRead: inout Set<String>) -> ValueTemplate? {
+    mutating func textTemplate(_ text: String, in n: YAMLNode, environmentRead: inout Set<String>) -> ValueTemplate? {
         let split: TemplateSplit
         do {
             split = try TemplateSplit(text)

@@ -1,5 +1,5 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 // Linking the compiled files: rule ids across files, tests bound to their rules, diagnostics in order.
 
@@ -25,11 +25,13 @@ extension RuleSet {
             rules += compiler.rules
             for var test in compiler.tests {
                 if isTestFile(path) {
-                    let companion = companionRulesFile(of: path, mustExist: false) ?? path
-                    test.rulesFile = paths.contains(companion) ? companion : (companionRulesFile(of: path) ?? companion)
-                    if companionRulesFile(of: path) == nil && !paths.contains(companion) {
+                    let candidates = companionCandidates(of: path)
+                    if let companion = candidates.first(where: { paths.contains($0) }) {
+                        test.rulesFile = companion
+                    } else {
+                        test.rulesFile = candidates.first ?? path
                         diagnostics.append(Diagnostic(file: path, line: test.line, column: test.column,
-                            message: "no rules file beside this test file (expected \(companion))",
+                            message: "no rules file beside this test file (expected \(test.rulesFile))",
                             sourceLine: compiler.source.lineText(test.line)))
                     }
                 }
@@ -63,11 +65,26 @@ extension RuleSet {
 }
 
 extension RuleSet {
+    /// True for `NAME.test.yaml` (or `.yml`): a file of tests for the rules in `NAME.yaml` beside it.
+    public static func isTestFile(_ path: String) -> Bool {
+        path.hasSuffix(".test.yaml") || path.hasSuffix(".test.yml")
+    }
+
+    /// The names the rules file of test file `dir/NAME.test.yaml` may have, in the order they are
+    /// looked for: `dir/NAME.yaml`, `dir/NAME.yml`. Empty for other names.
+    public static func companionCandidates(of testFile: String) -> [String] {
+        for suffix in [".test.yaml", ".test.yml"] where testFile.hasSuffix(suffix) {
+            let base = String(testFile.dropLast(suffix.count))
+            return [base + ".yaml", base + ".yml"]
+        }
+        return []
+    }
+
     /// A YAML document as JSON, read the way rule files are (YAML 1.2 core schema: `yes`/`no`/`on`
     /// stay text). Nil when the text is not valid YAML. Used to validate files against
     /// `schema/rules.schema.json`.
     public static func yamlAsJSON(_ text: String) -> JSONValue? {
-        guard let root = try? Yams.compose(yaml: text) else { return nil }
-        return FileCompiler(source: SourceText(path: "", text: ""), environment: [:]).json(root)
+        guard let root = try? YAMLReader.read(text) else { return nil }
+        return root.json
     }
 }
