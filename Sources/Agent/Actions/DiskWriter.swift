@@ -1,0 +1,295 @@
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one thread that writes to disk: spooled alerts (with their `fsync`), `log` action lines
+/// and the `--record` file. The event loop only hands work over; it never waits for the disk.
+///
+/// Work is taken in batches: everything queued while the previous batch was being written is
+/// written together. In a batch each file gets one `write` (two around a rotation), each spooled
+/// alert one `fsync` before its rename, and each spool directory one `fsync` after the renames.
+/// Jobs are done in the order they were submitted.
+///
+/// The queue is bounded: at most ``maxQueuedLines`` lines or ``maxQueuedLineBytes`` bytes of
+/// lines wait at a time; ``submit(_:)`` refuses a line beyond that (the caller warns and drops
+/// it). Spool jobs are not refused here: the outbox bounds them (`spool.max_items`).
+public final class DiskWriter: Sendable {
+    /// Where a line goes.
+    public enum LineTarget: Hashable, Sendable {
+        /// A descriptor (standard output or error).
+        case descriptor(Int32)
+        /// A file, rotated by size like `log` files.
+        case file(path: String, maxBytes: Int, keep: Int)
+    }
+
+    enum Job: Sendable {
+        case line(LineTarget, [UInt8], failed: (@Sendable (DiskError) -> Void)?)
+        /// Writes `bytes` to `directory/name.tmp` (new, 0600, `O_EXCL | O_NOFOLLOW`), fsyncs it,
+        /// renames it to `directory/name`; the directory is fsynced at the end of the batch.
+        case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (DiskError?) -> Void)
+        case remove(path: String)
+        /// Renames `from` into `directory` (created 0700 if needed) under `name`.
+        case move(from: String, directory: String, name: String, done: (@Sendable (DiskError?) -> Void)?)
+        case closeFile(String)
+        case flush(@Sendable () -> Void)
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var lines = 0
+        var lineBytes = 0
+        var draining = false
+    }
+
+    /// Counts of the system calls made, for tests and diagnostics.
+    public struct Statistics: Sendable {
+        public var batches = 0
+        /// `write` calls to `log` and record files.
+        public var fileWrites = 0
+        /// `fsync` of spooled alerts.
+        public var fileSyncs = 0
+        public var directorySyncs = 0
+    }
+
+    private let stats = Mutex(Statistics())
+    public var statistics: Statistics { stats.withLock { $0 } }
+
+    public let maxQueuedLines: Int
+    public let maxQueuedLineBytes: Int
+    private let queue = Mutex(Queue())
+    private let thread: NIOThreadPool
+    /// Touched only by the writer thread.
+    private let files: FileTable
+
+    /// The process's writer, shared by the executor and the recorder.
+    public static let shared = DiskWriter()
+
+    public init(maxQueuedLines: Int = 10_000, maxQueuedLineBytes: Int = 8 << 20) {
+        self.maxQueuedLines = max(1, maxQueuedLines)
+        self.maxQueuedLineBytes = max(1, maxQueuedLineBytes)
+        self.files = FileTable()
+        self.thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+    }
+
+    deinit {
+        try? thread.syncShutdownGracefully()
+        files.closeAll()
+    }
+
+    /// Queues a line (`bytes` must end with a newline). False when the queue is full: nothing
+    /// was queued.
+    @discardableResult
+    public func append(_ bytes: [UInt8], to target: LineTarget, failed: (@Sendable (DiskError) -> Void)? = nil) -> Bool {
+        submit(.line(target, bytes, failed: failed))
+    }
+
+    /// Calls `done` (on the writer thread) once everything submitted before has been written.
+    public func flush(_ done: @escaping @Sendable () -> Void) {
+        submit(.flush(done))
+    }
+
+    /// Waits until everything submitted before has been written. Not for the event loop.
+    public func flush() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            flush { c.resume() }
+        }
+    }
+
+    /// Waits until everything submitted before has been written, or `deadline`; true when written.
+    public func flush(until deadline: ContinuousClock.Instant) async -> Bool {
+        let once = OneShot()
+        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            once.set(c)
+            flush { once.resume(true) }
+            Task {
+                try? await Task.sleep(until: deadline)
+                once.resume(false)
+            }
+        }
+    }
+
+    /// Closes `path` if it is open (it reopens on the next line).
+    func closeFile(_ path: String) {
+        submit(.closeFile(path))
+    }
+
+    @discardableResult
+    func submit(_ job: Job) -> Bool {
+        let start = queue.withLock { q -> Bool? in
+            if case .line(_, let bytes, _) = job {
+                guard q.lines < maxQueuedLines, q.lineBytes + bytes.count <= maxQueuedLineBytes else { return nil }
+                q.lines += 1
+                q.lineBytes += bytes.count
+            }
+            q.jobs.append(job)
+            if q.draining { return false }
+            q.draining = true
+            return true
+        }
+        guard let start else { return false }
+        if start {
+            thread.submit { [self] _ in drain() }
+        }
+        return true
+    }
+
+    private func drain() {
+        while true {
+            let batch = queue.withLock { q -> [Job] in
+                if q.jobs.isEmpty {
+                    q.draining = false
+                    return []
+                }
+                defer {
+                    q.jobs = []
+                    q.lines = 0
+                    q.lineBytes = 0
+                }
+                return q.jobs
+            }
+            if batch.isEmpty { return }
+            write(batch)
+        }
+    }
+
+    /// One batch, on the writer thread.
+    private func write(_ batch: [Job]) {
+        var order: [LineTarget] = []
+        var groups: [LineTarget: (lines: [[UInt8]], failed: (@Sendable (DiskError) -> Void)?)] = [:]
+        var dirtyDirectories: [String] = []
+        var stored: [(done: @Sendable (DiskError?) -> Void, error: DiskError?)] = []
+        var after: [@Sendable () -> Void] = []
+        var closing: [String] = []
+
+        func writeLines() {
+            for target in order {
+                guard let group = groups[target] else { continue }
+                if let error = files.write(group.lines, to: target) { group.failed?(error) }
+            }
+            order.removeAll()
+            groups.removeAll()
+        }
+
+        for job in batch {
+            switch job {
+            case .line(let target, let bytes, let failed):
+                if groups[target] == nil {
+                    order.append(target)
+                    groups[target] = ([bytes], failed)
+                } else {
+                    groups[target]!.lines.append(bytes)
+                }
+            case .store(let directory, let name, let bytes, let done):
+                do {
+                    try storeFileDurably(directory: directory, name: name, bytes: bytes)
+                    if !dirtyDirectories.contains(directory) { dirtyDirectories.append(directory) }
+                    stored.append((done, nil))
+                } catch let error as DiskError {
+                    stored.append((done, error))
+                } catch {
+                    stored.append((done, DiskError(description: "\(error)")))
+                }
+            case .remove(let path):
+                unlink(path)
+            case .move(let from, let directory, let name, let done):
+                var failure: DiskError?
+                do {
+                    try makeDirectories(directory)
+                    if rename(from, directory + "/" + name) != 0 { throw systemError("cannot move \(from) to \(directory)") }
+                    if !dirtyDirectories.contains(directory) { dirtyDirectories.append(directory) }
+                } catch let error as DiskError {
+                    failure = error
+                } catch {
+                    failure = DiskError(description: "\(error)")
+                }
+                if let done { stored.append((done, failure)) }
+            case .closeFile(let path):
+                closing.append(path)
+            case .flush(let done):
+                after.append(done)
+            }
+        }
+        writeLines()
+        stats.withLock {
+            $0.batches += 1
+            $0.fileWrites += files.takeWriteCount()
+            $0.fileSyncs += stored.count { $0.error == nil }
+            $0.directorySyncs += dirtyDirectories.count
+        }
+        for path in closing { files.close(path) }
+        // The renames are durable once their directory is: one fsync per directory per batch.
+        // A failure here leaves the alert on disk (renamed), so it still counts as stored.
+        for directory in dirtyDirectories { try? syncDirectory(directory) }
+        for (done, error) in stored { done(error) }
+        for done in after { done() }
+    }
+}
+
+/// The open files of `log` actions and of the recording, with their sizes; used only by the
+/// writer thread (hence `@unchecked Sendable`).
+private final class FileTable: @unchecked Sendable {
+    private var writers: [String: LogFileWriter] = [:]
+    private var writeCount = 0
+
+    func takeWriteCount() -> Int {
+        defer { writeCount = 0 }
+        return writeCount
+    }
+
+    func write(_ lines: [[UInt8]], to target: DiskWriter.LineTarget) -> DiskError? {
+        switch target {
+        case .descriptor(let fd):
+            var bytes: [UInt8] = []
+            for line in lines { bytes.append(contentsOf: line) }
+            return writeAll(fd, bytes) ? nil : systemError("cannot write to descriptor \(fd)")
+        case .file(let path, let maxBytes, let keep):
+            let key = "\(maxBytes)/\(keep)"
+            let writer = writers[key] ?? LogFileWriter(maxBytes: maxBytes, keep: keep)
+            writers[key] = writer
+            do {
+                writeCount += try writer.append(lines: lines, to: path)
+                return nil
+            } catch let error as DiskError {
+                return error
+            } catch {
+                return DiskError(description: "\(error)")
+            }
+        }
+    }
+
+    func close(_ path: String) {
+        for writer in writers.values { writer.close(path) }
+    }
+
+    func closeAll() {
+        for writer in writers.values { writer.closeAll() }
+    }
+}
+
+/// A continuation resumed once, by whichever comes first.
+private final class OneShot: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+    private let early = Mutex<Bool?>(nil)
+
+    func set(_ c: CheckedContinuation<Bool, Never>) {
+        let value = early.withLock { $0 }
+        if let value {
+            c.resume(returning: value)
+        } else {
+            continuation.withLock { $0 = c }
+            // A resume may have come in between.
+            if let value = early.withLock({ $0 }), let c = continuation.withLock({ $0.take() }) { c.resume(returning: value) }
+        }
+    }
+
+    func resume(_ value: Bool) {
+        early.withLock { if $0 == nil { $0 = value } }
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
+}
