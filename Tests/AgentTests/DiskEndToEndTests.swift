@@ -109,7 +109,7 @@ struct DiskEndToEndTests {
                 then:
                   - emit: "{{ payload.name }}"
                     namespace: "{{ payload.ns }}"
-                    args: ["{{ payload.n }}"]
+                    args: ["n{{ payload.n }}"]
                     ack: 5s
             """)
         // Spooled by an earlier run: a reserved name at the head of the spool.
@@ -117,7 +117,7 @@ struct DiskEndToEndTests {
         try FileManager.default.createDirectory(atPath: spool, withIntermediateDirectories: true)
         try #"{"namespace":"/","event":"connect","args":[],"rule":"old","ack":5}"#.write(
             toFile: spool + "/0000000000000001.alert", atomically: false, encoding: .utf8)
-        try #"{"namespace":"/","event":"alert","args":["0"],"rule":"old","ack":5}"#.write(
+        try #"{"namespace":"/","event":"alert","args":["n0"],"rule":"old","ack":5}"#.write(
             toFile: spool + "/0000000000000002.alert", atomically: false, encoding: .utf8)
 
         var agent = try fixture.startAgent()
@@ -128,7 +128,7 @@ struct DiskEndToEndTests {
             server.emit("go", [["name": name, "ns": ns, "n": n]])
         }
         try await server.child.waitFor("the deliverable alerts") { server.received("alert").count == 3 }
-        #expect(server.received("alert").map { jsonText($0) } == [#"["0"]"#, #"["3"]"#, #"["6"]"#])
+        #expect(server.received("alert").map { jsonText($0) } == [#"["n0"]"#, #"["n3"]"#, #"["n6"]"#])
         try await agent.waitFor("five failed alerts") {
             agent.logged("alert can never be delivered; moved to the failed directory").count == 5
                 && names(spool + "/failed").count == 5

@@ -63,9 +63,10 @@ struct DiskTests {
         #expect(Set(corrupt.map(\.name)) == expected)
         #expect(names(dir) == ["0000000000000003.alert", "corrupt"])
         #expect(names(dir + "/corrupt") == expected)
-        // The next number follows the highest good one, far from overflowing.
+        // The next number follows the highest well-named file (never reusing a name), far from
+        // overflowing.
         let next = try spool.append(SpoolItem(namespace: "/", event: "e", args: [], ackTimeout: nil, rule: "r"))
-        #expect(next.stored.sequence == 4)
+        #expect(next.stored.sequence == 15)
         // Loading again finds only good files.
         #expect(try Spool(directory: dir, maxItems: 100).load().corrupt.isEmpty)
     }
@@ -112,6 +113,7 @@ struct DiskTests {
         // Hold the writer thread so that everything below queues up.
         let gate = Gate()
         writer.flush { gate.wait() }
+        gate.waitUntilEntered()
         let target = DiskWriter.LineTarget.file(path: dir + "/out.log", maxBytes: 1 << 20, keep: 1)
         var accepted = 0
         for i in 0..<600 where writer.append(Array("line \(i)\n".utf8), to: target) { accepted += 1 }
@@ -135,6 +137,7 @@ struct DiskTests {
         let writer = DiskWriter()
         let gate = Gate()
         writer.flush { gate.wait() }
+        gate.waitUntilEntered()
         let done = Counter()
         for i in 1...20 {
             writer.submit(.store(directory: dir, name: Spool.fileName(UInt64(i)), bytes: Array("{}\n".utf8)) { error in
@@ -175,9 +178,16 @@ struct DiskTests {
 /// Holds a thread until opened.
 final class Gate: Sendable {
     private let opened = Mutex(false)
+    private let entered = Mutex(false)
 
     func wait() {
+        entered.withLock { $0 = true }
         while !opened.withLock({ $0 }) { usleep(1000) }
+    }
+
+    /// Returns once a thread waits at the gate.
+    func waitUntilEntered() {
+        while !entered.withLock({ $0 }) { usleep(1000) }
     }
 
     func open() { opened.withLock { $0 = true } }

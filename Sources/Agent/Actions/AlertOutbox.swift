@@ -242,9 +242,9 @@ final class AlertOutbox: @unchecked Sendable {
     private func write(_ item: SpoolItem) {
         let sequence = item.sequence
         writer.submit(
-            .store(directory: spool.directory, name: Spool.fileName(sequence), bytes: item.encoded()) { error in
-                self.loop.execute { self.written(sequence, error) }
-            })
+            .store(
+                directory: spool.directory, name: Spool.fileName(sequence), bytes: item.encoded(),
+                done: { error in self.loop.execute { self.written(sequence, error) } }))
     }
 
     /// The writer thread stored an alert (error nil) or could not.

@@ -78,8 +78,9 @@ public final class DiskWriter: Sendable {
     }
 
     deinit {
-        try? thread.syncShutdownGracefully()
-        files.closeAll()
+        // Not waiting: the last reference may go on the writer thread itself.
+        let files = self.files
+        thread.shutdownGracefully { _ in files.closeAll() }
     }
 
     /// Queues a line (`bytes` must end with a newline). False when the queue is full: nothing

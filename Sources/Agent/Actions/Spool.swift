@@ -114,7 +114,7 @@ public final class Spool {
     /// - Returns: the alerts, and each moved file with the reason.
     public func load() -> (items: [SpoolItem], corrupt: [(name: String, reason: String)]) {
         var items: [SpoolItem] = []
-        var corrupt: [(String, String)] = []
+        var corrupt: [(name: String, reason: String)] = []
         for name in listDirectory(directory) where name != "corrupt" && name != "failed" {
             let path = directory + "/" + name
             let reason: String
@@ -136,9 +136,9 @@ public final class Spool {
                 reason = "not a spool file name (1 to \(String(Self.maxLoadedSequence).count) digits, then .alert)"
             }
             if moveAside(name, into: corruptDirectory) {
-                corrupt.append((name, reason))
+                corrupt.append((name: name, reason: reason))
             } else {
-                corrupt.append((name, reason + "; and it could not be moved to \(corruptDirectory)"))
+                corrupt.append((name: name, reason: reason + "; and it could not be moved to \(corruptDirectory)"))
             }
         }
         items.sort { $0.sequence < $1.sequence }

@@ -11,10 +11,10 @@ import Darwin
 /// directories 0700.
 
 /// A failed system call: what was being done, and `errno`.
-struct DiskError: Error, CustomStringConvertible {
-    var description: String
+public struct DiskError: Error, CustomStringConvertible, Sendable {
+    public var description: String
     /// `errno`, or 0 when the failure is not a system call's.
-    var code: Int32 = 0
+    public var code: Int32 = 0
 }
 
 func systemError(_ what: String) -> DiskError {
