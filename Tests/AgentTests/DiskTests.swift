@@ -1,6 +1,8 @@
 @testable import Agent
 import Foundation
 import Logging
+import Rules
+import SocketIO
 import Synchronization
 import TestSupport
 import Testing
@@ -152,6 +154,41 @@ struct DiskTests {
         #expect(after.fileSyncs - before.fileSyncs == 20)
         #expect(after.directorySyncs - before.directorySyncs == 1)
         #expect(names(dir).count == 20)
+    }
+
+    /// With the writer thread stuck (a disk that does not answer), emits with `ack` and `log`
+    /// lines still return at once on the event loop; the alert reaches the disk when it answers.
+    @Test func theEventLoopNeverWaitsForTheDisk() async throws {
+        let dir = try TestPaths.temporaryDirectory("loop-disk")
+        let config = AgentConfiguration(
+            server: .init(url: "http://127.0.0.1:9"), rules: dir, spool: .init(dir: dir + "/spool"))
+        let client = SocketIOClient(configuration: config.clientConfiguration, logger: Logger(label: "t"))
+        let loop = client.eventLoop
+        let writer = DiskWriter()
+        let executor = try LiveExecutor(configuration: config, client: client, logger: Logger(label: "t"), writer: writer)
+        let gate = Gate()
+        writer.flush { gate.wait() }
+        gate.waitUntilEntered()
+        let elapsed = try await loop.submit { () -> Duration in
+            let start = ContinuousClock.now
+            for i in 0..<200 {
+                executor.execute(
+                    PlannedAction(at: 0, rule: "r", phase: .then, kind: .emit(namespace: "/", event: "alert", args: [.number(Double(i))], ack: .seconds(5)), trigger: nil),
+                    ack: nil)
+                executor.execute(
+                    PlannedAction(at: 0, rule: "r", phase: .then, kind: .log(target: .file(dir + "/out.log"), message: "line \(i)"), trigger: nil),
+                    ack: nil)
+            }
+            return ContinuousClock.now - start
+        }.get()
+        #expect(elapsed < .milliseconds(500))
+        #expect(names(dir + "/spool").isEmpty)
+        #expect(try await executor.pendingAlerts.get() == 200)
+        gate.open()
+        await writer.flush()
+        #expect(names(dir + "/spool").filter { $0.hasSuffix(".alert") }.count == 200)
+        #expect(try String(contentsOfFile: dir + "/out.log", encoding: .utf8).split(separator: "\n").count == 200)
+        await executor.shutdown(timeout: .seconds(1))
     }
 
     @Test func controlCharactersAreEscapedSoOneMessageIsOneLine() {
