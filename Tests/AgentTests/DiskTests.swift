@@ -75,7 +75,7 @@ struct DiskTests {
 
     @Test func outOfRangeAcksSaturateInsteadOfTrapping() {
         // `ack: 200000000000d` in a rule: 1.7e16 s, beyond what a TimeAmount holds.
-        let item = SpoolItem(namespace: "/", event: "e", args: [], ackTimeout: .seconds(200_000_000_000 * 86_400), rule: "r")
+        let item = SpoolItem(sequence: 1, namespace: "/", event: "e", args: [], ackTimeout: .seconds(200_000_000_000 * 86_400), rule: "r")
         #expect(item.ackTimeout == SpoolItem.maxAckTimeout)
         #expect(SpoolItem(namespace: "/", event: "e", args: [], ackTimeout: .zero, rule: "r").ackTimeout == .milliseconds(1))
         #expect(saturatingTimeAmount(.seconds(Int64.max)) == .nanoseconds(Int64.max))
@@ -133,17 +133,21 @@ struct DiskTests {
         await writer.flush()
     }
 
-    /// Spool writes: one fsync per alert file before its rename, one per directory per batch.
-    @Test func spoolWritesAreSyncedThenTheDirectoryOncePerBatch() async throws {
+    /// Alerts stored together become one spool file: one write, one fsync, one rename, one fsync
+    /// of the directory; loading reads them back one by one, in order.
+    @Test func alertsStoredTogetherAreOneFileAndOneFsync() async throws {
         let dir = try TestPaths.temporaryDirectory("writer-sync")
         let writer = DiskWriter()
         let gate = Gate()
         writer.flush { gate.wait() }
         gate.waitUntilEntered()
         let done = Counter()
+        let files = Mutex<Set<String>>([])
         for i in 1...20 {
-            writer.submit(.store(directory: dir, name: Spool.fileName(UInt64(i)), bytes: Array("{}\n".utf8)) { error in
+            let item = SpoolItem(sequence: UInt64(i), namespace: "/", event: "e", args: [.number(Double(i))], ackTimeout: .seconds(3), rule: "r")
+            writer.submit(.store(directory: dir, name: Spool.fileName(UInt64(i)), bytes: item.encoded()) { file, error in
                 if error == nil { done.add() }
+                files.withLock { _ = $0.insert(file) }
             })
         }
         let before = writer.statistics
@@ -151,9 +155,22 @@ struct DiskTests {
         await writer.flush()
         let after = writer.statistics
         #expect(done.value == 20)
-        #expect(after.fileSyncs - before.fileSyncs == 20)
+        #expect(files.withLock { $0 } == ["0000000000000001.alert"])
+        #expect(after.fileSyncs - before.fileSyncs == 1)
         #expect(after.directorySyncs - before.directorySyncs == 1)
-        #expect(names(dir).count == 20)
+        #expect(names(dir) == ["0000000000000001.alert"])
+        let spool = try Spool(directory: dir, maxItems: 100)
+        let (items, corrupt) = spool.load()
+        #expect(corrupt.isEmpty)
+        #expect(items.map(\.sequence) == Array(1...20))
+        #expect(items.map { $0.args[0] } == (1...20).map { .number(Double($0)) })
+        #expect(Set(spool.fileNames.values) == ["0000000000000001.alert"])
+        // A damaged line sets the whole file aside.
+        let path = dir + "/0000000000000001.alert"
+        var text = try String(contentsOfFile: path, encoding: .utf8)
+        text = text.replacingOccurrences(of: #""args":[7]"#, with: #""args":[7"#)
+        try text.write(toFile: path, atomically: false, encoding: .utf8)
+        #expect(try Spool(directory: dir, maxItems: 100).load().corrupt.map(\.name) == ["0000000000000001.alert"])
     }
 
     /// With the writer thread stuck (a disk that does not answer), emits with `ack` and `log`
@@ -164,8 +181,11 @@ struct DiskTests {
             server: .init(url: "http://127.0.0.1:9"), rules: dir, spool: .init(dir: dir + "/spool"))
         let client = SocketIOClient(configuration: config.clientConfiguration, logger: Logger(label: "t"))
         let loop = client.eventLoop
-        let writer = DiskWriter()
-        let executor = try LiveExecutor(configuration: config, client: client, logger: Logger(label: "t"), writer: writer)
+        // Room for 150 of the 200 log lines.
+        let writer = DiskWriter(maxQueuedLines: 150)
+        let captured = CapturedLog()
+        let logger = Logger(label: "t", factory: { _ in captured })
+        let executor = try LiveExecutor(configuration: config, client: client, logger: logger, writer: writer)
         let gate = Gate()
         writer.flush { gate.wait() }
         gate.waitUntilEntered()
@@ -186,8 +206,10 @@ struct DiskTests {
         #expect(try await executor.pendingAlerts.get() == 200)
         gate.open()
         await writer.flush()
-        #expect(names(dir + "/spool").filter { $0.hasSuffix(".alert") }.count == 200)
-        #expect(try String(contentsOfFile: dir + "/out.log", encoding: .utf8).split(separator: "\n").count == 200)
+        #expect(try Spool(directory: dir + "/spool", maxItems: 1000).load().items.count == 200)
+        #expect(try String(contentsOfFile: dir + "/out.log", encoding: .utf8).split(separator: "\n").count == 150)
+        // A full queue: the line is dropped with one warning (the next is due 10 s later).
+        #expect(captured.messages.filter { $0 == "log line dropped: the disk writer's queue is full" }.count == 1)
         await executor.shutdown(timeout: .seconds(1))
     }
 
@@ -234,4 +256,26 @@ final class Counter: Sendable {
     private let count = Mutex(0)
     func add() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
+}
+
+/// Keeps the messages logged, for tests.
+struct CapturedLog: LogHandler {
+    private final class Store: Sendable {
+        let messages = Mutex<[String]>([])
+    }
+
+    private let store = Store()
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        store.messages.withLock { $0.append(event.message.description) }
+    }
+
+    var messages: [String] { store.messages.withLock { $0 } }
 }

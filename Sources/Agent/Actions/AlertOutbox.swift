@@ -36,6 +36,8 @@ final class AlertOutbox: @unchecked Sendable {
     private struct Entry {
         var item: SpoolItem
         var storage: Storage
+        /// The spool file that holds it, when on disk.
+        var file: String?
     }
 
     private let client: SocketIOClient
@@ -49,6 +51,8 @@ final class AlertOutbox: @unchecked Sendable {
     let maxInMemory: Int
     let maxInMemoryBytes = 8 << 20
     private var queue: Deque<Entry> = []
+    /// Undelivered alerts in each spool file; a file is deleted when its count reaches zero.
+    private var fileCounts: [String: Int] = [:]
     private var connected: Set<String> = []
     /// Namespaces the server said it does not know.
     private var unknownToServer: Set<String> = []
@@ -79,12 +83,12 @@ final class AlertOutbox: @unchecked Sendable {
                 metadata: ["spool.file": "\(spool.directory)/\(name)", "spool.corrupt_dir": "\(spool.corruptDirectory)", "error": "\(reason)"])
         }
         for item in items {
-            if let problem = permanentProblem(item) {
-                spool.moveAside(Spool.fileName(item.sequence), into: spool.failedDirectory)
-                logFailed(item, problem)
-            } else {
-                queue.append(Entry(item: item, storage: .disk))
-            }
+            let entry = Entry(item: item, storage: .disk, file: spool.fileNames[item.sequence])
+            if let file = entry.file { fileCounts[file, default: 0] += 1 }
+            queue.append(entry)
+        }
+        for entry in queue {
+            if let problem = permanentProblem(entry.item) { fail(entry, problem) }
         }
         if !queue.isEmpty {
             logger.info("alerts waiting in the spool", metadata: ["spool.count": "\(queue.count)"])
@@ -100,7 +104,7 @@ final class AlertOutbox: @unchecked Sendable {
             var item = item
             item.sequence = spool.takeSequence()
             logFailed(item, problem)
-            writer.submit(.store(directory: spool.failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded(), done: { _ in }))
+            writer.submit(.store(directory: spool.failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded(), done: { _, _ in }))
             return
         }
         if item.ackTimeout == nil, connected.contains(item.namespace), !queue.contains(where: { $0.item.namespace == item.namespace }) {
@@ -179,15 +183,25 @@ final class AlertOutbox: @unchecked Sendable {
             ])
     }
 
-    /// Takes `entry` out of the queue for good, into `failed/`.
+    /// Takes `entry` out of the queue for good: a copy goes to `failed/`.
     private func fail(_ entry: Entry, _ problem: String) {
         queue.removeAll { $0.item.sequence == entry.item.sequence }
         logFailed(entry.item, problem)
         let name = Spool.fileName(entry.item.sequence)
-        if entry.storage == .disk {
-            writer.submit(.move(from: spool.directory + "/" + name, directory: spool.failedDirectory, name: name, done: nil))
+        writer.submit(.store(directory: spool.failedDirectory, name: name, bytes: entry.item.encoded(), done: { _, _ in }))
+        release(entry)
+    }
+
+    /// `entry` left the queue (delivered, failed, dropped): its file goes once it holds no other
+    /// undelivered alert. The writer does jobs in order, so a copy written to `failed/` before is
+    /// on disk by then.
+    private func release(_ entry: Entry) {
+        guard entry.storage == .disk, let file = entry.file, let count = fileCounts[file] else { return }
+        if count <= 1 {
+            fileCounts[file] = nil
+            writer.submit(.remove(path: spool.directory + "/" + file))
         } else {
-            writer.submit(.store(directory: spool.failedDirectory, name: name, bytes: entry.item.encoded(), done: { _ in }))
+            fileCounts[file] = count - 1
         }
     }
 
@@ -203,7 +217,7 @@ final class AlertOutbox: @unchecked Sendable {
                 self.logger.debug("alert sent", metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)"])
             case .failure(let error):
                 if let problem = self.permanentProblem(error) {
-                    self.fail(Entry(item: item, storage: .memory), problem)
+                    self.fail(Entry(item: item, storage: .memory, file: nil), problem)
                 } else {
                     self.logger.warning(
                         "alert not sent; kept in the spool",
@@ -219,7 +233,7 @@ final class AlertOutbox: @unchecked Sendable {
     private func store(_ item: SpoolItem) {
         var item = item
         item.sequence = spool.takeSequence()
-        queue.append(Entry(item: item, storage: .writing))
+        queue.append(Entry(item: item, storage: .writing, file: nil))
         write(item)
         // Within spool.max_items: drop the oldest (never the one being sent).
         var excess = queue.count { $0.storage != .memory } - spool.maxItems
@@ -229,8 +243,8 @@ final class AlertOutbox: @unchecked Sendable {
                 guard excess > 0, entry.storage != .memory, entry.item.sequence != sending, entry.item.sequence != item.sequence else { return false }
                 excess -= 1
                 dropped += 1
-                // One being written is removed when its write completes.
-                if entry.storage == .disk { writer.submit(.remove(path: spool.path(entry.item.sequence))) }
+                // One being written is released when its write completes.
+                release(entry)
                 return true
             }
             logger.warning(
@@ -244,14 +258,15 @@ final class AlertOutbox: @unchecked Sendable {
         writer.submit(
             .store(
                 directory: spool.directory, name: Spool.fileName(sequence), bytes: item.encoded(),
-                done: { error in self.loop.execute { self.written(sequence, error) } }))
+                done: { file, error in self.loop.execute { self.written(sequence, file: file, error) } }))
     }
 
-    /// The writer thread stored an alert (error nil) or could not.
-    private func written(_ sequence: UInt64, _ error: DiskError?) {
+    /// The writer thread stored an alert in `file` (error nil) or could not.
+    private func written(_ sequence: UInt64, file: String, _ error: DiskError?) {
+        if error == nil { fileCounts[file, default: 0] += 1 }
         guard let i = queue.firstIndex(where: { $0.item.sequence == sequence }) else {
             // Dropped (spool full) while it was being written.
-            if error == nil { writer.submit(.remove(path: spool.path(sequence))) }
+            if error == nil { release(Entry(item: SpoolItem(sequence: sequence, namespace: "/", event: "", args: [], ackTimeout: nil, rule: ""), storage: .disk, file: file)) }
             return
         }
         if let error {
@@ -278,6 +293,7 @@ final class AlertOutbox: @unchecked Sendable {
             schedulePersistRetry()
         } else {
             queue[i].storage = .disk
+            queue[i].file = file
             // The server refused its namespace while it was being written.
             if let problem = permanentProblem(queue[i].item) { fail(queue[i], problem) }
         }
@@ -333,7 +349,7 @@ final class AlertOutbox: @unchecked Sendable {
                 // Its storage did not change while it was sent (a write is never retried for the
                 // alert being sent).
                 if let index { self.queue.remove(at: index) }
-                if head.storage == .disk { self.writer.submit(.remove(path: self.spool.path(item.sequence))) }
+                self.release(head)
                 self.logger.info(
                     item.ackTimeout == nil ? "spooled alert sent" : "spooled alert acknowledged",
                     metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)", "spool.left": "\(self.queue.count)"])

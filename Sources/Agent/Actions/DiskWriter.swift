@@ -11,9 +11,10 @@ import Darwin
 /// and the `--record` file. The event loop only hands work over; it never waits for the disk.
 ///
 /// Work is taken in batches: everything queued while the previous batch was being written is
-/// written together. In a batch each file gets one `write` (two around a rotation), each spooled
-/// alert one `fsync` before its rename, and each spool directory one `fsync` after the renames.
-/// Jobs are done in the order they were submitted.
+/// written together. In a batch each `log` or record file gets one `write` (two around a
+/// rotation), and the alerts stored into one spool directory become one file: one `write`, one
+/// `fsync`, one `rename`, then one `fsync` of the directory. Lines keep their order per file, and
+/// alerts theirs.
 ///
 /// The queue is bounded: at most ``maxQueuedLines`` lines or ``maxQueuedLineBytes`` bytes of
 /// lines wait at a time; ``submit(_:)`` refuses a line beyond that (the caller warns and drops
@@ -29,12 +30,11 @@ public final class DiskWriter: Sendable {
 
     enum Job: Sendable {
         case line(LineTarget, [UInt8], failed: (@Sendable (DiskError) -> Void)?)
-        /// Writes `bytes` to `directory/name.tmp` (new, 0600, `O_EXCL | O_NOFOLLOW`), fsyncs it,
-        /// renames it to `directory/name`; the directory is fsynced at the end of the batch.
-        case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (DiskError?) -> Void)
+        /// Appends `bytes` to the batch's new file in `directory`. The file is named `name` of the
+        /// batch's first store there, written to `name.tmp` (new, 0600, `O_EXCL | O_NOFOLLOW`),
+        /// fsynced, renamed, and the directory fsynced. `done` gets the file's name, or the error.
+        case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (String, DiskError?) -> Void)
         case remove(path: String)
-        /// Renames `from` into `directory` (created 0700 if needed) under `name`.
-        case move(from: String, directory: String, name: String, done: (@Sendable (DiskError?) -> Void)?)
         case closeFile(String)
         case flush(@Sendable () -> Void)
     }
@@ -51,7 +51,7 @@ public final class DiskWriter: Sendable {
         public var batches = 0
         /// `write` calls to `log` and record files.
         public var fileWrites = 0
-        /// `fsync` of spooled alerts.
+        /// `fsync` of spool files (one per spool directory per batch, however many alerts).
         public var fileSyncs = 0
         public var directorySyncs = 0
     }
@@ -163,19 +163,10 @@ public final class DiskWriter: Sendable {
     private func write(_ batch: [Job]) {
         var order: [LineTarget] = []
         var groups: [LineTarget: (lines: [[UInt8]], failed: (@Sendable (DiskError) -> Void)?)] = [:]
-        var dirtyDirectories: [String] = []
-        var stored: [(done: @Sendable (DiskError?) -> Void, error: DiskError?)] = []
+        var storeOrder: [String] = []
+        var stores: [String: (name: String, bytes: [UInt8], done: [@Sendable (String, DiskError?) -> Void])] = [:]
         var after: [@Sendable () -> Void] = []
         var closing: [String] = []
-
-        func writeLines() {
-            for target in order {
-                guard let group = groups[target] else { continue }
-                if let error = files.write(group.lines, to: target) { group.failed?(error) }
-            }
-            order.removeAll()
-            groups.removeAll()
-        }
 
         for job in batch {
             switch job {
@@ -187,47 +178,52 @@ public final class DiskWriter: Sendable {
                     groups[target]!.lines.append(bytes)
                 }
             case .store(let directory, let name, let bytes, let done):
-                do {
-                    try storeFileDurably(directory: directory, name: name, bytes: bytes)
-                    if !dirtyDirectories.contains(directory) { dirtyDirectories.append(directory) }
-                    stored.append((done, nil))
-                } catch let error as DiskError {
-                    stored.append((done, error))
-                } catch {
-                    stored.append((done, DiskError(description: "\(error)")))
+                if stores[directory] == nil {
+                    storeOrder.append(directory)
+                    stores[directory] = (name, bytes, [done])
+                } else {
+                    stores[directory]!.bytes.append(contentsOf: bytes)
+                    stores[directory]!.done.append(done)
                 }
             case .remove(let path):
                 unlink(path)
-            case .move(let from, let directory, let name, let done):
-                var failure: DiskError?
-                do {
-                    try makeDirectories(directory)
-                    if rename(from, directory + "/" + name) != 0 { throw systemError("cannot move \(from) to \(directory)") }
-                    if !dirtyDirectories.contains(directory) { dirtyDirectories.append(directory) }
-                } catch let error as DiskError {
-                    failure = error
-                } catch {
-                    failure = DiskError(description: "\(error)")
-                }
-                if let done { stored.append((done, failure)) }
             case .closeFile(let path):
                 closing.append(path)
             case .flush(let done):
                 after.append(done)
             }
         }
-        writeLines()
+        for target in order {
+            guard let group = groups[target] else { continue }
+            if let error = files.write(group.lines, to: target) { group.failed?(error) }
+        }
+        var results: [(done: [@Sendable (String, DiskError?) -> Void], name: String, error: DiskError?)] = []
+        var synced = 0
+        for directory in storeOrder {
+            let store = stores[directory]!
+            do {
+                try storeFileDurably(directory: directory, name: store.name, bytes: store.bytes)
+                // The rename is durable once the directory is. A failure here leaves the file in
+                // place (renamed), so the alerts still count as stored.
+                try? syncDirectory(directory)
+                synced += 1
+                results.append((store.done, store.name, nil))
+            } catch let error as DiskError {
+                results.append((store.done, store.name, error))
+            } catch {
+                results.append((store.done, store.name, DiskError(description: "\(error)")))
+            }
+        }
         stats.withLock {
             $0.batches += 1
             $0.fileWrites += files.takeWriteCount()
-            $0.fileSyncs += stored.count { $0.error == nil }
-            $0.directorySyncs += dirtyDirectories.count
+            $0.fileSyncs += synced
+            $0.directorySyncs += synced
         }
         for path in closing { files.close(path) }
-        // The renames are durable once their directory is: one fsync per directory per batch.
-        // A failure here leaves the alert on disk (renamed), so it still counts as stored.
-        for directory in dirtyDirectories { try? syncDirectory(directory) }
-        for (done, error) in stored { done(error) }
+        for result in results {
+            for done in result.done { done(result.name, result.error) }
+        }
         for done in after { done() }
     }
 }

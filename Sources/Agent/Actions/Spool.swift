@@ -35,9 +35,11 @@ public struct SpoolItem: Sendable, Equatable {
         min(max(d, .milliseconds(1)), maxAckTimeout)
     }
 
+    /// One JSON line: `{"seq":7,"namespace":"/","event":"alert","args":[…],"rule":"r","ack":5}`.
     func encoded() -> [UInt8] {
         var pairs: [(String, JSONValue)] = [
-            ("namespace", .string(namespace)), ("event", .string(event)), ("args", .array(args)), ("rule", .string(rule)),
+            ("seq", .number(Double(sequence))), ("namespace", .string(namespace)), ("event", .string(event)),
+            ("args", .array(args)), ("rule", .string(rule)),
         ]
         if let ackTimeout { pairs.append(("ack", .number(ackTimeout.secondsValue))) }
         var out: [UInt8] = []
@@ -46,9 +48,10 @@ public struct SpoolItem: Sendable, Equatable {
         return out
     }
 
-    /// Reads a spool file; nil when anything in it is missing, of the wrong type or out of range.
-    init?(sequence: UInt64, decoding bytes: [UInt8]) {
-        guard let value = try? JSONValue(parsing: bytes),
+    /// Reads one line of a spool file; nil when anything in it is missing, of the wrong type or
+    /// out of range. `sequence` is used when the line has no `seq`.
+    init?(sequence: UInt64, decoding bytes: some Collection<UInt8>) {
+        guard let value = try? JSONValue(parsing: Array(bytes)),
             case .string(let namespace)? = value["namespace"], namespace.hasPrefix("/"),
             case .string(let event)? = value["event"], !event.isEmpty,
             case .array(let args)? = value["args"],
@@ -61,6 +64,14 @@ public struct SpoolItem: Sendable, Equatable {
             // Checked before converting: 1e19 seconds does not fit a Duration.
             guard seconds.isFinite, seconds > 0, seconds <= Self.maxAckTimeout.secondsValue else { return nil }
             ackTimeout = durationFromSeconds(seconds)
+        default: return nil
+        }
+        var sequence = sequence
+        switch value["seq"] {
+        case nil: break
+        case .number(let n)?:
+            guard n.isFinite, n >= 1, n <= Double(Spool.maxLoadedSequence), n == n.rounded() else { return nil }
+            sequence = UInt64(n)
         default: return nil
         }
         switch value["rule"] {
@@ -76,11 +87,13 @@ public struct SpoolItem: Sendable, Equatable {
     }
 }
 
-/// Alerts kept on disk until delivered: one file per alert, named by its sequence number, so
-/// that they survive the agent's restarts and are re-sent in order.
+/// Alerts kept on disk until delivered, so that they survive the agent's restarts and are re-sent
+/// in order. A file holds the alerts stored together (one JSON line each, with its sequence
+/// number `seq`), and is named by the first one's number; it is deleted once all of them are
+/// delivered.
 ///
 /// A file is written to a new temporary name, synced, renamed, and its directory synced, so a
-/// crash leaves either the whole alert or none of it. At start, a file that cannot be read
+/// crash leaves either the whole file or none of it. At start, a file that cannot be read
 /// (a bad name, an out-of-range sequence, a truncated or invalid alert, an out-of-range `ack`,
 /// a FIFO or anything not a regular file, more than ``maxFileBytes``, a `.tmp` left by a
 /// crash) is moved to `corrupt/` and reported; an alert the server can never accept goes to
@@ -98,6 +111,8 @@ public final class Spool {
     public let maxItems: Int
     private var nextSequence: UInt64 = 1
     private var sequences: [UInt64] = []
+    /// For each alert read by ``load()``, the name of the file that holds it.
+    public private(set) var fileNames: [UInt64: String] = [:]
 
     public var corruptDirectory: String { directory + "/corrupt" }
     public var failedDirectory: String { directory + "/failed" }
@@ -124,11 +139,27 @@ public final class Spool {
                 nextSequence = max(nextSequence, sequence + 1)
                 do {
                     let bytes = try readRegularFile(path, maxBytes: Self.maxFileBytes)
-                    if let item = SpoolItem(sequence: sequence, decoding: bytes) {
-                        items.append(item)
+                    var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: true)
+                    if lines.isEmpty { lines = [bytes[...]] }
+                    var fileItems: [SpoolItem] = []
+                    var seen: Set<UInt64> = []
+                    for (i, line) in lines.enumerated() {
+                        // A line without `seq` (one alert per file, as older versions wrote) takes
+                        // its number from the file name.
+                        guard let item = SpoolItem(sequence: sequence &+ UInt64(i), decoding: line),
+                            fileNames[item.sequence] == nil, seen.insert(item.sequence).inserted
+                        else { break }
+                        fileItems.append(item)
+                    }
+                    if fileItems.count == lines.count {
+                        for item in fileItems {
+                            items.append(item)
+                            fileNames[item.sequence] = name
+                            nextSequence = max(nextSequence, item.sequence + 1)
+                        }
                         continue
                     }
-                    reason = "not a valid alert (JSON with namespace, event, args, and ack within 0–\(Int(SpoolItem.maxAckTimeout.secondsValue)) s)"
+                    reason = "not a valid alert at line \(fileItems.count + 1) (JSON with namespace, event, args, and ack within 0–\(Int(SpoolItem.maxAckTimeout.secondsValue)) s)"
                 } catch {
                     reason = "\(error)"
                 }
