@@ -173,6 +173,24 @@ struct DiskTests {
         #expect(try Spool(directory: dir, maxItems: 100).load().corrupt.map(\.name) == ["0000000000000001.alert"])
     }
 
+    /// A spool file stays small enough to read back: big alerts stored together split files.
+    @Test func bigAlertsStoredTogetherSplitFiles() async throws {
+        let dir = try TestPaths.temporaryDirectory("writer-split")
+        let writer = DiskWriter()
+        let gate = Gate()
+        writer.flush { gate.wait() }
+        gate.waitUntilEntered()
+        let big = String(repeating: "b", count: 600_000)
+        for i in 1...3 {
+            let item = SpoolItem(sequence: UInt64(i), namespace: "/", event: "e", args: [.string(big)], ackTimeout: nil, rule: "r")
+            writer.submit(.store(directory: dir, name: Spool.fileName(UInt64(i)), bytes: item.encoded(), done: { _, _ in }))
+        }
+        gate.open()
+        await writer.flush()
+        #expect(names(dir).count == 3)
+        #expect(try Spool(directory: dir, maxItems: 10).load().items.map(\.sequence) == [1, 2, 3])
+    }
+
     /// With the writer thread stuck (a disk that does not answer), emits with `ack` and `log`
     /// lines still return at once on the event loop; the alert reaches the disk when it answers.
     @Test func theEventLoopNeverWaitsForTheDisk() async throws {

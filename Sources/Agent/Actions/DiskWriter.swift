@@ -30,8 +30,8 @@ public final class DiskWriter: Sendable {
 
     enum Job: Sendable {
         case line(LineTarget, [UInt8], failed: (@Sendable (DiskError) -> Void)?)
-        /// Appends `bytes` to the batch's new file in `directory`. The file is named `name` of the
-        /// batch's first store there, written to `name.tmp` (new, 0600, `O_EXCL | O_NOFOLLOW`),
+        /// Appends `bytes` to the batch's new file in `directory` (a new file every 1 MiB). The
+        /// file is named `name` of its first store, written to `name.tmp` (new, 0600, `O_EXCL | O_NOFOLLOW`),
         /// fsynced, renamed, and the directory fsynced. `done` gets the file's name, or the error.
         case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (String, DiskError?) -> Void)
         case remove(path: String)
@@ -58,6 +58,10 @@ public final class DiskWriter: Sendable {
 
     private let stats = Mutex(Statistics())
     public var statistics: Statistics { stats.withLock { $0 } }
+
+    /// Alerts stored together share a file up to this size (a single larger alert gets a file
+    /// of its own).
+    static let maxSpoolFileBytes = 1 << 20
 
     public let maxQueuedLines: Int
     public let maxQueuedLineBytes: Int
@@ -163,8 +167,9 @@ public final class DiskWriter: Sendable {
     private func write(_ batch: [Job]) {
         var order: [LineTarget] = []
         var groups: [LineTarget: (lines: [[UInt8]], failed: (@Sendable (DiskError) -> Void)?)] = [:]
-        var storeOrder: [String] = []
-        var stores: [String: (name: String, bytes: [UInt8], done: [@Sendable (String, DiskError?) -> Void])] = [:]
+        // Per directory, the file being filled; a new one starts beyond `maxSpoolFileBytes`.
+        var stores: [(directory: String, name: String, bytes: [UInt8], done: [@Sendable (String, DiskError?) -> Void])] = []
+        var filling: [String: Int] = [:]
         var after: [@Sendable () -> Void] = []
         var closing: [String] = []
 
@@ -178,12 +183,12 @@ public final class DiskWriter: Sendable {
                     groups[target]!.lines.append(bytes)
                 }
             case .store(let directory, let name, let bytes, let done):
-                if stores[directory] == nil {
-                    storeOrder.append(directory)
-                    stores[directory] = (name, bytes, [done])
+                if let i = filling[directory], stores[i].bytes.count + bytes.count <= Self.maxSpoolFileBytes {
+                    stores[i].bytes.append(contentsOf: bytes)
+                    stores[i].done.append(done)
                 } else {
-                    stores[directory]!.bytes.append(contentsOf: bytes)
-                    stores[directory]!.done.append(done)
+                    filling[directory] = stores.count
+                    stores.append((directory, name, bytes, [done]))
                 }
             case .remove(let path):
                 unlink(path)
@@ -199,14 +204,12 @@ public final class DiskWriter: Sendable {
         }
         var results: [(done: [@Sendable (String, DiskError?) -> Void], name: String, error: DiskError?)] = []
         var synced = 0
-        for directory in storeOrder {
-            let store = stores[directory]!
+        var renamedIn: [String] = []
+        for store in stores {
             do {
-                try storeFileDurably(directory: directory, name: store.name, bytes: store.bytes)
-                // The rename is durable once the directory is. A failure here leaves the file in
-                // place (renamed), so the alerts still count as stored.
-                try? syncDirectory(directory)
+                try storeFileDurably(directory: store.directory, name: store.name, bytes: store.bytes)
                 synced += 1
+                if !renamedIn.contains(store.directory) { renamedIn.append(store.directory) }
                 results.append((store.done, store.name, nil))
             } catch let error as DiskError {
                 results.append((store.done, store.name, error))
@@ -214,11 +217,14 @@ public final class DiskWriter: Sendable {
                 results.append((store.done, store.name, DiskError(description: "\(error)")))
             }
         }
+        // The renames are durable once their directory is: one fsync per directory. A failure
+        // here leaves the files in place (renamed), so the alerts still count as stored.
+        for directory in renamedIn { try? syncDirectory(directory) }
         stats.withLock {
             $0.batches += 1
             $0.fileWrites += files.takeWriteCount()
             $0.fileSyncs += synced
-            $0.directorySyncs += synced
+            $0.directorySyncs += renamedIn.count
         }
         for path in closing { files.close(path) }
         for result in results {

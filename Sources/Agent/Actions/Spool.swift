@@ -103,7 +103,7 @@ public struct SpoolItem: Sendable, Equatable {
 /// write at once, for tools and tests. Not thread-safe: its owner serialises access.
 public final class Spool {
     /// The largest spool file read; larger ones are corrupt.
-    public static let maxFileBytes = 4 << 20
+    public static let maxFileBytes = 16 << 20
     /// The highest sequence number read from a file name; higher ones are corrupt (the numbers
     /// after it still fit the 16-digit names, and never overflow).
     public static let maxLoadedSequence: UInt64 = 999_999_999_999_999
