@@ -97,6 +97,31 @@ struct DiskEndToEndTests {
         #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
     }
 
+    /// An `ack:` beyond what a timer holds counts as the longest wait, instead of trapping.
+    @Test func anAckTooLongForATimerIsClampedNotATrap() async throws {
+        let server = try await PeerServer.start()
+        defer { Task { await server.stop() } }
+        let fixture = try AgentFixture(label: "ack-huge")
+        try fixture.writeConfig(url: server.url)
+        try fixture.writeRules(
+            """
+            rules:
+              - id: relay
+                on: go
+                then:
+                  - emit: alert
+                    args: ["{{ payload }}"]
+                    ack: 200000000000d
+            """)
+        let agent = try fixture.startAgent()
+        try await server.child.waitFor("the agent to connect") { server.connections == 1 }
+        server.emit("go", ["x"])
+        try await agent.waitFor("the acknowledgement") { !agent.logged("spooled alert acknowledged").isEmpty }
+        #expect(agent.isRunning)
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
     /// Alerts the server can never take (a reserved event name, a namespace the client does
     /// not have, one the server does not know) go to spool/failed/ and hold nothing back, also
     /// when they were spooled by an earlier run.
