@@ -161,7 +161,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             var meta = metadata
             meta["command"] = "\(spec.argv.first ?? "")"
             meta["command.status"] = "\(outcome.status)"
-            meta["command.duration_ms"] = "\(Int(outcome.duration.secondsValue * 1000))"
+            meta["command.duration_ms"] = "\(milliseconds(outcome.duration))"
             if !outcome.standardOutput.isEmpty { meta["command.stdout"] = "\(outcome.standardOutput)" }
             if !outcome.standardError.isEmpty { meta["command.stderr"] = "\(outcome.standardError)" }
             if outcome.succeeded {
@@ -251,4 +251,12 @@ final class DropCounter: Sendable {
             return state.count
         }
     }
+}
+
+/// Whole milliseconds of `d`, saturating.
+func milliseconds(_ d: Duration) -> Int64 {
+    let (seconds, attoseconds) = d.components
+    let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+    if overflow { return seconds < 0 ? Int64.min : Int64.max }
+    return ms.addingReportingOverflow(attoseconds / 1_000_000_000_000_000).overflow ? Int64.max : ms + attoseconds / 1_000_000_000_000_000
 }
