@@ -58,7 +58,8 @@ public final class Agent: Sendable {
         let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock())
         let state = RuntimeState(engine: engine)
         if let path = configuration.recordPath {
-            state.recorder = try EventRecorder(path: path)
+            state.recorder = try EventRecorder(
+                path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, logger: logger)
         }
         self.runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
 
@@ -190,6 +191,7 @@ public final class Agent: Sendable {
             ruleEvent = RuleEvent(namespace: namespace, name: "disconnect", args: [.string("\(reason)")])
         case .connectError(let namespace, let error):
             logger.warning("connect error", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
+            if case .connectionRefused(_, let message, _) = error { executor.connectionRefused(namespace: namespace, message: message) }
             ruleEvent = RuleEvent(namespace: namespace, name: "connect_error", args: [.string("\(error)")])
         case .reconnect(let attempt):
             logger.info("reconnected", metadata: ["reconnect.attempt": "\(attempt)"])

@@ -194,7 +194,15 @@ struct ConfigReader {
             } else {
                 name = body
             }
-            if let value = environment[String(name)], !(fallback != nil && value.isEmpty) {
+            if name.hasPrefix("credential:") {
+                // A systemd credential (LoadCredential=): the file $CREDENTIALS_DIRECTORY/NAME.
+                switch readCredential(String(name.dropFirst(11)), environment: environment) {
+                case .success(let value): out += value
+                case .failure(let problem):
+                    error(problem.description, at: node, columnOffset: offset + quoteOffset(node))
+                    ok = false
+                }
+            } else if let value = environment[String(name)], !(fallback != nil && value.isEmpty) {
                 out += value
             } else if let fallback {
                 out += fallback
