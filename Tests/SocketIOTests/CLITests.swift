@@ -39,7 +39,11 @@ struct CLITests {
 
         let refusedNamespace = try await runCLI(["emit", server.url, "x", "--namespace", "/admin", "--auth", #"{"token":"no"}"#])
         #expect(refusedNamespace.code == 1)
-        #expect(refusedNamespace.stderr == "sioagent: connection to namespace /admin refused: Not authorized ({\"reason\":\"bad token\"})\n")
+        // Auth over plain http: one warning, then the one error line.
+        let lines = refusedNamespace.stderr.split(separator: "\n")
+        #expect(lines.count == 2)
+        #expect(lines.first?.contains("sent over plain http/ws") == true)
+        #expect(lines.last == "sioagent: connection to namespace /admin refused: Not authorized ({\"reason\":\"bad token\"})")
 
         let ackTimeout = try await runCLI(["emit", server.url, "stall", "--ack", "1s"])
         #expect(ackTimeout.code == 1)
@@ -67,5 +71,24 @@ struct CLITests {
     func badUsageExitsTwo(arguments: [String]) async throws {
         let r = try await runCLI(arguments)
         #expect(r.code == 2, "\(arguments): \(r.stderr)")
+    }
+    /// `sioagent run` never sits connected to nothing: with `when_exhausted: exit`, a server that
+    /// disconnects every namespace makes it exit 1 with a clear log line (systemd restarts it).
+    @Test func runExitsNonZeroWhenEveryNamespaceIsDisconnected() async throws {
+        let server = try await PeerServer.rogue("kick-all")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sio-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("sioagent.yaml")
+        try """
+            server: {url: \(server.url), transports: [websocket]}
+            reconnection: {delay: 100ms, max_delay: 200ms, when_exhausted: exit}
+            rules: \(packageRoot.appendingPathComponent("rules/feedback.yaml").path)
+            spool: {dir: \(dir.appendingPathComponent("spool").path)}
+            log: {format: text}
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let r = try await runCLI(["run", "--config", config.path], timeout: 30)
+        #expect(r.code == 1, "\(r.stderr)")
+        #expect((r.stdout + r.stderr).contains("the connection was given up"))
     }
 }
