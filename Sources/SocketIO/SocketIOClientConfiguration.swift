@@ -94,6 +94,9 @@ public struct SocketIOClientConfiguration: Sendable {
     public var offlineBufferLimit: Int
     /// Longest time for one connection attempt (TCP, TLS, handshake) (default 20 s).
     public var connectTimeout: Duration
+    /// Protocol generation (default `.auto`: Engine.IO 4, falling back to Engine.IO 3 / Socket.IO v2
+    /// when the server refuses version 4).
+    public var protocolVersion: ProtocolVersion = .auto
 
     public init(
         url: String,

@@ -29,11 +29,13 @@ final class PeerServer: @unchecked Sendable {
         self.scheme = scheme
     }
 
-    static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 1, tls: (cert: String, key: String)? = nil) async throws -> PeerServer {
+    /// `legacy`: the Socket.IO v2 / Engine.IO 3 peer (Peer/legacy_server.py, python-socketio 4.6.1).
+    static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 1, tls: (cert: String, key: String)? = nil,
+                      legacy: Bool = false) async throws -> PeerServer {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try TestPaths.python)
+        process.executableURL = URL(fileURLWithPath: legacy ? try TestPaths.legacyPython : try TestPaths.python)
         var arguments = [
-            packageRoot.appendingPathComponent("Tests/SocketIOTests/Peer/server.py").path,
+            packageRoot.appendingPathComponent(legacy ? "Tests/SocketIOTests/Peer/legacy_server.py" : "Tests/SocketIOTests/Peer/server.py").path,
             "--port", String(port), "--ping-interval", String(pingInterval), "--ping-timeout", String(pingTimeout),
         ]
         if let tls { arguments += ["--tls", tls.cert, tls.key] }
