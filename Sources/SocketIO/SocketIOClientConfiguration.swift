@@ -121,6 +121,9 @@ public struct SocketIOClientConfiguration: Sendable {
     /// Events kept for a namespace while its CONNECT reply is pending (default 100); beyond it the
     /// oldest is dropped with a warning.
     public var earlyEventLimit: Int
+    /// Protocol generation (default `.auto`: Engine.IO 4, falling back to Engine.IO 3 / Socket.IO v2
+    /// when the server refuses version 4).
+    public var protocolVersion: ProtocolVersion = .auto
 
     public init(
         url: String,

@@ -27,6 +27,9 @@ struct ClientOptions: ParsableArguments {
     @Option(help: "Transport: auto (polling, then upgrade), websocket or polling.")
     var transport: TransportMode = .auto
 
+    @Option(name: .customLong("protocol"), help: "Protocol: auto (4, falling back to 3), 4, or 3 (Socket.IO v2 / Engine.IO 3 servers).")
+    var protocolVersion: ProtocolVersion = .auto
+
     @Option(help: "Engine.IO path.")
     var path: String = "/socket.io/"
 
@@ -68,7 +71,7 @@ struct ClientOptions: ParsableArguments {
             let value = header[header.index(after: colon)...].drop { $0 == " " }
             return (String(header[..<colon]), String(value))
         }
-        return SocketIOClientConfiguration(
+        var configuration = SocketIOClientConfiguration(
             url: url,
             path: path,
             transports: transport,
@@ -76,6 +79,8 @@ struct ClientOptions: ParsableArguments {
             headers: headerPairs,
             tls: TLSOptions(caFile: caFile, insecure: insecure)
         )
+        configuration.protocolVersion = protocolVersion
+        return configuration
     }
 
     func logger() -> Logger {
@@ -102,6 +107,7 @@ enum ServerURLCheck {
 }
 
 extension TransportMode: ExpressibleByArgument {}
+extension ProtocolVersion: ExpressibleByArgument {}
 
 /// A duration option: a number of seconds, or a duration as rule files write it (`500ms`, `5s`,
 /// `2m`, `1h`, `1d`, `1h30m`).

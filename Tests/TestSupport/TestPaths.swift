@@ -31,6 +31,19 @@ public enum TestPaths {
         }
     }
 
+    /// The Python of the legacy (Socket.IO v2 / Engine.IO 3) peer: `$SIOAGENT_LEGACY_PYTHON`, else
+    /// `<root>/.venv-eio3/bin/python` (made by `scripts/setup-venv`).
+    public static var legacyPython: String {
+        get throws {
+            if let p = ProcessInfo.processInfo.environment["SIOAGENT_LEGACY_PYTHON"], !p.isEmpty { return p }
+            let venv = packageRoot + "/.venv-eio3/bin/python"
+            guard FileManager.default.isExecutableFile(atPath: venv) else {
+                throw Missing(description: "no Python for the legacy peer at \(venv): run scripts/setup-venv (or set SIOAGENT_LEGACY_PYTHON)")
+            }
+            return venv
+        }
+    }
+
     /// The built `sioagent`: `$SIOAGENT_BIN`, else next to the test bundle (SwiftPM puts products in
     /// one directory; on some layouts the runner sits inside the bundle), else `.build/debug`.
     public static var sioagent: String {

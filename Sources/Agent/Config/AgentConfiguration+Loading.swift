@@ -235,7 +235,7 @@ extension AgentConfiguration {
     }
 
     private mutating func readServer(_ node: YAMLNode, reader: inout ConfigReader, url: inout String?) {
-        for (key, _, value) in reader.mapping(node, "server", known: ["url", "path", "transports", "namespaces", "headers", "tls"]) {
+        for (key, _, value) in reader.mapping(node, "server", known: ["url", "path", "transports", "protocol", "namespaces", "headers", "tls"]) {
             switch key {
             case "url":
                 if let u = reader.string(value, "server.url") {
@@ -255,6 +255,13 @@ extension AgentConfiguration {
                 case ["polling"]: server.transports = .polling
                 default:
                     reader.error("server.transports must be [polling, websocket], [websocket] or [polling]", at: value)
+                }
+            case "protocol":
+                guard let text = reader.string(value, "server.protocol") else { continue }
+                if let version = ProtocolVersion(rawValue: text) {
+                    server.protocolVersion = version
+                } else {
+                    reader.error("server.protocol must be auto, 4 or 3, not '\(text)'", at: value)
                 }
             case "namespaces":
                 var namespaces: [String: JSONValue?] = [:]

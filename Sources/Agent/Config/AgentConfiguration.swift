@@ -36,6 +36,8 @@ public struct AgentConfiguration: Sendable {
         public var namespaces: [String: JSONValue?] = ["/": nil]
         public var headers: [(name: String, value: String)] = []
         public var tls: TLSOptions = TLSOptions()
+        /// `server.protocol`: auto (default), 4 or 3 (Socket.IO v2 / Engine.IO 3 servers).
+        public var protocolVersion: ProtocolVersion = .auto
 
         public init(url: String) { self.url = url }
     }
@@ -120,6 +122,7 @@ public struct AgentConfiguration: Sendable {
         c.namespaces = server.namespaces
         c.headers = server.headers
         c.tls = server.tls
+        c.protocolVersion = server.protocolVersion
         c.reconnection = reconnection
         return c
     }

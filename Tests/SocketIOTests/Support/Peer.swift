@@ -33,14 +33,16 @@ final class PeerServer: @unchecked Sendable {
     }
 
     /// pingTimeout defaults to 5 s so a loaded machine does not cause ping timeouts; tests of
-    /// the heartbeat pass their own.
-    static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 5, tls: (cert: String, key: String)? = nil) async throws -> PeerServer {
+    /// the heartbeat pass their own. `legacy`: the Socket.IO v2 / Engine.IO 3 peer
+    /// (Peer/legacy_server.py, python-socketio 4.6.1).
+    static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 5, tls: (cert: String, key: String)? = nil,
+                      legacy: Bool = false) async throws -> PeerServer {
         var arguments = [
-            packageRoot.appendingPathComponent("Tests/SocketIOTests/Peer/server.py").path,
+            packageRoot.appendingPathComponent(legacy ? "Tests/SocketIOTests/Peer/legacy_server.py" : "Tests/SocketIOTests/Peer/server.py").path,
             "--port", String(port), "--ping-interval", String(pingInterval), "--ping-timeout", String(pingTimeout),
         ]
         if let tls { arguments += ["--tls", tls.cert, tls.key] }
-        return try await launch(arguments, scheme: tls == nil ? "http" : "https")
+        return try await launch(arguments, scheme: tls == nil ? "http" : "https", python: legacy ? try TestPaths.legacyPython : try TestPaths.python)
     }
 
     /// The raw Engine.IO server (Peer/rogue.py) that misbehaves in `mode`; timings in ms.
@@ -58,9 +60,9 @@ final class PeerServer: @unchecked Sendable {
         return object.compactMapValues { ($0 as? NSNumber)?.intValue }
     }
 
-    private static func launch(_ arguments: [String], scheme: String) async throws -> PeerServer {
+    private static func launch(_ arguments: [String], scheme: String, python: String? = nil) async throws -> PeerServer {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try TestPaths.python)
+        process.executableURL = URL(fileURLWithPath: try python ?? TestPaths.python)
         process.arguments = arguments
         let out = Pipe()
         process.standardOutput = out
