@@ -144,7 +144,8 @@ final class AlertOutbox: @unchecked Sendable {
         let items = direct.sorted { $0.key < $1.key }.map(\.value)
         direct.removeAll()
         for item in items { store(item) }
-        rewriteMemoryEntries()
+        // The one being sent too: if its ack never comes, the next start sends it again.
+        rewriteMemoryEntries(includingSending: true)
     }
 
     /// Completes when nothing is being sent (queued alerts may remain, safely on disk).
@@ -309,8 +310,8 @@ final class AlertOutbox: @unchecked Sendable {
     }
 
     /// Tries the disk again for the alerts it refused.
-    private func rewriteMemoryEntries() {
-        for i in queue.indices where queue[i].storage == .memory && queue[i].item.sequence != sending {
+    private func rewriteMemoryEntries(includingSending: Bool = false) {
+        for i in queue.indices where queue[i].storage == .memory && (includingSending || queue[i].item.sequence != sending) {
             queue[i].storage = .writing
             write(queue[i].item)
         }
