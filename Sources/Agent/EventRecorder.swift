@@ -1,6 +1,10 @@
 import Logging
 import SocketIO
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Appends incoming events to a file, one JSON object a line, in the format that
 /// `sioagent replay` reads: `{"at":1764064800.125,"namespace":"/","event":"batery","args":[20]}`
 /// (`at` in seconds since the Unix epoch; bytes as `{"$binary":"…"}`).

@@ -73,7 +73,7 @@ final class AlertOutbox: @unchecked Sendable {
         self.writer = writer
         self.loop = client.eventLoop
         self.logger = logger
-        self.retryDelay = saturatingTimeAmount(max(retryDelay, .seconds(1)))
+        self.retryDelay = TimeAmount(max(retryDelay, .seconds(1)))
         self.namespaces = namespaces
         self.maxInMemory = min(spool.maxItems, 1000)
         let (items, corrupt) = spool.load()
@@ -385,12 +385,4 @@ final class AlertOutbox: @unchecked Sendable {
         idleWaiters.removeAll()
         for w in waiters { w.succeed() }
     }
-}
-
-/// `d` as a `TimeAmount`, saturating instead of overflowing.
-func saturatingTimeAmount(_ d: Duration) -> TimeAmount {
-    let (seconds, attoseconds) = d.components
-    if seconds >= Int64.max / 1_000_000_000 - 1 { return .nanoseconds(Int64.max) }
-    if seconds <= 0, attoseconds <= 0 { return .zero }
-    return .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
 }
