@@ -267,11 +267,12 @@ struct DiskTests {
         for format in [AgentLogHandler.Format.text, .json] {
             let handler = AgentLogHandler(label: "t", format: format, level: .info, fileDescriptor: fd)
             let logger = Logger(label: "t", factory: { _ in handler })
-            logger.error("rule failed\n2026-01-01T00:00:00.000Z error t: forged", metadata: ["k": "v\nforged=1"])
+            logger.error("rule failed\n2026-01-01T00:00:00.000Z error t: forged", metadata: ["k": "v\nforged=1\u{85}\u{2028}"])
         }
         let lines = try String(contentsOfFile: dir + "/log.txt", encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2)
         #expect(lines[0].contains(#"rule failed\n2026"#))
+        #expect(lines[0].hasSuffix(#"k="v\nforged=1\u{85}\u{2028}""#))
     }
 }
 
