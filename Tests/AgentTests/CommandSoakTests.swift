@@ -53,11 +53,15 @@ struct CommandSoakTests {
             for behaviour in behaviours { group.addTask { await runner.run(behaviour.spec) } }
             return await group.reduce(into: 0) { n, _ in n += 1 }
         }
+        // Task.sleep makes the dispatch timer descriptors (timerfd) that the pacing below uses.
+        let clock = ContinuousClock()
+        try await Task.sleep(until: clock.now + .milliseconds(10))
+        try await Task.sleep(for: .milliseconds(10))
         let baseline = (fds: Self.count("/proc/self/fd"), threads: Self.count("/proc/self/task"))
+        let baselineDescriptors = Self.descriptors()
         var peak = baseline
 
         let count = 3000
-        let clock = ContinuousClock()
         let start = clock.now
         let failures = await withTaskGroup(of: String?.self) { group in
             for i in 0..<count {
@@ -89,10 +93,17 @@ struct CommandSoakTests {
         print(
             "command soak: \(count) commands in \(elapsed) (\(failures.count) unexpected); descriptors baseline \(baseline.fds), peak \(peak.fds), after \(after.fds); threads baseline \(baseline.threads), peak \(peak.threads), after \(after.threads); zombie children \(zombies.count)"
         )
-        #expect(after.fds <= baseline.fds)
+        #expect(after.fds <= baseline.fds, "new descriptors: \(Self.descriptors().subtracting(baselineDescriptors).sorted())")
         #expect(after.threads <= baseline.threads)
         #expect(zombies.isEmpty, "zombie children: \(zombies)")
         #expect(await runner.load == (0, 0))
+    }
+
+    /// "fd -> target" for each open descriptor.
+    static func descriptors() -> Set<String> {
+        Set(((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).map { fd in
+            "\(fd) -> \((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + fd)) ?? "?")"
+        })
     }
 
     static func count(_ directory: String) -> Int {
