@@ -38,7 +38,7 @@ struct ReplayCommand: ParsableCommand {
         if events == "-" {
             lines = AnySequence(AnyIterator { readLine(strippingNewline: true) })
         } else {
-            guard case .success(let text) = RuleSet.readUTF8File(events) else {
+            guard case .success(let text) = RuleSet.readUTF8File(events, limit: Int.max) else {
                 FileHandleStderr.write("error: cannot read \(events) as UTF-8 text\n")
                 throw ExitCode(1)
             }

@@ -43,4 +43,13 @@ struct RuleFilesTests {
             "\(dir)/missing.yaml: error: no such file or directory", "\(dir)/bad.yaml: error: the file is not UTF-8 text",
         ])
     }
+
+    @Test func aRuleFileLargerThanAYAMLDocumentMayBeIsRefusedUnread() throws {
+        let dir = try TestPaths.temporaryDirectory("rule-files")
+        let path = dir + "/big.yaml"
+        try ("# " + String(repeating: "x", count: 4 << 20) + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let (set, problems) = RuleSet.load(paths: [path], environment: [:])
+        #expect(set == nil)
+        #expect(problems.map(\.description) == ["\(path): error: the file is larger than 4194304 bytes"])
+    }
 }

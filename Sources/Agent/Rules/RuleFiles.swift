@@ -1,4 +1,5 @@
 import Rules
+import SIOYAML
 
 #if canImport(Glibc)
 import Glibc
@@ -51,19 +52,24 @@ extension RuleSet {
 
     /// Why a file's text could not be had.
     public enum FileProblem: Error, CustomStringConvertible {
-        case unreadable, notUTF8
+        case unreadable, notUTF8, tooLarge(Int)
 
         public var description: String {
             switch self {
             case .unreadable: "cannot read the file"
             case .notUTF8: "the file is not UTF-8 text"
+            case .tooLarge(let limit): "the file is larger than \(limit) bytes"
             }
         }
     }
 
-    /// The whole text of a file (rule files, recorded events), which must be UTF-8.
-    public static func readUTF8File(_ path: String) -> Result<String, FileProblem> {
+    /// The whole text of a file (rule files, recorded events), which must be UTF-8 and at most
+    /// `limit` bytes (by default the largest YAML document, 4 MiB), so a huge file is refused
+    /// before it is read.
+    public static func readUTF8File(_ path: String, limit: Int = YAMLLimits().maxDocumentBytes) -> Result<String, FileProblem> {
+        if let stamp = fileStamp(path), stamp.size > limit { return .failure(.tooLarge(limit)) }
         guard let bytes = try? readFile(path) else { return .failure(.unreadable) }
+        guard bytes.count <= limit else { return .failure(.tooLarge(limit)) }
         guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(.notUTF8) }
         return .success(text)
     }
