@@ -30,6 +30,11 @@ public final class Agent: Sendable {
     private let runtime: NIOLoopBoundBox<RuntimeState>
     /// Whether shutdown was asked for, and `run()` waiting for it.
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let clientStopped = Atomic<Bool>(false)
+
+    /// True once the client stopped for good (`reconnection.when_exhausted: exit`): ``run()``
+    /// then returned, and the process should exit non-zero so its supervisor restarts it.
+    public var connectionGaveUp: Bool { clientStopped.load(ordering: .acquiring) }
 
     /// The rule state and what goes with it; lives on the event loop.
     final class RuntimeState {
@@ -200,7 +205,12 @@ public final class Agent: Sendable {
             logger.debug("reconnecting", metadata: ["reconnect.attempt": "\(attempt)"])
             return
         case .reconnectFailed:
-            logger.error("gave up reconnecting (reconnection.attempts reached)")
+            logger.error("reconnection.attempts reached", metadata: ["when_exhausted": "\(configuration.reconnection.whenExhausted.rawValue)"])
+            return
+        case .stopped(let error):
+            logger.critical("the connection was given up; stopping so the service manager restarts the agent", metadata: ["error": "\(error)"])
+            clientStopped.store(true, ordering: .releasing)
+            shutdown()
             return
         }
         let actions = state.engine.handle(ruleEvent, at: now)

@@ -148,17 +148,22 @@ struct EngineIOHandshake: Equatable, Sendable {
         }
         self.sid = sid
         self.upgrades = value["upgrades"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        func milliseconds(_ key: String, _ fallback: Int) throws(EngineIOParseError) -> Int {
+        /// A non-negative number, clamped to `limit` (so any size converts without a trap).
+        func number(_ key: String, _ fallback: Int, limit: Int) throws(EngineIOParseError) -> Int {
             guard let v = value[key] else { return fallback }
-            guard let n = v.numberValue, n >= 0, n < 1e12 else {
+            guard let n = v.numberValue, n >= 0 else {
                 throw EngineIOParseError(message: "open packet has an invalid \(key)")
             }
-            return Int(n)
+            return n >= Double(limit) ? limit : Int(n)
         }
-        self.pingInterval = try milliseconds("pingInterval", 25_000)
-        self.pingTimeout = try milliseconds("pingTimeout", 20_000)
-        self.maxPayload = try milliseconds("maxPayload", 1_000_000)
+        self.pingInterval = try number("pingInterval", 25_000, limit: Self.maxPingMilliseconds)
+        self.pingTimeout = try number("pingTimeout", 20_000, limit: Self.maxPingMilliseconds)
+        self.maxPayload = try number("maxPayload", 1_000_000, limit: Int(Int32.max))
     }
+
+    /// pingInterval and pingTimeout above this (5 minutes) are clamped to it, so a dead server is
+    /// still noticed within 10 minutes.
+    static let maxPingMilliseconds = 300_000
 
     /// How long the connection may stay silent before it is considered dead
     /// (pingInterval + pingTimeout; never less than a second, so `pingInterval: 0` is tolerated).

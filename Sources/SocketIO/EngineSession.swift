@@ -12,14 +12,25 @@ struct EngineSettings: Sendable {
     var baseQuery: String
     var headers: [(name: String, value: String)]
     var upgradeTimeout: TimeAmount
+    /// The most bytes accepted in one polling body, WebSocket message or packet's attachments,
+    /// whatever the server's maxPayload says.
+    var payloadCeiling: Int = 1_000_000
 }
 
 /// Cookies shared by every request of a client (loop only).
-final class CookieStore: @unchecked Sendable {
+final class CookieStore {
     var jar = CookieJar()
+    private var warned = false
 
-    func absorb(_ headers: HTTPHeaders) {
-        for value in headers["Set-Cookie"] { jar.store(setCookie: value) }
+    func absorb(_ headers: HTTPHeaders, logger: Logger) {
+        for value in headers["Set-Cookie"] {
+            if !jar.store(setCookie: value), !warned {
+                warned = true
+                logger.warning("ignoring cookies beyond the jar's limits", metadata: [
+                    "max_cookies": "\(CookieJar.maxCookies)", "max_cookie_bytes": "\(CookieJar.maxCookieBytes)",
+                ])
+            }
+        }
     }
 }
 
@@ -29,24 +40,57 @@ struct OutgoingFrame {
     var isBinary: Bool
 }
 
+/// The first bytes of an HTTP body for a log line or an error: at most `limit` bytes, control
+/// characters escaped, and the full size when it was cut.
+func describeBody(_ body: ByteBuffer, limit: Int = 200) -> String {
+    let bytes = body.readableBytesView.prefix(limit)
+    var text = ""
+    for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
+        if scalar.value < 0x20 || scalar.value == 0x7F {
+            text += "\\u{\(String(scalar.value, radix: 16))}"
+        } else {
+            text.unicodeScalars.append(scalar)
+        }
+    }
+    if body.readableBytes > limit { text += "… (\(body.readableBytes) bytes)" }
+    return text
+}
+
 /// One Engine.IO session (handshake, transports, upgrade, heartbeat, write queue). Lives on its
 /// event loop; every method must be called there. Reports to its owner through `onEvent`.
-final class EngineSession: @unchecked Sendable {
+final class EngineSession {
     enum Event {
         case open(EngineIOHandshake)
         case packet(EngineIOPacket)
         /// The session is over. `sessionGone`: the server no longer knows the sid (reconnect at once).
         case closed(reason: DisconnectReason, detail: String, sessionGone: Bool)
+        /// The write backlog went down after it was full: writes are taken again.
+        case drained
     }
 
     private enum State { case idle, opening, open, closed }
+
+    /// The transport in use. The upgrade probe belongs to the session: it is closed with it.
+    private enum Transport {
+        case none
+        case polling(get: HTTPLane, post: HTTPLane)
+        /// Polling is paused while the probe WebSocket answers `3probe`.
+        case upgrading(get: HTTPLane, post: HTTPLane, probe: WebSocketConnection)
+        case websocket(WebSocketConnection)
+    }
 
     /// A group of frames written together (a Socket.IO packet and its attachments).
     private struct Unit {
         var frames: [OutgoingFrame]
         var sent = 0
         var promise: EventLoopPromise<Void>?
+        var bytes: Int
     }
+
+    /// Units queued beyond which `room` is zero, whatever their size.
+    static let backlogUnits = 1024
+    /// Largest ping payload echoed in a pong; a longer one is answered with an empty pong.
+    static let maxPongPayload = 64
 
     let loop: any EventLoop
     private let settings: EngineSettings
@@ -56,25 +100,49 @@ final class EngineSession: @unchecked Sendable {
 
     private var state = State.idle
     private(set) var handshake: EngineIOHandshake?
-    private var ws: WebSocketConnection?
-    private var getLane: HTTPLane?
-    private var postLane: HTTPLane?
-    private var upgrading = false
+    private var transport = Transport.none
     private var queue = Deque<Unit>()
+    private var queuedBytes = 0
+    private var backlogWasFull = false
     private var postInFlight = 0
     private var lastReceived = NIODeadline.now()
     private var livenessTimer: Scheduled<Void>?
     private var upgradeTimer: Scheduled<Void>?
+    private var warnedPong = false
+    /// Bytes accepted in one polling body, WebSocket message or packet's attachments.
+    private(set) var payloadLimit: Int
 
     init(loop: any EventLoop, settings: EngineSettings, cookies: CookieStore, logger: Logger) {
         self.loop = loop
         self.settings = settings
         self.cookies = cookies
         self.logger = logger
+        self.payloadLimit = settings.payloadCeiling
     }
 
     var isOpen: Bool { state == .open }
-    var transportName: String { ws != nil ? "websocket" : "polling" }
+    var transportName: String {
+        if case .websocket = transport { return "websocket" }
+        return "polling"
+    }
+
+    /// The byte limit for a server that announced `maxPayload`: its value, at least 64 KiB (some
+    /// servers announce less than they send), at most `ceiling`.
+    static func payloadLimit(maxPayload: Int, ceiling: Int) -> Int {
+        min(max(maxPayload, 65_536), ceiling)
+    }
+
+    /// How many more units the write queue takes before it is full (then `.drained` follows).
+    var room: Int {
+        let units = Self.backlogUnits - queue.count
+        guard units > 0, queuedBytes < payloadLimit else {
+            backlogWasFull = true
+            return 0
+        }
+        return units
+    }
+
+    var hasRoom: Bool { room > 0 }
 
     // MARK: Opening
 
@@ -108,33 +176,45 @@ final class EngineSession: @unchecked Sendable {
         return h
     }
 
+    private func makeWebSocket() -> WebSocketConnection {
+        let ws = WebSocketConnection(loop: loop, maxMessageSize: payloadLimit)
+        let (cookies, logger) = (self.cookies, self.logger)
+        ws.onUpgradeResponse = { head in cookies.absorb(head.headers, logger: logger) }
+        return ws
+    }
+
     private func openWebSocketDirectly() {
-        let ws = WebSocketConnection(loop: loop)
-        self.ws = ws
-        ws.onUpgradeResponse = { [cookies] head in cookies.absorb(head.headers) }
-        ws.onFrame = { [unowned self] frame in self.receiveFrame(frame) }
-        ws.onClose = { [unowned self] reason in self.fail(.transportClose, reason) }
+        let ws = makeWebSocket()
+        transport = .websocket(ws)
+        attachMain(ws)
         ws.connect(target: settings.target, uri: uri(transport: "websocket", sid: nil), headers: headers())
-            .assumeIsolated().whenFailure { [self] error in
-                self.fail(.transportError, describeIOError(error))
+            .assumeIsolated().whenFailure { [weak self] error in
+                self?.fail(.transportError, describeIOError(error))
             }
     }
 
+    /// Makes `ws` the session's transport for frames.
+    private func attachMain(_ ws: WebSocketConnection) {
+        ws.onFrame = { [weak self] frame in self?.receiveFrame(frame) }
+        ws.onClose = { [weak self] reason in self?.fail(.transportClose, reason) }
+        ws.onWritable = { [weak self] in self?.flushQueue() }
+    }
+
     private func openPolling() {
-        let get = HTTPLane(loop: loop, target: settings.target)
-        getLane = get
-        postLane = HTTPLane(loop: loop, target: settings.target)
+        let get = HTTPLane(loop: loop, target: settings.target, maxBodySize: payloadLimit)
+        let post = HTTPLane(loop: loop, target: settings.target, maxBodySize: 4096)
+        transport = .polling(get: get, post: post)
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri(transport: "polling", sid: nil))
         head.headers = headers()
-        get.request(head, body: nil).assumeIsolated().whenComplete { [self] result in
-            guard state == .opening else { return }
+        get.request(head, body: nil).assumeIsolated().whenComplete { [weak self] result in
+            guard let self, state == .opening else { return }
             switch result {
             case .failure(let error):
                 fail(.transportError, describeIOError(error))
             case .success(let response):
-                cookies.absorb(response.headers)
+                cookies.absorb(response.headers, logger: logger)
                 guard response.status == .ok else {
-                    fail(.transportError, "handshake answered \(response.status.code): \(String(buffer: response.body))")
+                    fail(.transportError, "handshake answered \(response.status.code): \(describeBody(response.body))")
                     return
                 }
                 let packets: [EngineIOPacket]
@@ -150,17 +230,24 @@ final class EngineSession: @unchecked Sendable {
                     fail(.parseError, "the handshake did not start with an open packet")
                     return
                 }
-                let willUpgrade = settings.mode == .auto
-                upgrading = willUpgrade
-                guard opened(first.payload) else { return }
+                let h: EngineIOHandshake
+                do {
+                    h = try EngineIOHandshake(payload: first.payload)
+                } catch {
+                    fail(.parseError, "\(error)")
+                    return
+                }
+                // The upgrade starts before the owner hears of the session, so nothing is POSTed
+                // while the probe runs.
+                let willUpgrade = settings.mode == .auto && h.upgrades.contains("websocket")
+                if willUpgrade { startUpgrade(sid: h.sid, get: get, post: post) }
+                guard opened(h) else { return }
+                get.maxBodySize = payloadLimit
                 for packet in packets.dropFirst() {
                     receive(packet)
                     guard state == .open else { return }
                 }
-                if willUpgrade, handshake?.upgrades.contains("websocket") == true {
-                    startUpgrade()
-                } else {
-                    upgrading = false
+                if !willUpgrade {
                     poll()
                     flushQueue()
                 }
@@ -171,73 +258,81 @@ final class EngineSession: @unchecked Sendable {
     /// Handles the open packet's payload; false when it was invalid (the session is then closed).
     private func opened(_ payload: [UInt8]) -> Bool {
         do {
-            let h = try EngineIOHandshake(payload: payload)
-            handshake = h
-            state = .open
-            logger[metadataKey: "eio.sid"] = "\(h.sid)"
-            logger.debug("engine.io session open", metadata: [
-                "pingInterval": "\(h.pingInterval)", "pingTimeout": "\(h.pingTimeout)", "upgrades": "\(h.upgrades)",
-            ])
-            lastReceived = .now()
-            armLiveness()
-            onEvent?(.open(h))
-            return state == .open
+            return opened(try EngineIOHandshake(payload: payload))
         } catch {
             fail(.parseError, "\(error)")
             return false
         }
     }
 
+    private func opened(_ h: EngineIOHandshake) -> Bool {
+        handshake = h
+        state = .open
+        payloadLimit = Self.payloadLimit(maxPayload: h.maxPayload, ceiling: settings.payloadCeiling)
+        logger[metadataKey: "eio.sid"] = "\(h.sid)"
+        logger.debug("engine.io session open", metadata: [
+            "pingInterval": "\(h.pingInterval)", "pingTimeout": "\(h.pingTimeout)", "upgrades": "\(h.upgrades)",
+            "payloadLimit": "\(payloadLimit)",
+        ])
+        lastReceived = .now()
+        armLiveness()
+        onEvent?(.open(h))
+        return state == .open
+    }
+
     // MARK: Upgrade
 
-    private func startUpgrade() {
-        guard let sid = handshake?.sid else { return }
-        let ws = WebSocketConnection(loop: loop)
-        var probed = false
-        let abandon: (String) -> Void = { [unowned self, unowned ws] reason in
-            guard self.upgrading, self.state == .open else { return }
-            self.logger.debug("upgrade to websocket failed, staying on polling", metadata: ["reason": "\(reason)"])
-            ws.onClose = nil
-            ws.onFrame = nil
-            ws.close()
-            self.upgradeTimer?.cancel()
-            self.upgrading = false
-            self.poll()
-            self.flushQueue()
-        }
-        ws.onUpgradeResponse = { [cookies] head in cookies.absorb(head.headers) }
-        ws.onClose = { reason in abandon(reason) }
-        ws.onFrame = { [unowned self, unowned ws] frame in
-            guard !probed, case .text(let buffer) = frame, String(buffer: buffer) == "3probe" else {
-                abandon("unexpected answer to the probe")
+    private func startUpgrade(sid: String, get: HTTPLane, post: HTTPLane) {
+        let probe = makeWebSocket()
+        transport = .upgrading(get: get, post: post, probe: probe)
+        probe.onClose = { [weak self] reason in self?.abandonUpgrade(reason) }
+        probe.onFrame = { [weak self] frame in
+            guard let self else { return }
+            guard case .text(let buffer) = frame, String(buffer: buffer) == "3probe" else {
+                abandonUpgrade("unexpected answer to the probe")
                 return
             }
-            probed = true
-            guard self.upgrading, self.state == .open else { return }
-            self.upgradeTimer?.cancel()
-            ws.sendText([UInt8(ascii: "5")], flush: true, promise: nil)
-            self.ws = ws
-            self.getLane?.close()
-            self.postLane?.close()
-            self.getLane = nil
-            self.postLane = nil
-            ws.onFrame = { [unowned self] frame in self.receiveFrame(frame) }
-            ws.onClose = { [unowned self] reason in self.fail(.transportClose, reason) }
-            self.upgrading = false
-            self.lastReceived = .now()
-            self.logger.debug("upgraded to websocket")
-            self.flushQueue()
+            completeUpgrade()
         }
-        upgradeTimer = loop.assumeIsolated().scheduleTask(in: settings.upgradeTimeout) { abandon("timeout") }
-        ws.connect(target: settings.target, uri: uri(transport: "websocket", sid: sid), headers: headers())
-            .assumeIsolated().whenComplete { result in
+        upgradeTimer = loop.assumeIsolated().scheduleTask(in: settings.upgradeTimeout) { [weak self] in
+            self?.abandonUpgrade("timeout")
+        }
+        probe.connect(target: settings.target, uri: uri(transport: "websocket", sid: sid), headers: headers())
+            .assumeIsolated().whenComplete { [weak self, weak probe] result in
                 switch result {
                 case .success:
-                    ws.sendText(Array("2probe".utf8), flush: true, promise: nil)
+                    probe?.sendText(Array("2probe".utf8), flush: true, promise: nil)
                 case .failure(let error):
-                    abandon(describeIOError(error))
+                    self?.abandonUpgrade(describeIOError(error))
                 }
             }
+    }
+
+    /// The probe failed: it is closed, and polling goes on.
+    private func abandonUpgrade(_ reason: String) {
+        guard state == .open, case .upgrading(let get, let post, let probe) = transport else { return }
+        logger.debug("upgrade to websocket failed, staying on polling", metadata: ["reason": "\(reason)"])
+        probe.onClose = nil
+        probe.onFrame = nil
+        probe.close()
+        upgradeTimer?.cancel()
+        transport = .polling(get: get, post: post)
+        poll()
+        flushQueue()
+    }
+
+    /// The probe answered: it becomes the transport, and polling ends.
+    private func completeUpgrade() {
+        guard state == .open, case .upgrading(let get, let post, let probe) = transport else { return }
+        upgradeTimer?.cancel()
+        probe.sendText([UInt8(ascii: "5")], flush: true, promise: nil)
+        get.close()
+        post.close()
+        transport = .websocket(probe)
+        attachMain(probe)
+        lastReceived = .now()
+        logger.debug("upgraded to websocket")
+        flushQueue()
     }
 
     // MARK: Receiving
@@ -276,9 +371,15 @@ final class EngineSession: @unchecked Sendable {
             onEvent?(.packet(packet))
         case .ping:
             var bytes: [UInt8] = [UInt8(ascii: "3")]
-            bytes.append(contentsOf: packet.payload)
-            queue.append(Unit(frames: [OutgoingFrame(bytes: bytes, isBinary: false)]))
-            flushQueue()
+            if packet.payload.count <= Self.maxPongPayload {
+                bytes.append(contentsOf: packet.payload)
+            } else if !warnedPong {
+                warnedPong = true
+                logger.warning("the server's ping carries a long payload; answering with an empty pong", metadata: [
+                    "bytes": "\(packet.payload.count)", "limit": "\(Self.maxPongPayload)",
+                ])
+            }
+            send([OutgoingFrame(bytes: bytes, isBinary: false)], promise: nil)
         case .close:
             fail(.transportClose, "the server closed the session")
         case .pong, .noop, .upgrade:
@@ -289,8 +390,9 @@ final class EngineSession: @unchecked Sendable {
     }
 
     private func poll() {
-        guard state == .open, ws == nil, !upgrading, let lane = getLane, !lane.isBusy, let sid = handshake?.sid else { return }
-        pollingRequest(.GET, on: lane, sid: sid, body: nil, what: "poll", isCurrent: { [self] in getLane === lane }) { [self] response in
+        guard state == .open, case .polling(let lane, _) = transport, !lane.isBusy, let sid = handshake?.sid else { return }
+        pollingRequest(.GET, on: lane, sid: sid, body: nil, what: "poll") { [weak self] response in
+            guard let self else { return }
             let decoded = response.body.withUnsafeReadableBytes { bytes in
                 Result { () throws(EngineIOParseError) in try EngineIOCodec.decodePayload(bytes) }
             }
@@ -308,25 +410,33 @@ final class EngineSession: @unchecked Sendable {
         }
     }
 
+    /// The polling lanes while they are in use (polling, or upgrading); nil otherwise.
+    private var lanes: (get: HTTPLane, post: HTTPLane)? {
+        switch transport {
+        case .polling(let get, let post), .upgrading(let get, let post, _): return (get, post)
+        case .none, .websocket: return nil
+        }
+    }
+
     /// Sends one long-polling request on `lane`. A transport error or an answer other than 200
     /// ends the session (a 400 means the server no longer knows the sid); cookies are kept from
     /// every answer; `onOK` gets a 200 answer. Nothing happens once the session or the lane has
-    /// been replaced (`isCurrent` false).
+    /// been replaced.
     private func pollingRequest(
         _ method: HTTPMethod, on lane: HTTPLane, sid: String, body: [UInt8]?, what: String,
-        isCurrent: @escaping () -> Bool, onOK: @escaping (HTTPResponse) -> Void
+        onOK: @escaping (HTTPResponse) -> Void
     ) {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri(transport: "polling", sid: sid))
         head.headers = headers(post: method == .POST)
-        lane.request(head, body: body).assumeIsolated().whenComplete { [self] result in
-            guard state == .open, isCurrent() else { return }
+        lane.request(head, body: body).assumeIsolated().whenComplete { [weak self] result in
+            guard let self, state == .open, let lanes, lanes.get === lane || lanes.post === lane else { return }
             switch result {
             case .failure(let error):
                 fail(.transportError, describeIOError(error))
             case .success(let response):
-                cookies.absorb(response.headers)
+                cookies.absorb(response.headers, logger: logger)
                 guard response.status == .ok else {
-                    fail(.transportError, "\(what) answered \(response.status.code): \(String(buffer: response.body))",
+                    fail(.transportError, "\(what) answered \(response.status.code): \(describeBody(response.body))",
                          sessionGone: response.status == .badRequest)
                     return
                 }
@@ -338,21 +448,46 @@ final class EngineSession: @unchecked Sendable {
     // MARK: Sending
 
     /// Queues frames written together; `promise` completes when they were written (WebSocket) or
-    /// the POST that carried them was accepted (polling), and fails if the session ends first.
+    /// the POST that carried them was accepted (polling), and fails if the session ends first or
+    /// the write backlog is far beyond its bound (callers check `room` first for emits).
     func send(_ frames: [OutgoingFrame], promise: EventLoopPromise<Void>?) {
         loop.preconditionInEventLoop()
         guard state == .open || state == .opening else {
             promise?.fail(SocketIOError.transport("session closed"))
             return
         }
-        queue.append(Unit(frames: frames, promise: promise))
+        var bytes = 0
+        for f in frames { bytes &+= f.bytes.count }
+        if queue.count >= 4 * Self.backlogUnits || queuedBytes > 4 * payloadLimit {
+            logger.warning("write backlog full; dropping a packet", metadata: ["queued": "\(queue.count)", "bytes": "\(queuedBytes)"])
+            promise?.fail(SocketIOError.transport("write backlog full"))
+            return
+        }
+        queue.append(Unit(frames: frames, promise: promise, bytes: bytes))
+        queuedBytes &+= bytes
         flushQueue()
     }
 
+    private func dequeued(_ unit: Unit) {
+        queuedBytes &-= unit.bytes
+    }
+
+    /// Reports `.drained` once the backlog that was full is down to half.
+    private func checkDrained() {
+        guard backlogWasFull, queue.count <= Self.backlogUnits / 2, queuedBytes <= payloadLimit / 2 else { return }
+        backlogWasFull = false
+        onEvent?(.drained)
+    }
+
     private func flushQueue() {
-        guard state == .open, !upgrading, !queue.isEmpty else { return }
-        if let ws {
-            while let unit = queue.popFirst() {
+        guard state == .open, !queue.isEmpty else { return }
+        switch transport {
+        case .websocket(let ws):
+            // Only while the channel is writable: the rest waits here, bounded, and goes out
+            // when the channel reports it is writable again.
+            var wrote = false
+            while ws.isWritable, let unit = queue.popFirst() {
+                dequeued(unit)
                 for (i, frame) in unit.frames.enumerated() {
                     let promise = i == unit.frames.count - 1 ? unit.promise : nil
                     if frame.isBinary {
@@ -361,34 +496,49 @@ final class EngineSession: @unchecked Sendable {
                         ws.sendText(frame.bytes, flush: false, promise: promise)
                     }
                 }
+                wrote = true
             }
-            ws.flush()
+            if wrote {
+                ws.flush()
+                checkDrained()
+            }
+        case .polling(_, let post):
+            flushPost(on: post)
+        case .upgrading, .none:
             return
         }
-        guard postInFlight == 0, let lane = postLane, !lane.isBusy, let h = handshake else { return }
-        // At most 16 packets (python-engineio drops bigger payloads) and maxPayload bytes per POST;
-        // batches also stop at 60 kB, because python-engineio reads a POST body with one
-        // `StreamReader.read(n)` that can return a truncated body when it arrives in several
-        // segments (a single larger packet still goes alone).
-        let byteLimit = min(h.maxPayload, 60_000)
+    }
+
+    /// How many frames of `queue` go in the next POST: at most 16 packets (python-engineio drops
+    /// bigger payloads) and `byteLimit` bytes; a single larger packet still goes alone.
+    static func postBatch(_ frames: some Sequence<OutgoingFrame>, byteLimit: Int) -> (count: Int, body: [UInt8]) {
         var body: [UInt8] = []
         var count = 0
-        outer: for unit in queue {
-            for frame in unit.frames[unit.sent...] {
-                let size = frame.isBinary ? 2 + (frame.bytes.count + 2) / 3 * 4 : frame.bytes.count + 1
-                if count == 16 || (count > 0 && body.count + size > byteLimit) { break outer }
-                if !body.isEmpty { body.append(EngineIOCodec.recordSeparator) }
-                if frame.isBinary {
-                    body.append(UInt8(ascii: "b"))
-                    Base64.encode(frame.bytes, into: &body)
-                } else {
-                    body.append(contentsOf: frame.bytes)
-                }
-                count += 1
+        for frame in frames {
+            let size = frame.isBinary ? 2 + (frame.bytes.count + 2) / 3 * 4 : frame.bytes.count + 1
+            if count == 16 || (count > 0 && body.count + size > byteLimit) { break }
+            if !body.isEmpty { body.append(EngineIOCodec.recordSeparator) }
+            if frame.isBinary {
+                body.append(UInt8(ascii: "b"))
+                Base64.encode(frame.bytes, into: &body)
+            } else {
+                body.append(contentsOf: frame.bytes)
             }
+            count += 1
         }
+        return (count, body)
+    }
+
+    private func flushPost(on lane: HTTPLane) {
+        guard postInFlight == 0, !lane.isBusy, let h = handshake else { return }
+        // Batches also stop at 60 kB, because python-engineio reads a POST body with one
+        // `StreamReader.read(n)` that can return a truncated body when it arrives in several
+        // segments.
+        let byteLimit = min(h.maxPayload, 60_000)
+        let (count, body) = Self.postBatch(queue.lazy.flatMap { $0.frames[$0.sent...] }, byteLimit: byteLimit)
         postInFlight = count
-        pollingRequest(.POST, on: lane, sid: h.sid, body: body, what: "POST", isCurrent: { [self] in postLane === lane }) { [self] _ in
+        pollingRequest(.POST, on: lane, sid: h.sid, body: body, what: "POST") { [weak self] _ in
+            guard let self else { return }
             var done = postInFlight
             postInFlight = 0
             while done > 0, var unit = queue.first {
@@ -397,11 +547,13 @@ final class EngineSession: @unchecked Sendable {
                 done -= take
                 if unit.sent == unit.frames.count {
                     queue.removeFirst()
+                    dequeued(unit)
                     unit.promise?.succeed()
                 } else {
                     queue[queue.startIndex] = unit
                 }
             }
+            checkDrained()
             flushQueue()
         }
     }
@@ -410,9 +562,9 @@ final class EngineSession: @unchecked Sendable {
 
     private func armLiveness() {
         guard let h = handshake else { return }
-        let timeout = TimeAmount(h.livenessTimeout)
-        livenessTimer = loop.assumeIsolated().scheduleTask(deadline: lastReceived + timeout) { [self] in
-            guard state == .open else { return }
+        let timeout = TimeAmount(saturating: h.livenessTimeout)
+        livenessTimer = loop.assumeIsolated().scheduleTask(deadline: lastReceived + timeout) { [weak self] in
+            guard let self, state == .open else { return }
             if NIODeadline.now() - lastReceived >= timeout {
                 fail(.pingTimeout, "no ping from the server within \(h.pingInterval + h.pingTimeout) ms")
             } else {
@@ -432,18 +584,27 @@ final class EngineSession: @unchecked Sendable {
         onEvent = nil
     }
 
+    /// Closes every connection the session owns (the upgrade probe too) and fails what is queued.
     private func teardown() {
         state = .closed
         livenessTimer?.cancel()
         upgradeTimer?.cancel()
-        ws?.onClose = nil
-        ws?.onFrame = nil
-        ws?.close()
-        ws = nil
-        getLane?.close()
-        postLane?.close()
+        switch transport {
+        case .none: break
+        case .polling(let get, let post):
+            get.close()
+            post.close()
+        case .upgrading(let get, let post, let probe):
+            get.close()
+            post.close()
+            probe.detachAndClose()
+        case .websocket(let ws):
+            ws.detachAndClose()
+        }
+        transport = .none
         let pending = queue
         queue.removeAll()
+        queuedBytes = 0
         for unit in pending { unit.promise?.fail(SocketIOError.transport("session closed")) }
     }
 
@@ -452,12 +613,17 @@ final class EngineSession: @unchecked Sendable {
     func close() -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
         onEvent = nil
-        guard state == .open, !upgrading else {
+        guard state == .open else {
+            teardown()
+            return loop.makeSucceededVoidFuture()
+        }
+        if case .upgrading = transport {
             teardown()
             return loop.makeSucceededVoidFuture()
         }
         let done = loop.makePromise(of: Void.self)
-        queue.append(Unit(frames: [OutgoingFrame(bytes: [UInt8(ascii: "1")], isBinary: false)], promise: done))
+        queue.append(Unit(frames: [OutgoingFrame(bytes: [UInt8(ascii: "1")], isBinary: false)], promise: done, bytes: 1))
+        queuedBytes &+= 1
         flushQueue()
         let finished = loop.makePromise(of: Void.self)
         var completed = false
@@ -483,8 +649,15 @@ final class EngineSession: @unchecked Sendable {
 }
 
 extension TimeAmount {
-    init(_ duration: Duration) {
+    /// The same span, saturated to what a TimeAmount holds (negative spans become zero).
+    init(saturating duration: Duration) {
         let (s, atto) = duration.components
-        self = .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
+        if s < 0 {
+            self = .zero
+            return
+        }
+        // At most about 100 years, so a deadline `now + span` cannot overflow either.
+        let limit: Int64 = 100 * 365 * 86_400
+        self = s >= limit ? .seconds(limit) : .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
     }
 }

@@ -46,17 +46,20 @@ struct ConnectionTarget: @unchecked Sendable {
 /// One keep-alive HTTP/1.1 connection that carries one request at a time (a polling "lane":
 /// the GET lane and the POST lane each have their own, so at most one GET and one POST are in
 /// flight). Used on its event loop only.
-final class HTTPLane: @unchecked Sendable {
+final class HTTPLane {
     private let loop: any EventLoop
     private let target: ConnectionTarget
     private var channel: (any Channel)?
     private var connecting: EventLoopFuture<any Channel>?
     private var pending: EventLoopPromise<HTTPResponse>?
     private var closed = false
+    /// The largest response body accepted; a longer one fails the request and closes the connection.
+    var maxBodySize: Int
 
-    init(loop: any EventLoop, target: ConnectionTarget) {
+    init(loop: any EventLoop, target: ConnectionTarget, maxBodySize: Int) {
         self.loop = loop
         self.target = target
+        self.maxBodySize = maxBodySize
     }
 
     var isBusy: Bool { pending != nil }
@@ -78,7 +81,7 @@ final class HTTPLane: @unchecked Sendable {
             channel = nil
             channelFuture = connect()
         }
-        channelFuture.assumeIsolated().whenComplete { result in
+        channelFuture.assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success(let channel):
                 guard self.pending?.futureResult === promise.futureResult else { return }
@@ -98,16 +101,18 @@ final class HTTPLane: @unchecked Sendable {
 
     private func connect() -> EventLoopFuture<any Channel> {
         let target = self.target
+        // The lane is confined to its loop; the initializer runs there too (checked).
+        let lane = NIOLoopBound(self, eventLoop: loop)
         let future = target.bootstrap(on: loop)
-            .channelInitializer { [self] channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try target.addTLS(to: channel)
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(lane: self))
+                    try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(lane: lane.value))
                 }
             }
             .connect(host: target.url.host, port: target.url.port)
-        future.assumeIsolated().whenSuccess { channel in
+        future.assumeIsolated().whenSuccess { [self] channel in
             if self.closed {
                 channel.close(promise: nil)
             } else {
@@ -156,17 +161,28 @@ private final class HTTPResponseCollector: ChannelInboundHandler {
     private let lane: HTTPLane
     private var head: HTTPResponseHead?
     private var body = ByteBuffer()
+    private var discarding = false
 
     init(lane: HTTPLane) {
         self.lane = lane
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !discarding else { return }
         switch Self.unwrapInboundIn(data) {
         case .head(let h):
             head = h
             body.clear()
         case .body(var b):
+            guard body.readableBytes + b.readableBytes <= lane.maxBodySize else {
+                // A body beyond the limit (or one that never ends): the request fails and the
+                // connection is closed, so nothing more is read.
+                discarding = true
+                body = ByteBuffer()
+                lane.channelFailed(context.channel, SocketIOError.transport("the response body exceeds \(lane.maxBodySize) bytes"))
+                context.close(promise: nil)
+                return
+            }
             body.writeBuffer(&b)
         case .end:
             guard let h = head else { return }

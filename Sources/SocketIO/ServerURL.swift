@@ -84,15 +84,24 @@ func percentEncodeQuery(_ s: String) -> String {
 /// Cookies the server set, kept for the whole client life and sent on every request of both
 /// transports (sticky sessions behind load balancers). Only name and value are kept; a cookie set
 /// with `Max-Age=0` or an empty value is removed. Accessed on the event loop only.
+/// The cookies of the one server a client talks to, bounded in the spirit of RFC 6265 §6.1:
+/// at most `maxCookies`, each at most `maxCookieBytes` (name, value and attributes). A cookie
+/// beyond either limit is ignored (`store` returns false).
 struct CookieJar {
+    static let maxCookies = 50
+    static let maxCookieBytes = 4096
+
     private(set) var cookies: [(name: String, value: String)] = []
 
-    mutating func store(setCookie header: String) {
+    /// Stores a `Set-Cookie` header; false when it was ignored because of the limits.
+    @discardableResult
+    mutating func store(setCookie header: String) -> Bool {
+        guard header.utf8.count <= Self.maxCookieBytes else { return false }
         let parts = header.split(separator: ";", omittingEmptySubsequences: false)
-        guard let first = parts.first, let eq = first.firstIndex(of: "=") else { return }
+        guard let first = parts.first, let eq = first.firstIndex(of: "=") else { return true }
         let name = first[..<eq].trimmingSpaces()
         let value = first[first.index(after: eq)...].trimmingSpaces()
-        guard !name.isEmpty else { return }
+        guard !name.isEmpty else { return true }
         var expired = value.isEmpty
         for attribute in parts.dropFirst() {
             let a = attribute.trimmingSpaces().lowercased()
@@ -100,8 +109,12 @@ struct CookieJar {
                 if let n = Int(a.dropFirst(8)), n <= 0 { expired = true }
             }
         }
+        let known = cookies.contains { $0.name == name }
         cookies.removeAll { $0.name == name }
-        if !expired { cookies.append((name, value)) }
+        guard !expired else { return true }
+        guard known || cookies.count < Self.maxCookies else { return false }
+        cookies.append((name, value))
+        return true
     }
 
     /// The `Cookie` header value, or nil when there are none.

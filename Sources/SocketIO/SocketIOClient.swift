@@ -16,13 +16,13 @@ public struct SocketIOAck: Sendable {
 }
 
 final class AckResponder: Sendable {
-    let core: ClientCore
+    let core: NIOLoopBound<ClientCore>
     let namespace: String
     let id: Int
     let generation: Int
     let replied = Atomic<Bool>(false)
 
-    init(core: ClientCore, namespace: String, id: Int, generation: Int) {
+    init(core: NIOLoopBound<ClientCore>, namespace: String, id: Int, generation: Int) {
         self.core = core
         self.namespace = namespace
         self.id = id
@@ -32,15 +32,22 @@ final class AckResponder: Sendable {
     func reply(_ args: [JSONValue]) {
         guard replied.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         let (core, namespace, id, generation) = (self.core, self.namespace, self.id, self.generation)
-        core.onLoop { core.sendAck(namespace: namespace, id: id, args: args, generation: generation) }
+        onLoop(core.eventLoop) { core.value.sendAck(namespace: namespace, id: id, args: args, generation: generation) }
     }
+}
+
+/// Runs `body` on `loop`: at once when already there, else queued.
+func onLoop(_ loop: any EventLoop, _ body: @escaping @Sendable () -> Void) {
+    if loop.inEventLoop { body() } else { loop.execute(body) }
 }
 
 /// A Socket.IO v5 client (Engine.IO v4: polling, WebSocket, upgrade) with reconnection and an
 /// offline buffer. Thread-safe: every method may be called from anywhere. All connections, timers
 /// and the event hook run on one event loop, so the hook sees events serially, in order.
 public final class SocketIOClient: Sendable {
-    let core: ClientCore
+    /// The state, reachable only on its event loop (checked on each access).
+    let core: NIOLoopBoundBox<ClientCore>
+    let subscribers: EventSubscribers
 
     /// All connections, timers and the hook run on `eventLoop`. `onEvent` is called synchronously
     /// on that loop for every event (keep it short; it may call `send` directly).
@@ -50,24 +57,27 @@ public final class SocketIOClient: Sendable {
         logger: Logger,
         onEvent: (@Sendable (SocketIOClientEvent) -> Void)? = nil
     ) {
-        core = ClientCore(configuration: configuration, loop: eventLoop, logger: logger, hook: onEvent)
+        let subscribers = EventSubscribers()
+        self.subscribers = subscribers
+        let core = ClientCore(configuration: configuration, loop: eventLoop, logger: logger, hook: onEvent, subscribers: subscribers)
+        self.core = NIOLoopBoundBox.makeBoxSendingValue(core, eventLoop: eventLoop)
     }
 
     deinit {
         let core = self.core
-        core.onLoop { core.shutdown(graceful: false) }
+        onLoop(core.eventLoop) { core.value.shutdown(graceful: false) }
     }
 
-    public var eventLoop: any EventLoop { core.loop }
+    public var eventLoop: any EventLoop { core.eventLoop }
 
     /// A new sequence of the events from now on (each access makes a new subscriber; access it before
     /// `connect()` to see the first ones). It ends when the client is closed for good.
-    public var events: AsyncStream<SocketIOClientEvent> { core.subscribe() }
+    public var events: AsyncStream<SocketIOClientEvent> { subscribers.subscribe() }
 
     /// Starts connecting (and reconnecting) in the background. Idempotent.
     public func connect() {
         let core = self.core
-        core.onLoop { core.connect() }
+        onLoop(core.eventLoop) { core.value.connect() }
     }
 
     /// Waits until `namespace` is connected. Throws the server's refusal (CONNECT_ERROR) at once;
@@ -75,8 +85,8 @@ public final class SocketIOClient: Sendable {
     /// `.connectTimeout`) is thrown. With `failFast`, the first failure of any kind is thrown.
     public func waitUntilConnected(namespace: String = "/", timeout: Duration, failFast: Bool = false) async throws {
         let core = self.core
-        let promise = core.loop.makePromise(of: Void.self)
-        core.onLoop { core.addWaiter(namespace: namespace, timeout: timeout, failFast: failFast, promise: promise) }
+        let promise = core.eventLoop.makePromise(of: Void.self)
+        onLoop(core.eventLoop) { core.value.addWaiter(namespace: namespace, timeout: timeout, failFast: failFast, promise: promise) }
         try await promise.futureResult.get()
     }
 
@@ -89,9 +99,9 @@ public final class SocketIOClient: Sendable {
     /// Same as `emit`, without async: usable from the hook on the event loop.
     public func send(_ event: String, _ args: [JSONValue], namespace: String = "/") -> EventLoopFuture<Void> {
         let core = self.core
-        let written = core.loop.makePromise(of: Void.self)
-        core.onLoop {
-            core.emit(name: event, args: args, namespace: namespace, written: written, ack: nil, ackTimeout: nil)
+        let written = core.eventLoop.makePromise(of: Void.self)
+        onLoop(core.eventLoop) {
+            core.value.emit(name: event, args: args, namespace: namespace, written: written, ack: nil, ackTimeout: nil)
         }
         return written.futureResult
     }
@@ -109,11 +119,11 @@ public final class SocketIOClient: Sendable {
         _ event: String, _ args: [JSONValue], namespace: String = "/", timeout: Duration
     ) -> EventLoopFuture<[JSONValue]> {
         let core = self.core
-        let written = core.loop.makePromise(of: Void.self)
-        let ack = core.loop.makePromise(of: [JSONValue].self)
+        let written = core.eventLoop.makePromise(of: Void.self)
+        let ack = core.eventLoop.makePromise(of: [JSONValue].self)
         written.futureResult.whenFailure { _ in }  // the ack promise carries the outcome
-        core.onLoop {
-            core.emit(name: event, args: args, namespace: namespace, written: written, ack: ack, ackTimeout: timeout)
+        onLoop(core.eventLoop) {
+            core.value.emit(name: event, args: args, namespace: namespace, written: written, ack: ack, ackTimeout: timeout)
         }
         return ack.futureResult
     }
@@ -122,14 +132,63 @@ public final class SocketIOClient: Sendable {
     /// Pending emits and acks fail with `.disconnected`.
     public func disconnect() async {
         let core = self.core
-        let done = core.loop.makePromise(of: Void.self)
-        core.onLoop { core.shutdown(graceful: true).cascade(to: done) }
+        let done = core.eventLoop.makePromise(of: Void.self)
+        onLoop(core.eventLoop) { core.value.shutdown(graceful: true).cascade(to: done) }
         try? await done.futureResult.get()
     }
 }
 
+/// The subscribers of `SocketIOClient.events`, reachable from any thread.
+final class EventSubscribers: Sendable {
+    private struct State {
+        var continuations: [Int: AsyncStream<SocketIOClientEvent>.Continuation] = [:]
+        var nextId = 0
+        var finished = false
+    }
+
+    private let state = Mutex(State())
+    private let any = Atomic<Bool>(false)
+
+    func subscribe() -> AsyncStream<SocketIOClientEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: SocketIOClientEvent.self)
+        let id: Int? = state.withLock { s in
+            if s.finished { return nil }
+            let id = s.nextId
+            s.nextId += 1
+            s.continuations[id] = continuation
+            return id
+        }
+        guard let id else {
+            continuation.finish()
+            return stream
+        }
+        any.store(true, ordering: .releasing)
+        continuation.onTermination = { [weak self] _ in
+            _ = self?.state.withLock { $0.continuations.removeValue(forKey: id) }
+        }
+        return stream
+    }
+
+    func yield(_ event: SocketIOClientEvent) {
+        guard any.load(ordering: .acquiring) else { return }
+        state.withLock { s in
+            for c in s.continuations.values { c.yield(event) }
+        }
+    }
+
+    func finish() {
+        let continuations = state.withLock { s in
+            s.finished = true
+            let c = s.continuations
+            s.continuations = [:]
+            return c
+        }
+        for c in continuations.values { c.finish() }
+    }
+}
+
 /// The client's state and logic, confined to its event loop (every method runs there).
-final class ClientCore: @unchecked Sendable {
+final class ClientCore {
     private enum Phase { case idle, connecting, open, waiting, closed }
 
     private enum NamespaceStatus { case idle, connecting, connected, refused, kicked }
@@ -138,8 +197,10 @@ final class ClientCore: @unchecked Sendable {
         let name: String
         let auth: JSONValue?
         var status = NamespaceStatus.idle
-        var early: [SocketIOEvent] = []
+        var early = Deque<SocketIOEvent>()
+        var earlyDropped = 0
         var retryTimer: Scheduled<Void>?
+        var connectTimer: Scheduled<Void>?
         var refusals = 0
         var wasConnected = false
 
@@ -178,29 +239,24 @@ final class ClientCore: @unchecked Sendable {
         var timer: Scheduled<Void>?
     }
 
-    private struct Subscribers {
-        var continuations: [Int: AsyncStream<SocketIOClientEvent>.Continuation] = [:]
-        var nextId = 0
-        var finished = false
-    }
-
     let loop: any EventLoop
     let configuration: SocketIOClientConfiguration
     private var logger: Logger
     private let hook: (@Sendable (SocketIOClientEvent) -> Void)?
     private let settings: Result<EngineSettings, SocketIOError>
     private let cookies = CookieStore()
-    private let subscribers = Mutex(Subscribers())
-    private let hasSubscribers = Atomic<Bool>(false)
+    private let subscribers: EventSubscribers
 
     private var phase = Phase.idle
     private var engine: EngineSession?
     private(set) var generation = 0
-    private var attempt = 0
+    private var backoff: ReconnectBackoff
+    private var stableTimer: Scheduled<Void>?
+    private var slowTimer: Scheduled<Void>?
     private var connectTimer: Scheduled<Void>?
     private var reconnectTimer: Scheduled<Void>?
     private var namespaces: [String: Namespace] = [:]
-    private var buffer = Deque<Emit>()
+    private var buffer: OfflineBuffer<Emit>
     private var acks: [Int: Emit] = [:]
     private var nextAckId = 0
     private var nextSeq = 0
@@ -210,12 +266,15 @@ final class ClientCore: @unchecked Sendable {
     private var lastError: SocketIOError?
 
     init(configuration: SocketIOClientConfiguration, loop: any EventLoop, logger: Logger,
-         hook: (@Sendable (SocketIOClientEvent) -> Void)?) {
+         hook: (@Sendable (SocketIOClientEvent) -> Void)?, subscribers: EventSubscribers) {
         self.loop = loop
+        self.subscribers = subscribers
         self.configuration = configuration
         self.logger = logger
         self.hook = hook
         self.settings = Result { () throws(SocketIOError) in try Self.makeSettings(configuration) }
+        self.backoff = ReconnectBackoff(policy: configuration.reconnection)
+        self.buffer = OfflineBuffer(limit: configuration.offlineBufferLimit)
         for (name, auth) in configuration.namespaces {
             let name = Self.normalize(name)
             namespaces[name] = Namespace(name: name, auth: auth ?? nil)
@@ -232,6 +291,7 @@ final class ClientCore: @unchecked Sendable {
         var sslContext: NIOSSLContext?
         if url.secure {
             var tls = TLSConfiguration.makeClientConfiguration()
+            tls.minimumTLSVersion = .tlsv12
             if let caFile = c.tls.caFile { tls.trustRoots = .file(caFile) }
             if c.tls.insecure { tls.certificateVerification = .none }
             do {
@@ -245,60 +305,25 @@ final class ClientCore: @unchecked Sendable {
         for (name, value) in c.query { query.append(percentEncodeQuery(name) + "=" + percentEncodeQuery(value)) }
         var path = c.path.isEmpty ? "/socket.io/" : c.path
         if !path.hasPrefix("/") { path = "/" + path }
-        let connectTimeout = TimeAmount(c.connectTimeout)
+        let connectTimeout = TimeAmount(saturating: c.connectTimeout)
         return EngineSettings(
             target: ConnectionTarget(url: url, sslContext: sslContext, connectTimeout: connectTimeout),
             path: path,
             mode: c.transports,
             baseQuery: query.joined(separator: "&"),
             headers: c.headers,
-            upgradeTimeout: min(connectTimeout, .seconds(10))
+            upgradeTimeout: min(connectTimeout, .seconds(10)),
+            payloadCeiling: max(c.maxPayloadCeiling, 1024)
         )
-    }
-
-    func onLoop(_ body: @escaping @Sendable () -> Void) {
-        if loop.inEventLoop { body() } else { loop.execute(body) }
-    }
-
-    // MARK: Events out
-
-    func subscribe() -> AsyncStream<SocketIOClientEvent> {
-        let (stream, continuation) = AsyncStream.makeStream(of: SocketIOClientEvent.self)
-        let id: Int? = subscribers.withLock { s in
-            if s.finished { return nil }
-            let id = s.nextId
-            s.nextId += 1
-            s.continuations[id] = continuation
-            return id
-        }
-        guard let id else {
-            continuation.finish()
-            return stream
-        }
-        hasSubscribers.store(true, ordering: .releasing)
-        continuation.onTermination = { [weak self] _ in
-            _ = self?.subscribers.withLock { $0.continuations.removeValue(forKey: id) }
-        }
-        return stream
     }
 
     private func deliver(_ event: SocketIOClientEvent) {
         hook?(event)
-        if hasSubscribers.load(ordering: .acquiring) {
-            subscribers.withLock { s in
-                for c in s.continuations.values { c.yield(event) }
-            }
-        }
+        subscribers.yield(event)
     }
 
     private func finishSubscribers() {
-        let continuations = subscribers.withLock { s in
-            s.finished = true
-            let c = s.continuations
-            s.continuations = [:]
-            return c
-        }
-        for c in continuations.values { c.finish() }
+        subscribers.finish()
     }
 
     // MARK: Connecting
@@ -311,8 +336,23 @@ final class ClientCore: @unchecked Sendable {
             for ns in namespaces.values { deliver(.connectError(namespace: ns.name, error: error)) }
             failWaiters(error)
             terminate(error: error)
-        case .success:
+        case .success(let settings):
+            warnAboutSecurity(settings)
             startEngine()
+        }
+    }
+
+    /// Warns once (per client) when certificates are not checked, or when credentials would
+    /// travel in clear text.
+    private func warnAboutSecurity(_ settings: EngineSettings) {
+        if configuration.tls.insecure {
+            logger.warning("tls.insecure is set: the server's certificate is not verified")
+        }
+        let credentialHeaders: Set<String> = ["authorization", "cookie", "proxy-authorization"]
+        let sendsAuth = namespaces.values.contains { $0.auth != nil }
+            || configuration.headers.contains { credentialHeaders.contains($0.name.lowercased()) }
+        if !settings.target.url.secure && sendsAuth {
+            logger.warning("credentials (namespace auth or an Authorization header) are sent over plain http/ws; use https/wss")
         }
     }
 
@@ -321,10 +361,10 @@ final class ClientCore: @unchecked Sendable {
         generation += 1
         let generation = self.generation
         var engineLogger = logger
-        engineLogger[metadataKey: "sio.attempt"] = "\(attempt)"
+        engineLogger[metadataKey: "sio.attempt"] = "\(backoff.attempt)"
         let engine = EngineSession(loop: loop, settings: settings, cookies: cookies, logger: engineLogger)
-        engine.onEvent = { [unowned self] event in
-            guard self.generation == generation else { return }
+        engine.onEvent = { [weak self] event in
+            guard let self, self.generation == generation else { return }
             self.engineEvent(event)
         }
         self.engine = engine
@@ -343,8 +383,8 @@ final class ClientCore: @unchecked Sendable {
             connectTimer?.cancel()
             phase = .open
             logger[metadataKey: "eio.sid"] = "\(handshake.sid)"
-            if attempt > 0 { deliver(.reconnect(attempt: attempt)) }
-            attempt = 0
+            assembler.byteLimit = engine?.payloadLimit ?? configuration.maxPayloadCeiling
+            if backoff.attempt > 0 { deliver(.reconnect(attempt: backoff.attempt)) }
             lastError = nil
             for ns in namespaces.values.sorted(by: { $0.name < $1.name }) where ns.status != .kicked {
                 sendConnect(ns)
@@ -353,6 +393,11 @@ final class ClientCore: @unchecked Sendable {
             receive(packet)
         case .closed(let reason, let detail, let sessionGone):
             engineClosed(reason: reason, detail: detail, sessionGone: sessionGone)
+        case .drained:
+            // The transport takes writes again: what waited in the buffer goes first.
+            for ns in namespaces.values.sorted(by: { $0.name < $1.name }) where ns.status == .connected {
+                flushBuffer(namespace: ns.name)
+            }
         }
     }
 
@@ -360,6 +405,13 @@ final class ClientCore: @unchecked Sendable {
         guard phase == .open, let engine else { return }
         ns.status = .connecting
         ns.early = []
+        ns.earlyDropped = 0
+        ns.connectTimer?.cancel()
+        let generation = self.generation
+        ns.connectTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: configuration.connectTimeout)) { [self] in
+            guard self.generation == generation, ns.status == .connecting else { return }
+            connectFailed(ns, error: .connectTimeout, message: "no answer to the namespace CONNECT", refused: false)
+        }
         let encoded = SocketIOCodec.encode(SocketIOPacket(.connect, namespace: ns.name, data: ns.auth), prefix: UInt8(ascii: "4"))
         engine.send(frames(encoded), promise: nil)
         logger.debug("connecting namespace", metadata: ["sio.namespace": "\(ns.name)"])
@@ -369,6 +421,8 @@ final class ClientCore: @unchecked Sendable {
         let wasOpen = phase == .open
         engine = nil
         connectTimer?.cancel()
+        stableTimer?.cancel()
+        stableTimer = nil
         assembler.reset()
         guard phase != .closed else { return }
         phase = .waiting
@@ -380,6 +434,7 @@ final class ClientCore: @unchecked Sendable {
         let error = SocketIOError.transport(detail)
         for ns in namespaces.values.sorted(by: { $0.name < $1.name }) {
             ns.retryTimer?.cancel()
+            ns.connectTimer?.cancel()
             ns.early = []
             if ns.status == .connected {
                 deliver(.disconnect(namespace: ns.name, reason: reason))
@@ -405,20 +460,33 @@ final class ClientCore: @unchecked Sendable {
             terminate(error: lastError ?? .disconnected)
             return
         }
-        attempt += 1
-        if policy.attempts > 0 && attempt > policy.attempts {
-            logger.warning("giving up reconnecting", metadata: ["attempts": "\(policy.attempts)"])
+        let wasExhausted = backoff.exhausted
+        switch backoff.next(immediate: immediate, random: Double.random(in: 0..<1)) {
+        case .stop:
+            logger.error("giving up reconnecting; stopping", metadata: ["attempts": "\(policy.attempts)"])
             deliver(.reconnectFailed)
-            terminate(error: lastError ?? .disconnected)
-            return
+            stop(error: lastError ?? .disconnected)
+        case .retry(let attempt, let delay, let slow):
+            if slow && !wasExhausted {
+                logger.warning("reconnection attempts used up; retrying on the slow path", metadata: [
+                    "attempts": "\(policy.attempts)", "delay": "\(delay)",
+                ])
+                deliver(.reconnectFailed)
+            }
+            logger.debug("reconnecting", metadata: ["attempt": "\(attempt)", "delay": "\(delay)"])
+            reconnectTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: delay)) { [self] in
+                guard phase == .waiting else { return }
+                deliver(.reconnectAttempt(attempt))
+                startEngine()
+            }
         }
-        let delay = immediate && attempt == 1 ? .zero : policy.delay(forAttempt: attempt)
-        logger.debug("reconnecting", metadata: ["attempt": "\(attempt)", "delay": "\(delay)"])
-        reconnectTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
-            guard phase == .waiting else { return }
-            deliver(.reconnectAttempt(attempt))
-            startEngine()
-        }
+    }
+
+    /// Stops for good on the client's own decision (``SocketIOClientEvent/stopped(_:)``).
+    private func stop(error: SocketIOError) {
+        guard phase != .closed else { return }
+        deliver(.stopped(error))
+        shutdown(graceful: true)
     }
 
     // MARK: Receiving
@@ -465,12 +533,22 @@ final class ClientCore: @unchecked Sendable {
             let name = first.stringValue ?? first.description
             var ack: SocketIOAck?
             if let id = packet.id {
-                ack = SocketIOAck(responder: AckResponder(core: self, namespace: ns.name, id: id, generation: generation))
+                ack = SocketIOAck(responder: AckResponder(core: NIOLoopBound(self, eventLoop: loop), namespace: ns.name, id: id, generation: generation))
             }
             let event = SocketIOEvent(namespace: ns.name, name: name, args: Array(array.dropFirst()), ack: ack)
             switch ns.status {
             case .connected: deliver(.event(event))
-            case .connecting: ns.early.append(event)  // python sends connect-handler events before the CONNECT reply
+            case .connecting:  // python sends connect-handler events before the CONNECT reply
+                ns.early.append(event)
+                if ns.early.count > max(configuration.earlyEventLimit, 0) {
+                    ns.early.removeFirst()
+                    if ns.earlyDropped == 0 {
+                        logger.warning("too many events before the namespace CONNECT reply; dropping the oldest", metadata: [
+                            "sio.namespace": "\(ns.name)", "limit": "\(configuration.earlyEventLimit)",
+                        ])
+                    }
+                    ns.earlyDropped += 1
+                }
             default: logger.debug("ignoring an event for a namespace that is not connected", metadata: ["sio.namespace": "\(ns.name)"])
             }
         case .ack, .binaryAck:
@@ -489,20 +567,22 @@ final class ClientCore: @unchecked Sendable {
             e.ack?.succeed(packet.data?.arrayValue ?? [])
         case .connect:
             guard ns.status == .connecting else { return }
+            ns.connectTimer?.cancel()
             ns.status = .connected
             ns.refusals = 0
             ns.wasConnected = true
             logger.info("namespace connected", metadata: ["sio.namespace": "\(ns.name)", "sio.sid": "\(packet.data?["sid"]?.stringValue ?? "")"])
+            armStability()
+            // What waited in the offline buffer goes out before the hook hears of the connection,
+            // so an emit made from the `connect` hook follows the older ones.
+            flushBuffer(namespace: ns.name)
             deliver(.connect(namespace: ns.name))
             let early = ns.early
             ns.early = []
             for event in early where ns.status == .connected { deliver(.event(event)) }
-            flushBuffer(namespace: ns.name)
             succeedWaiters(namespace: ns.name)
         case .connectError:
             guard ns.status == .connecting else { return }
-            ns.status = .refused
-            ns.early = []
             let message: String
             var data: JSONValue?
             if let s = packet.data?.stringValue {
@@ -511,15 +591,11 @@ final class ClientCore: @unchecked Sendable {
                 message = packet.data?["message"]?.stringValue ?? packet.data?.description ?? "refused"
                 data = packet.data?["data"]
             }
-            let error = SocketIOError.connectionRefused(namespace: ns.name, message: message, data: data)
-            lastError = error
-            logger.info("namespace refused", metadata: ["sio.namespace": "\(ns.name)", "message": "\(message)"])
-            deliver(.connectError(namespace: ns.name, error: error))
-            failWaiters(error, namespace: ns.name)
-            retryNamespace(ns)
+            connectFailed(ns, error: .connectionRefused(namespace: ns.name, message: message, data: data), message: "namespace refused", refused: true)
         case .disconnect:
             guard ns.status == .connected || ns.status == .connecting else { return }
             ns.status = .kicked
+            ns.connectTimer?.cancel()
             ns.early = []
             logger.info("namespace disconnected by the server", metadata: ["sio.namespace": "\(ns.name)"])
             deliver(.disconnect(namespace: ns.name, reason: .serverDisconnect))
@@ -529,22 +605,76 @@ final class ClientCore: @unchecked Sendable {
                 failEmits(namespace: ns.name, error: .disconnected)
                 failWaiters(.disconnected, namespace: ns.name)
                 if namespaces.values.allSatisfy({ $0.status == .kicked }) {
-                    logger.info("every namespace was disconnected by the server; closing")
-                    shutdown(graceful: true)
+                    everyNamespaceKicked()
                 }
             }
         }
     }
 
-    /// Sends CONNECT again later (a refused or kicked namespace), on the slow path.
+    /// A namespace CONNECT was refused or not answered in time: reported, then retried later.
+    /// A refusal fails every waiter of the namespace; a timeout only those that asked to fail fast.
+    private func connectFailed(_ ns: Namespace, error: SocketIOError, message: String, refused: Bool) {
+        ns.status = .refused
+        ns.connectTimer?.cancel()
+        ns.early = []
+        lastError = error
+        logger.info("\(message)", metadata: ["sio.namespace": "\(ns.name)", "error": "\(error)"])
+        deliver(.connectError(namespace: ns.name, error: error))
+        failWaiters(error, namespace: ns.name, onlyFailFast: !refused)
+        retryNamespace(ns)
+    }
+
+    /// Every namespace was disconnected by the server (and `reconnectAfterServerDisconnect` is
+    /// off): rather than stay connected to nothing, connect them again on the slow path, or stop.
+    private func everyNamespaceKicked() {
+        let policy = configuration.reconnection
+        guard policy.enabled, policy.whenExhausted == .retrySlowly else {
+            logger.error("every namespace was disconnected by the server; stopping")
+            stop(error: .disconnected)
+            return
+        }
+        let delay = max(policy.slowDelay, ReconnectBackoff.minimumRepeatDelay)
+        logger.warning("every namespace was disconnected by the server; connecting them again later", metadata: ["delay": "\(delay)"])
+        slowTimer?.cancel()
+        slowTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: delay)) { [self] in
+            guard phase != .closed else { return }
+            for ns in namespaces.values.sorted(by: { $0.name < $1.name }) where ns.status == .kicked {
+                ns.status = .idle
+                if phase == .open { sendConnect(ns) }
+            }
+        }
+    }
+
+    /// Resets the reconnection count once a namespace has stayed connected for a while.
+    private func armStability() {
+        guard stableTimer == nil, let engine else { return }
+        let period = ReconnectBackoff.stabilityPeriod(pingInterval: engine.handshake?.pingInterval ?? 25_000)
+        let generation = self.generation
+        stableTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: period)) { [self] in
+            guard self.generation == generation, phase == .open else { return }
+            backoff.stable()
+        }
+    }
+
+    /// Sends CONNECT again later (a refused, unanswered or kicked namespace), never sooner than
+    /// a second; when the attempts run out, on the slow path or not at all (`whenExhausted`).
     private func retryNamespace(_ ns: Namespace) {
         let policy = configuration.reconnection
         guard policy.enabled else { return }
-        ns.refusals += 1
-        if policy.attempts > 0 && ns.refusals > policy.attempts { return }
-        let delay = max(policy.delay(forAttempt: ns.refusals), .seconds(1))
+        if ns.refusals < Int.max { ns.refusals += 1 }
+        var delay = max(policy.delay(forAttempt: ns.refusals), .seconds(1))
+        if policy.attempts > 0 && ns.refusals > policy.attempts {
+            if policy.whenExhausted == .stop {
+                if !namespaces.values.contains(where: { $0.status == .connected }) {
+                    logger.error("namespace CONNECT attempts used up and no namespace is connected; stopping", metadata: ["sio.namespace": "\(ns.name)"])
+                    stop(error: lastError ?? .disconnected)
+                }
+                return
+            }
+            delay = max(policy.slowDelay, .seconds(1))
+        }
         ns.retryTimer?.cancel()
-        ns.retryTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(delay)) { [self] in
+        ns.retryTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: delay)) { [self] in
             guard phase == .open, ns.status == .refused || ns.status == .kicked else { return }
             sendConnect(ns)
         }
@@ -578,7 +708,7 @@ final class ClientCore: @unchecked Sendable {
             e.ackId = id
             e.ack = ack
             acks[id] = e
-            e.ackTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(ackTimeout)) { [self] in
+            e.ackTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: ackTimeout)) { [self] in
                 guard acks[id] === e else { return }
                 acks[id] = nil
                 e.finished = true
@@ -590,7 +720,8 @@ final class ClientCore: @unchecked Sendable {
                 e.ack?.fail(SocketIOError.ackTimeout)
             }
         }
-        if ns.status == .connected, phase == .open {
+        if ns.status == .connected, phase == .open, let engine, engine.hasRoom,
+            buffer.isEmpty || !buffer.contains(namespace: ns.name) {
             write(e)
         } else {
             enqueue(e, warnOnOverflow: true)
@@ -633,14 +764,7 @@ final class ClientCore: @unchecked Sendable {
     /// Puts an emit into the offline buffer, in emit order; drops the oldest beyond the limit.
     private func enqueue(_ e: Emit, warnOnOverflow: Bool) {
         e.inBuffer = true
-        if let last = buffer.last, last.seq > e.seq {
-            let index = buffer.firstIndex { $0.seq > e.seq } ?? buffer.endIndex
-            buffer.insert(e, at: index)
-        } else {
-            buffer.append(e)
-        }
-        while buffer.count > max(configuration.offlineBufferLimit, 0) {
-            let dropped = buffer.removeFirst()
+        if let dropped = buffer.insert(e, seq: e.seq, namespace: e.namespace) {
             dropped.inBuffer = false
             logger.warning("offline buffer full; dropping the oldest emit", metadata: [
                 "sio.namespace": "\(dropped.namespace)", "event": "\(dropped.name)",
@@ -651,7 +775,7 @@ final class ClientCore: @unchecked Sendable {
     }
 
     private func removeFromBuffer(_ e: Emit) {
-        if let i = buffer.firstIndex(where: { $0 === e }) { buffer.remove(at: i) }
+        buffer.remove(seq: e.seq)
         e.inBuffer = false
     }
 
@@ -666,24 +790,24 @@ final class ClientCore: @unchecked Sendable {
         e.ack?.fail(error)
     }
 
+    /// Writes the buffered emits of `namespace`, in order, as far as the transport takes them;
+    /// the rest goes when the engine reports `.drained`.
     private func flushBuffer(namespace: String) {
-        guard buffer.contains(where: { $0.namespace == namespace }) else { return }
-        var keep = Deque<Emit>()
-        var send: [Emit] = []
-        for e in buffer {
-            if e.namespace == namespace { send.append(e) } else { keep.append(e) }
-        }
-        buffer = keep
+        guard let engine, buffer.contains(namespace: namespace) else { return }
+        let send = buffer.take(namespace: namespace)
         logger.debug("sending buffered emits", metadata: ["sio.namespace": "\(namespace)", "count": "\(send.count)"])
         for e in send {
             e.inBuffer = false
-            write(e)
+            if engine.hasRoom {
+                write(e)
+            } else {
+                enqueue(e, warnOnOverflow: true)
+            }
         }
     }
 
     private func failEmits(namespace: String, error: SocketIOError) {
-        let failing = buffer.filter { $0.namespace == namespace }
-        buffer.removeAll { $0.namespace == namespace }
+        let failing = buffer.take(namespace: namespace)
         for e in failing {
             e.inBuffer = false
             finish(e, error)
@@ -709,7 +833,7 @@ final class ClientCore: @unchecked Sendable {
         guard phase != .closed else { return promise.fail(lastError ?? SocketIOError.disconnected) }
         let id = nextWaiterId
         nextWaiterId += 1
-        let timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) { [self] in
+        let timer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: timeout)) { [self] in
             guard let w = waiters.removeValue(forKey: id) else { return }
             w.promise.fail(lastError ?? SocketIOError.connectTimeout)
         }
@@ -740,9 +864,13 @@ final class ClientCore: @unchecked Sendable {
         phase = .closed
         connectTimer?.cancel()
         reconnectTimer?.cancel()
-        for ns in namespaces.values { ns.retryTimer?.cancel() }
-        let pending = Array(buffer)
-        buffer.removeAll()
+        stableTimer?.cancel()
+        slowTimer?.cancel()
+        for ns in namespaces.values {
+            ns.retryTimer?.cancel()
+            ns.connectTimer?.cancel()
+        }
+        let pending = buffer.removeAll()
         for e in pending {
             e.inBuffer = false
             finish(e, .disconnected)

@@ -38,6 +38,20 @@ public struct ReconnectionPolicy: Sendable, Equatable {
     public var attempts: Int
     /// Whether a namespace that the server disconnected on purpose is connected again (default false).
     public var reconnectAfterServerDisconnect: Bool
+    /// What happens when `attempts` run out, or when the server disconnected every namespace
+    /// (default `.retrySlowly`).
+    public var whenExhausted: WhenExhausted
+    /// The delay of the slow path (default 60 s).
+    public var slowDelay: Duration
+
+    /// What the client does rather than sit connected to nothing.
+    public enum WhenExhausted: String, Sendable, Equatable, CaseIterable {
+        /// Keeps trying, every `slowDelay` (the default).
+        case retrySlowly = "retry"
+        /// Stops for good and reports ``SocketIOClientEvent/stopped(_:)``, so a supervisor
+        /// (systemd) can restart the process.
+        case stop = "exit"
+    }
 
     public init(
         enabled: Bool = true,
@@ -45,7 +59,9 @@ public struct ReconnectionPolicy: Sendable, Equatable {
         maxDelay: Duration = .seconds(5),
         randomization: Double = 0.5,
         attempts: Int = 0,
-        reconnectAfterServerDisconnect: Bool = false
+        reconnectAfterServerDisconnect: Bool = false,
+        whenExhausted: WhenExhausted = .retrySlowly,
+        slowDelay: Duration = .seconds(60)
     ) {
         self.enabled = enabled
         self.delay = delay
@@ -53,18 +69,21 @@ public struct ReconnectionPolicy: Sendable, Equatable {
         self.randomization = randomization
         self.attempts = attempts
         self.reconnectAfterServerDisconnect = reconnectAfterServerDisconnect
+        self.whenExhausted = whenExhausted
+        self.slowDelay = slowDelay
     }
 
     /// The delay before attempt `attempt` (1-based), given a random number in 0..<1.
     public func delay(forAttempt attempt: Int, random: Double = Double.random(in: 0..<1)) -> Duration {
         let base = Double(delay.components.seconds) + Double(delay.components.attoseconds) / 1e18
         let cap = Double(maxDelay.components.seconds) + Double(maxDelay.components.attoseconds) / 1e18
-        var seconds = base * pow2(max(0, min(attempt - 1, 30)))
+        var seconds = base * pow2(max(0, min(attempt &- 1, 30)))
         if randomization > 0 {
             let deviation = random * randomization * seconds
             seconds = (Int(random * 10).isMultiple(of: 2)) ? seconds - deviation : seconds + deviation
         }
-        seconds = min(max(seconds, 0), cap)
+        if !seconds.isFinite { seconds = cap }
+        seconds = min(max(seconds, 0), max(cap, 0), 86_400 * 365)
         return .nanoseconds(Int64(seconds * 1e9))
     }
 
@@ -92,11 +111,19 @@ public struct SocketIOClientConfiguration: Sendable {
     public var reconnection: ReconnectionPolicy
     /// How many emits are kept while disconnected (default 1000); on overflow the oldest is dropped.
     public var offlineBufferLimit: Int
-    /// Longest time for one connection attempt (TCP, TLS, handshake) (default 20 s).
+    /// Longest time for one connection attempt (TCP, TLS, handshake), and for the server's answer
+    /// to a namespace CONNECT (default 20 s).
     public var connectTimeout: Duration
     /// Protocol generation (default `.auto`: Engine.IO 4, falling back to Engine.IO 3 / Socket.IO v2
     /// when the server refuses version 4).
     public var protocolVersion: ProtocolVersion = .auto
+    /// The most bytes accepted in one polling response body, one WebSocket message (and frame) and
+    /// the binary attachments of one packet, whatever the server's `maxPayload` says
+    /// (default 1,000,000, like python-socketio's `max_http_buffer_size`).
+    public var maxPayloadCeiling: Int
+    /// Events kept for a namespace while its CONNECT reply is pending (default 100); beyond it the
+    /// oldest is dropped with a warning.
+    public var earlyEventLimit: Int
 
     public init(
         url: String,
@@ -108,7 +135,9 @@ public struct SocketIOClientConfiguration: Sendable {
         tls: TLSOptions = TLSOptions(),
         reconnection: ReconnectionPolicy = ReconnectionPolicy(),
         offlineBufferLimit: Int = 1000,
-        connectTimeout: Duration = .seconds(20)
+        connectTimeout: Duration = .seconds(20),
+        maxPayloadCeiling: Int = 1_000_000,
+        earlyEventLimit: Int = 100
     ) {
         self.url = url
         self.path = path
@@ -120,5 +149,7 @@ public struct SocketIOClientConfiguration: Sendable {
         self.reconnection = reconnection
         self.offlineBufferLimit = offlineBufferLimit
         self.connectTimeout = connectTimeout
+        self.maxPayloadCeiling = maxPayloadCeiling
+        self.earlyEventLimit = earlyEventLimit
     }
 }

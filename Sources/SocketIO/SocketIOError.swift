@@ -90,7 +90,12 @@ public enum SocketIOClientEvent: Sendable {
     case connectError(namespace: String, error: SocketIOError)
     case reconnectAttempt(Int)
     case reconnect(attempt: Int)
+    /// `reconnection.attempts` ran out. With `whenExhausted: .retrySlowly` the client keeps trying
+    /// every `slowDelay`; with `.stop`, ``stopped(_:)`` follows.
     case reconnectFailed
+    /// The client stopped for good rather than stay connected to nothing (attempts ran out, or the
+    /// server disconnected every namespace, with `whenExhausted: .stop`). Nothing follows.
+    case stopped(SocketIOError)
 }
 
 /// Event names that Socket.IO reserves; emitting them is refused.

@@ -185,6 +185,9 @@ enum SocketIOCodec {
 struct SocketIOBinaryAssembler {
     private var packet: SocketIOPacket?
     private var buffers: [[UInt8]] = []
+    private var bytes = 0
+    /// The most bytes the attachments of one packet may hold together.
+    var byteLimit = 1_000_000
 
     var isAssembling: Bool { packet != nil }
 
@@ -202,42 +205,53 @@ struct SocketIOBinaryAssembler {
     /// Adds one attachment; returns the complete packet after the last one.
     mutating func add(_ bytes: [UInt8]) throws(SocketIOParseError) -> SocketIOPacket? {
         guard let p = packet else { throw SocketIOParseError(message: "binary data without a binary packet") }
+        self.bytes &+= bytes.count
+        guard self.bytes <= byteLimit else {
+            reset()
+            throw SocketIOParseError(message: "the attachments exceed \(byteLimit) bytes")
+        }
         buffers.append(bytes)
         guard buffers.count == p.attachmentCount else { return nil }
-        let done = try Self.fill(p, with: buffers)
-        reset()
-        return done
+        defer { reset() }
+        return try Self.fill(p, with: buffers)
     }
 
     mutating func reset() {
         packet = nil
         buffers = []
+        bytes = 0
     }
 
     static func fill(_ packet: SocketIOPacket, with buffers: [[UInt8]]) throws(SocketIOParseError) -> SocketIOPacket {
         var p = packet
-        if let d = packet.data { p.data = try substitute(d, buffers) }
+        var used = [Bool](repeating: false, count: buffers.count)
+        if let d = packet.data { p.data = try substitute(d, buffers, used: &used) }
         p.type = packet.type == .binaryEvent ? .event : .ack
         p.attachmentCount = 0
         return p
     }
 
-    static func substitute(_ value: JSONValue, _ buffers: [[UInt8]]) throws(SocketIOParseError) -> JSONValue {
+    /// Replaces each placeholder by its attachment. Each attachment may be named once: a second
+    /// reference is an error (one attachment named 30,000 times would be copied 30,000 times).
+    static func substitute(_ value: JSONValue, _ buffers: [[UInt8]], used: inout [Bool]) throws(SocketIOParseError) -> JSONValue {
         switch value {
         case .array(let a):
             var out: [JSONValue] = []
             out.reserveCapacity(a.count)
-            for v in a { out.append(try substitute(v, buffers)) }
+            for v in a { out.append(try substitute(v, buffers, used: &used)) }
             return .array(out)
         case .object(let o):
             if o.count == 2, o["_placeholder"] == .bool(true), let n = o["num"]?.numberValue {
                 guard n >= 0, n < Double(buffers.count), n == n.rounded() else {
                     throw SocketIOParseError(message: "placeholder \(n) out of range")
                 }
-                return .binary(buffers[Int(n)])
+                let i = Int(n)
+                guard !used[i] else { throw SocketIOParseError(message: "placeholder \(i) used more than once") }
+                used[i] = true
+                return .binary(buffers[i])
             }
             var out = o  // same keys, same order
-            for (k, v) in o { out[k] = try substitute(v, buffers) }
+            for (k, v) in o { out[k] = try substitute(v, buffers, used: &used) }
             return .object(out)
         default:
             return value

@@ -5,7 +5,7 @@ import NIOWebSocket
 
 /// A client WebSocket on NIO: frames are handled in a channel handler on the event loop and
 /// handed to the owner through `onFrame`; nothing crosses into async code.
-final class WebSocketConnection: @unchecked Sendable {
+final class WebSocketConnection {
     enum Inbound {
         case text(ByteBuffer)
         case binary(ByteBuffer)
@@ -21,10 +21,18 @@ final class WebSocketConnection: @unchecked Sendable {
     var onClose: ((String) -> Void)?
     /// Called with the 101 response head (for cookies).
     var onUpgradeResponse: ((HTTPResponseHead) -> Void)?
+    /// Called when the channel becomes writable again after it was not.
+    var onWritable: (() -> Void)?
+    /// The largest frame and message accepted; a larger one closes the connection.
+    let maxMessageSize: Int
 
-    init(loop: any EventLoop) {
+    init(loop: any EventLoop, maxMessageSize: Int) {
         self.loop = loop
+        self.maxMessageSize = maxMessageSize
     }
+
+    /// Whether a write now would go out without piling up in the channel (NIO's water marks).
+    var isWritable: Bool { context?.channel.isWritable ?? false }
 
     /// Connects and performs the upgrade. Succeeds once frames can flow.
     func connect(target: ConnectionTarget, uri: String, headers: HTTPHeaders) -> EventLoopFuture<Void> {
@@ -32,23 +40,26 @@ final class WebSocketConnection: @unchecked Sendable {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
         head.headers = headers
         let requestHead = head
+        let maxSize = max(maxMessageSize, 1024)
+        // The connection is confined to its loop; the initializers run there too (checked).
+        let connection = NIOLoopBound(self, eventLoop: loop)
         let connectFuture = target.bootstrap(on: loop)
-            .channelInitializer { [self] channel in
+            .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try target.addTLS(to: channel)
                     let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
-                        maxFrameSize: 1 << 24,
+                        maxFrameSize: maxSize,
                         upgradePipelineHandler: { channel, response in
                             channel.eventLoop.makeCompletedFuture {
-                                self.onUpgradeResponse?(response)
+                                connection.value.onUpgradeResponse?(response)
                                 try channel.pipeline.syncOperations.addHandler(
                                     NIOWebSocketFrameAggregator(
                                         minNonFinalFragmentSize: 0,
-                                        maxAccumulatedFrameCount: 4096,
-                                        maxAccumulatedFrameSize: 1 << 26
+                                        maxAccumulatedFrameCount: 1024,
+                                        maxAccumulatedFrameSize: maxSize
                                     )
                                 )
-                                try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: self))
+                                try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: connection.value))
                                 return true
                             }
                         }
@@ -68,7 +79,7 @@ final class WebSocketConnection: @unchecked Sendable {
                 }
             }
             .connect(host: target.url.host, port: target.url.port)
-        return connectFuture.flatMap { channel in
+        return connectFuture.assumeIsolated().flatMap { [self] channel in
             self.channel = channel
             if self.closed { channel.close(promise: nil) }
             return upgraded.futureResult.flatMapThrowing { ok in
@@ -77,7 +88,7 @@ final class WebSocketConnection: @unchecked Sendable {
                     throw SocketIOError.transport("the server refused the WebSocket upgrade")
                 }
             }
-        }
+        }.nonisolated()
     }
 
     /// Writes a text frame (not flushed unless `flush`).
@@ -122,11 +133,24 @@ final class WebSocketConnection: @unchecked Sendable {
         }
     }
 
+    /// Closes without calling back any more.
+    func detachAndClose() {
+        onClose = nil
+        onFrame = nil
+        onWritable = nil
+        close()
+    }
+
+    fileprivate func writabilityChanged() {
+        if isWritable { onWritable?() }
+    }
+
     fileprivate func closedByPeer(_ reason: String) {
         context = nil
         let callback = onClose
         onClose = nil
         onFrame = nil
+        onWritable = nil
         closed = true
         callback?(reason)
     }
@@ -172,6 +196,11 @@ private final class WebSocketFrameHandler: ChannelInboundHandler {
         default:
             break
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        connection.writabilityChanged()
+        context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -91,6 +91,7 @@ struct RunCommand: AsyncParsableCommand {
         signals.on(SIGHUP) { Task { await agent.reload() } }
         await agent.run()
         signals.cancel()
+        if agent.connectionGaveUp { throw ExitCode(1) }
     }
 }
 

@@ -43,9 +43,12 @@ struct InteropTests {
         }
         try await refused.waitUntilConnected(namespace: "/", timeout: .seconds(20))
         // The refusal is retried on the slow path (>= 1 s apart), never in a tight loop.
-        try await Task.sleep(for: .seconds(2.5))
-        let refusals = refusedRecorder.count { if case .connectError("/admin", _) = $0 { true } else { false } }
-        #expect((1...3).contains(refusals))
+        let clock = ContinuousClock()
+        let firstRefusal = clock.now
+        try await refusedRecorder.wait("a second refusal") { e in
+            e.filter { if case .connectError("/admin", _) = $0 { true } else { false } }.count >= 2
+        }
+        #expect(clock.now - firstRefusal >= .milliseconds(900))
         await refused.disconnect()
 
         // An unknown namespace: python answers with a bare string.
@@ -97,7 +100,8 @@ struct InteropTests {
         }
         // An ack pending when the client closes completes with `.disconnected`.
         let pending = client.sendWithAck("stall", [], timeout: .seconds(30))
-        try await Task.sleep(for: .milliseconds(300))
+        // Written in order: once the echo is answered, the stall is with the server.
+        #expect(try await client.emitWithAck("echo", ["after stall"], timeout: .seconds(10)) == ["after stall"])
         await client.disconnect()
         await #expect(throws: SocketIOError.disconnected) { try await pending.get() }
         await #expect(throws: SocketIOError.disconnected) { try await client.emit("after", []) }
@@ -141,19 +145,26 @@ struct InteropTests {
     @Test func serverDisconnectIsNotReconnectedUnlessConfigured() async throws {
         let server = try await PeerServer.start()
         let recorder = Recorder()
-        let client = makeClient(server, recorder: recorder)
+        var stopping = fastReconnection
+        stopping.whenExhausted = .stop
+        let client = makeClient(server, namespaces: ["/": nil, "/early": nil], reconnection: stopping, recorder: recorder)
         let events = client.events
         client.connect()
-        try await client.waitUntilConnected(timeout: .seconds(20))
-        try await client.emit("kick", [])
+        try await client.waitUntilConnected(namespace: "/", timeout: .seconds(20))
+        try await client.waitUntilConnected(namespace: "/early", timeout: .seconds(20))
+        // One namespace kicked: it stays disconnected, the other one works.
+        try await client.emit("kick", [], namespace: "/early")
         try await recorder.wait("server disconnect") { e in
-            e.contains { if case .disconnect("/", .serverDisconnect) = $0 { true } else { false } }
+            e.contains { if case .disconnect("/early", .serverDisconnect) = $0 { true } else { false } }
         }
-        // The only namespace is gone for good: the client closes and the event sequence ends.
+        await #expect(throws: SocketIOError.disconnected) { try await client.emit("x", [], namespace: "/early") }
+        #expect(try await client.emitWithAck("echo", [1], timeout: .seconds(10)) == [1])
+        // The last one kicked too: with `whenExhausted: .stop` the client stops and says so.
+        try await client.emit("kick", [])
         var seen = 0
         for await _ in events { seen += 1 }
         #expect(seen >= 2)
-        try await Task.sleep(for: .seconds(1))
+        #expect(recorder.count { if case .stopped = $0 { true } else { false } } == 1)
         #expect(recorder.count { if case .reconnectAttempt = $0 { true } else { false } } == 0)
         await #expect(throws: SocketIOError.disconnected) { try await client.emit("x", []) }
 
@@ -195,7 +206,6 @@ struct InteropTests {
         try await recorder.wait("disconnect") { e in e.contains(where: isDisconnect("/")) }
         let sends = (1...30).map { client.send("record", [.number(Double($0))]) }
         let ackWhileOffline = client.sendWithAck("echo", ["offline"], timeout: .seconds(60))
-        try await Task.sleep(for: .milliseconds(500))
         server = try await PeerServer.start(port: port)
         for s in sends { try await s.get() }
         #expect(try await ackWhileOffline.get() == ["offline"])
@@ -212,7 +222,7 @@ struct InteropTests {
         let client = makeClient(server, recorder: recorder) { $0.connectTimeout = .seconds(2) }
         client.connect()
         try await client.waitUntilConnected(timeout: .seconds(20))
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await client.emitWithAck("echo", [0], timeout: .seconds(10)) == [0])
         let clock = ContinuousClock()
         let stopped = clock.now
         server.pause()
@@ -223,7 +233,9 @@ struct InteropTests {
         // pingInterval + pingTimeout = 2 s, plus scheduling slack on a loaded machine.
         #expect(detection >= .seconds(1) && detection < .seconds(6), "detected after \(detection)")
         let pending = client.send("record", ["while stopped"])
-        try await Task.sleep(for: .seconds(1))
+        try await recorder.wait("a reconnection attempt while stopped") { e in
+            e.contains { if case .reconnectAttempt = $0 { true } else { false } }
+        }
         server.resume()
         try await recorder.wait("reconnected", timeout: .seconds(30)) { e in e.filter(isConnect("/")).count == 2 }
         try await pending.get()
@@ -259,7 +271,7 @@ struct InteropTests {
         let recorder = Recorder()
         let c = SocketIOClientConfiguration(
             url: "http://127.0.0.1:1", transports: .websocket,
-            reconnection: ReconnectionPolicy(delay: .milliseconds(50), maxDelay: .milliseconds(100), attempts: 2),
+            reconnection: ReconnectionPolicy(delay: .milliseconds(50), maxDelay: .milliseconds(100), attempts: 2, whenExhausted: .stop),
             offlineBufferLimit: 2
         )
         let client = SocketIOClient(configuration: c, logger: testLogger, onEvent: recorder.hook)
@@ -272,9 +284,51 @@ struct InteropTests {
         try await recorder.wait("reconnect failed") { e in e.contains { if case .reconnectFailed = $0 { true } else { false } } }
         let attempts = recorder.all.compactMap { if case .reconnectAttempt(let n) = $0 { n } else { nil } }
         #expect(attempts == [1, 2])
+        try await recorder.wait("stopped") { e in e.contains { if case .stopped = $0 { true } else { false } } }
         await #expect(throws: SocketIOError.disconnected) { try await second.get() }
         await #expect(throws: SocketIOError.disconnected) { try await third.get() }
         await #expect(throws: (any Error).self) { try await client.waitUntilConnected(timeout: .seconds(1)) }
+    }
+
+    @Test func exhaustedAttemptsGoOnSlowly() async throws {
+        let recorder = Recorder()
+        let c = SocketIOClientConfiguration(
+            url: "http://127.0.0.1:1", transports: .websocket,
+            reconnection: ReconnectionPolicy(delay: .milliseconds(50), maxDelay: .milliseconds(100), attempts: 2,
+                                             slowDelay: .milliseconds(300))
+        )
+        let client = SocketIOClient(configuration: c, logger: testLogger, onEvent: recorder.hook)
+        let pending = client.send("kept", [])
+        client.connect()
+        try await recorder.wait("slow attempts") { e in e.contains { if case .reconnectAttempt(4) = $0 { true } else { false } } }
+        #expect(recorder.count { if case .reconnectFailed = $0 { true } else { false } } == 1)
+        #expect(recorder.count { if case .stopped = $0 { true } else { false } } == 0)
+        await client.disconnect()
+        await #expect(throws: SocketIOError.disconnected) { try await pending.get() }
+    }
+
+    /// The `connect` hook runs after the offline buffer went out, so an emit made from it follows
+    /// the older ones.
+    @Test func connectHookFollowsTheOfflineBuffer() async throws {
+        let server = try await PeerServer.start()
+        let box = Mutex<SocketIOClient?>(nil)
+        var c = SocketIOClientConfiguration(url: server.url, transports: .polling, reconnection: fastReconnection)
+        c.connectTimeout = .seconds(5)
+        let client = SocketIOClient(configuration: c, logger: testLogger) { event in
+            if case .connect = event, let client = box.withLock({ $0 }) {
+                _ = client.send("record", [6])
+            }
+        }
+        box.withLock { $0 = client }
+        let sends = (1...5).map { client.send("record", [.number(Double($0))]) }
+        client.connect()
+        for s in sends { try await s.get() }
+        try await waitFor("six records") {
+            try await client.emitWithAck("records", [], timeout: .seconds(10)).first?.arrayValue?.count == 6
+        }
+        #expect(try await client.emitWithAck("records", [], timeout: .seconds(10)) == [[1, 2, 3, 4, 5, 6]])
+        box.withLock { $0 = nil }
+        await client.disconnect()
     }
 
     @Test func tlsWithCustomCAAndInsecureOptOut() async throws {

@@ -169,13 +169,22 @@ extension AgentConfiguration {
             switch key {
             case "server": readServer(value, reader: &reader, url: &url)
             case "reconnection":
-                for (k, _, v) in reader.mapping(value, "reconnection", known: ["delay", "max_delay", "randomization", "attempts", "after_server_disconnect"]) {
+                for (k, _, v) in reader.mapping(value, "reconnection", known: ["delay", "max_delay", "randomization", "attempts", "after_server_disconnect", "when_exhausted", "slow_delay"]) {
                     switch k {
                     case "delay": if let d = reader.duration(v, "reconnection.delay") { reconnection.delay = d }
                     case "max_delay": if let d = reader.duration(v, "reconnection.max_delay") { reconnection.maxDelay = d }
                     case "randomization":
                         if let r = reader.double(v, "reconnection.randomization", range: 0...1) { reconnection.randomization = r }
                     case "attempts": if let n = reader.int(v, "reconnection.attempts") { reconnection.attempts = n }
+                    case "slow_delay": if let d = reader.duration(v, "reconnection.slow_delay") { reconnection.slowDelay = d }
+                    case "when_exhausted":
+                        if let text = reader.string(v, "reconnection.when_exhausted") {
+                            if let w = ReconnectionPolicy.WhenExhausted(rawValue: text) {
+                                reconnection.whenExhausted = w
+                            } else {
+                                reader.error("reconnection.when_exhausted must be 'retry' or 'exit', not '\(text)'", at: v)
+                            }
+                        }
                     default:
                         if let b = reader.bool(v, "reconnection.after_server_disconnect") { reconnection.reconnectAfterServerDisconnect = b }
                     }

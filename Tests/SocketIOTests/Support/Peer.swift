@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Logging
 import NIOCore
 import NIOPosix
@@ -32,13 +35,32 @@ final class PeerServer: @unchecked Sendable {
     /// `legacy`: the Socket.IO v2 / Engine.IO 3 peer (Peer/legacy_server.py, python-socketio 4.6.1).
     static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 1, tls: (cert: String, key: String)? = nil,
                       legacy: Bool = false) async throws -> PeerServer {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: legacy ? try TestPaths.legacyPython : try TestPaths.python)
         var arguments = [
             packageRoot.appendingPathComponent(legacy ? "Tests/SocketIOTests/Peer/legacy_server.py" : "Tests/SocketIOTests/Peer/server.py").path,
             "--port", String(port), "--ping-interval", String(pingInterval), "--ping-timeout", String(pingTimeout),
         ]
         if let tls { arguments += ["--tls", tls.cert, tls.key] }
+        return try await launch(arguments, scheme: tls == nil ? "http" : "https", python: legacy ? try TestPaths.legacyPython : try TestPaths.python)
+    }
+
+    /// The raw Engine.IO server (Peer/rogue.py) that misbehaves in `mode`; timings in ms.
+    static func rogue(_ mode: String, pingInterval: Int = 25_000, pingTimeout: Int = 20_000) async throws -> PeerServer {
+        try await launch([
+            packageRoot.appendingPathComponent("Tests/SocketIOTests/Peer/rogue.py").path,
+            "--mode", mode, "--ping-interval", String(pingInterval), "--ping-timeout", String(pingTimeout),
+        ], scheme: "http")
+    }
+
+    /// The rogue server's counters (GET /stats).
+    func stats() async throws -> [String: Int] {
+        let (data, _) = try await URLSession.shared.data(from: URL(string: "\(url)/stats")!)
+        let object = try JSONSerialization.jsonObject(with: data) as? [String: Any] ?? [:]
+        return object.compactMapValues { ($0 as? NSNumber)?.intValue }
+    }
+
+    private static func launch(_ arguments: [String], scheme: String, python: String? = nil) async throws -> PeerServer {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: try python ?? TestPaths.python)
         process.arguments = arguments
         let out = Pipe()
         process.standardOutput = out
@@ -69,7 +91,7 @@ final class PeerServer: @unchecked Sendable {
             process.terminate()
             throw PeerError(description: "the python peer did not start (output: \(line ?? "none"))")
         }
-        return PeerServer(process: process, port: p, scheme: tls == nil ? "http" : "https")
+        return PeerServer(process: process, port: p, scheme: scheme)
     }
 
     func kill() {
@@ -130,6 +152,7 @@ func describe(_ e: SocketIOClientEvent) -> String {
     case .reconnectAttempt(let n): return "reconnectAttempt(\(n))"
     case .reconnect(let n): return "reconnect(\(n))"
     case .reconnectFailed: return "reconnectFailed"
+    case .stopped(let err): return "stopped(\(err))"
     }
 }
 
@@ -146,6 +169,19 @@ let testLogger: Logger = {
     logger.logLevel = ProcessInfo.processInfo.environment["SIOAGENT_TEST_LOG"] == nil ? .critical : .debug
     return logger
 }()
+
+/// Waits until `condition` holds (polling every 20 ms), or fails the test after `timeout`.
+func waitFor(_ what: String, timeout: Duration = .seconds(20), sourceLocation: SourceLocation = #_sourceLocation,
+             _ condition: () async throws -> Bool) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(20))
+    }
+    Issue.record("timed out waiting for \(what)", sourceLocation: sourceLocation)
+    throw PeerError(description: "timed out waiting for \(what)")
+}
 
 /// Fast reconnection for tests.
 let fastReconnection = ReconnectionPolicy(delay: .milliseconds(200), maxDelay: .milliseconds(500))

@@ -1,0 +1,67 @@
+import DequeModule
+
+/// The emits waiting for their namespace, in emit order, bounded: a value with no I/O. The
+/// client keeps emits here while their namespace is not connected, and while the transport's
+/// write backlog is full.
+struct OfflineBuffer<Element> {
+    struct Entry {
+        var seq: Int
+        var namespace: String
+        var element: Element
+    }
+
+    private(set) var entries = Deque<Entry>()
+    /// The most entries kept; beyond it the oldest is dropped.
+    var limit: Int
+
+    init(limit: Int) {
+        self.limit = max(limit, 0)
+    }
+
+    var count: Int { entries.count }
+    var isEmpty: Bool { entries.isEmpty }
+
+    /// Inserts in `seq` order (an emit sent again after a lost connection goes back to its place).
+    /// Returns the oldest entry when it was dropped because of the limit.
+    mutating func insert(_ element: Element, seq: Int, namespace: String) -> Element? {
+        let entry = Entry(seq: seq, namespace: namespace, element: element)
+        if let last = entries.last, last.seq > seq {
+            let index = entries.firstIndex { $0.seq > seq } ?? entries.endIndex
+            entries.insert(entry, at: index)
+        } else {
+            entries.append(entry)
+        }
+        return entries.count > limit ? entries.removeFirst().element : nil
+    }
+
+    func contains(namespace: String) -> Bool {
+        entries.contains { $0.namespace == namespace }
+    }
+
+    /// Removes and returns every entry of `namespace`, oldest first.
+    mutating func take(namespace: String) -> [Element] {
+        guard contains(namespace: namespace) else { return [] }
+        var taken: [Element] = []
+        var kept = Deque<Entry>()
+        for e in entries {
+            if e.namespace == namespace { taken.append(e.element) } else { kept.append(e) }
+        }
+        entries = kept
+        return taken
+    }
+
+    /// Removes the entry with `seq`; returns whether there was one.
+    @discardableResult
+    mutating func remove(seq: Int) -> Bool {
+        guard let i = entries.firstIndex(where: { $0.seq == seq }) else { return false }
+        entries.remove(at: i)
+        return true
+    }
+
+    /// Removes and returns everything, oldest first.
+    mutating func removeAll() -> [Element] {
+        let all = entries.map(\.element)
+        entries.removeAll()
+        return all
+    }
+}
