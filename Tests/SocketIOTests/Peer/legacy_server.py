@@ -13,13 +13,16 @@ arguments; echo_event -> emit "echoed" with the arguments; ask -> server calls "
 client with an ack and emits "answer" with the reply; kick -> namespace DISCONNECT; close_engine
 -> Engine.IO close; record -> remembered; records -> ack with what was recorded; transport -> ack
 with the current transport name; query -> ack with the query of the Engine.IO URL; versions -> ack
-with how many handshakes asked for each EIO value; stall -> never answers. python-socketio 4.x has no catch-all handler, so each event is registered by name.
+with how many handshakes asked for each EIO value; stall -> never answers. Each `record` is also
+printed on stdout as a JSON line. python-socketio 4.x has no catch-all handler, so each event is
+registered by name.
 """
 import eventlet
 
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 from urllib.parse import parse_qs  # noqa: E402
 
@@ -101,6 +104,8 @@ def register(ns):
     @on("record")
     def record(sid, *data):
         records.append(data[0] if data else None)
+        # For tests that read the server's output (the agent's end-to-end tests).
+        print(json.dumps({"type": "event", "event": "record", "namespace": ns, "args": list(data)}), flush=True)
 
     @on("records")
     def records_(sid, *data):
