@@ -7,8 +7,6 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Why the agent could not start.
@@ -65,7 +63,8 @@ public final class Agent: Sendable {
         let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock())
         let state = RuntimeState(engine: engine)
         if let path = configuration.recordPath {
-            state.recorder = try EventRecorder(path: path)
+            state.recorder = try EventRecorder(
+                path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, logger: logger)
         }
         self.runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
 
@@ -197,6 +196,7 @@ public final class Agent: Sendable {
             ruleEvent = RuleEvent(namespace: namespace, name: "disconnect", args: [.string("\(reason)")])
         case .connectError(let namespace, let error):
             logger.warning("connect error", metadata: ["namespace": "\(namespace)", "error": "\(error)"])
+            if case .connectionRefused(_, let message, _) = error { executor.connectionRefused(namespace: namespace, message: message) }
             ruleEvent = RuleEvent(namespace: namespace, name: "connect_error", args: [.string("\(error)")])
         case .reconnect(let attempt):
             logger.info("reconnected", metadata: ["reconnect.attempt": "\(attempt)"])
@@ -230,7 +230,7 @@ public final class Agent: Sendable {
         state.timerDeadline = state.engine.nextDeadline
         guard state.accepting, let deadline = state.timerDeadline else { return }
         let delay = max(0, deadline - wallClock())
-        state.timer = loop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+        state.timer = loop.scheduleTask(in: TimeAmount(seconds: delay)) {
             let state = self.runtime.value
             state.timer = nil
             state.timerDeadline = nil

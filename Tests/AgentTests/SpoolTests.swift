@@ -14,8 +14,8 @@ struct SpoolTests {
             }
         }
         let reopened = try Spool(directory: dir, maxItems: 10)
-        let (items, skipped) = reopened.load()
-        #expect(skipped.isEmpty)
+        let (items, corrupt) = reopened.load()
+        #expect(corrupt.isEmpty)
         #expect(items.map { $0.args[0] } == [0, 1, 2])
         #expect(items[0].args[1] == .binary([1, 2]))
         #expect(items.map(\.ackTimeout) == [nil, .seconds(5), nil])
@@ -37,13 +37,14 @@ struct SpoolTests {
         #expect(try Spool(directory: dir, maxItems: 2).load().items.map { $0.args[0] } == [2, 3])
     }
 
-    @Test func leavesUnreadableFilesAloneAndReportsThem() throws {
+    @Test func movesUnreadableFilesToCorruptAndReportsThem() throws {
         let dir = try TestPaths.temporaryDirectory("spool-bad")
         try "not json".write(toFile: dir + "/0000000000000007.alert", atomically: true, encoding: .utf8)
         let spool = try Spool(directory: dir, maxItems: 5)
-        let (items, skipped) = spool.load()
+        let (items, corrupt) = spool.load()
         #expect(items.isEmpty)
-        #expect(skipped == ["0000000000000007.alert"])
+        #expect(corrupt.map(\.name) == ["0000000000000007.alert"])
+        #expect(FileManager.default.fileExists(atPath: dir + "/corrupt/0000000000000007.alert"))
         // New alerts never overwrite it.
         #expect(try spool.append(SpoolItem(namespace: "/", event: "e", args: [], ackTimeout: nil, rule: "r")).stored.sequence == 8)
     }

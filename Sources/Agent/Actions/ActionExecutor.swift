@@ -14,8 +14,15 @@ public protocol ActionExecutor: Sendable {
     /// The connection to `namespace` came up (true) or went down (false).
     func connectionChanged(namespace: String, connected: Bool)
 
+    /// The server refused `namespace` (CONNECT_ERROR) with `message`.
+    func connectionRefused(namespace: String, message: String)
+
     /// Lets running actions finish, for at most `timeout`, and keeps whatever is undelivered.
     func shutdown(timeout: Duration) async
+}
+
+extension ActionExecutor {
+    public func connectionRefused(namespace: String, message: String) {}
 }
 
 /// Prints each planned action as the JSON line `sioagent replay` prints, and does nothing else:

@@ -7,54 +7,110 @@ import SocketIO
 ///
 /// While the namespace is connected and nothing waits before it, an alert without `ack` goes
 /// straight to the client. Otherwise — disconnected, alerts already waiting, or an `ack` that
-/// must be awaited — it is first written to the disk spool, and leaves it only once sent (with
-/// `ack`: acknowledged). Waiting alerts go out one at a time, oldest first, as soon as their
-/// namespace is connected, also after the agent restarts. A failed attempt (no ack in time, the
-/// connection lost) is retried after a pause or on the next connect.
+/// must be awaited — it is first written to the disk spool (on the ``DiskWriter`` thread, the
+/// loop never waits), and leaves it only once sent (with `ack`: acknowledged). Waiting alerts go
+/// out one at a time, oldest first within their namespace, as soon as the namespace is
+/// connected, also after the agent restarts; a namespace that is down never holds back another.
+/// A failed attempt (no ack in time, the connection lost) is retried after a pause or on the
+/// next connect.
+///
+/// An alert the server can never accept (a reserved event name, a namespace that is not
+/// configured or that the server does not know) goes to `spool/failed/` with an error, and
+/// never blocks the alerts behind it.
+///
+/// When the disk refuses a write (full, quota, I/O error), the alert is kept in memory, at most
+/// ``maxInMemory`` of them and ``maxInMemoryBytes`` (the oldest is dropped beyond that, with a
+/// warning), and written again every retry delay until the disk takes it.
 ///
 /// Confined to the client's event loop: every method runs there (hence `@unchecked Sendable`:
 /// the closures that capture it run on that loop too).
 final class AlertOutbox: @unchecked Sendable {
+    private enum Storage {
+        /// Being written by the writer thread; not sent before it is durable.
+        case writing
+        case disk
+        /// The disk refused it.
+        case memory
+    }
+
+    private struct Entry {
+        var item: SpoolItem
+        var storage: Storage
+        /// The spool file that holds it, when on disk.
+        var file: String?
+    }
+
     private let client: SocketIOClient
     private let spool: Spool
+    private let writer: DiskWriter
     private let loop: any EventLoop
     private let logger: Logger
     private let retryDelay: TimeAmount
-    private var queue: Deque<SpoolItem> = []
+    private let namespaces: Set<String>
+    /// Alerts kept in memory when the disk refuses them: at most this many, and this many bytes.
+    let maxInMemory: Int
+    let maxInMemoryBytes = 8 << 20
+    private var queue: Deque<Entry> = []
+    /// Undelivered alerts in each spool file; a file is deleted when its count reaches zero.
+    private var fileCounts: [String: Int] = [:]
     private var connected: Set<String> = []
-    private var sending = false
+    /// Namespaces the server said it does not know.
+    private var unknownToServer: Set<String> = []
+    /// The sequence number of the spooled alert being sent.
+    private var sending: UInt64?
     private var retry: Scheduled<Void>?
+    private var persistRetry: Scheduled<Void>?
     /// Alerts handed to the client directly whose write has not completed yet.
     private var direct: [UInt64: SpoolItem] = [:]
     private var nextDirectID: UInt64 = 0
     private var idleWaiters: [EventLoopPromise<Void>] = []
 
-    init(client: SocketIOClient, spool: Spool, logger: Logger, retryDelay: Duration) {
+    /// Reads the spool (at start, before the loop runs it: this blocks on the disk).
+    /// - Parameter namespaces: the namespaces the client connects to.
+    init(client: SocketIOClient, spool: Spool, writer: DiskWriter, logger: Logger, retryDelay: Duration, namespaces: Set<String>) {
         self.client = client
         self.spool = spool
+        self.writer = writer
         self.loop = client.eventLoop
         self.logger = logger
-        self.retryDelay = .nanoseconds(Int64(retryDelay.secondsValue * 1e9))
-        let (items, skipped) = spool.load()
-        for name in skipped {
-            logger.error("spool file is unreadable; left in place", metadata: ["spool.file": "\(spool.directory)/\(name)"])
+        self.retryDelay = TimeAmount(max(retryDelay, .seconds(1)))
+        self.namespaces = namespaces
+        self.maxInMemory = min(spool.maxItems, 1000)
+        let (items, corrupt) = spool.load()
+        for (name, reason) in corrupt {
+            logger.warning(
+                "spool file is unreadable; moved to the corrupt directory",
+                metadata: ["spool.file": "\(spool.directory)/\(name)", "spool.corrupt_dir": "\(spool.corruptDirectory)", "error": "\(reason)"])
         }
-        queue.append(contentsOf: items)
-        if !items.isEmpty {
-            logger.info("alerts waiting in the spool", metadata: ["spool.count": "\(items.count)"])
+        for item in items {
+            let entry = Entry(item: item, storage: .disk, file: spool.fileNames[item.sequence])
+            if let file = entry.file { fileCounts[file, default: 0] += 1 }
+            queue.append(entry)
+        }
+        for entry in queue {
+            if let problem = permanentProblem(entry.item) { fail(entry, problem) }
+        }
+        if !queue.isEmpty {
+            logger.info("alerts waiting in the spool", metadata: ["spool.count": "\(queue.count)"])
         }
     }
 
-    /// Alerts not yet delivered (on disk, or handed to the client and not yet written).
+    /// Alerts not yet delivered (on disk, in memory, or handed to the client and not yet written).
     var pending: Int { queue.count + direct.count }
 
     func enqueue(_ item: SpoolItem) {
         loop.preconditionInEventLoop()
-        if item.ackTimeout == nil, queue.isEmpty, connected.contains(item.namespace) {
+        if let problem = permanentProblem(item) {
+            var item = item
+            item.sequence = spool.takeSequence()
+            logFailed(item, problem)
+            writer.submit(.store(directory: spool.failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded(), done: { _, _ in }))
+            return
+        }
+        if item.ackTimeout == nil, connected.contains(item.namespace), !queue.contains(where: { $0.item.namespace == item.namespace }) {
             sendDirectly(item)
         } else {
             store(item)
-            pump()
         }
     }
 
@@ -62,28 +118,91 @@ final class AlertOutbox: @unchecked Sendable {
         loop.preconditionInEventLoop()
         if isUp {
             connected.insert(namespace)
+            unknownToServer.remove(namespace)
             pump()
         } else {
             connected.remove(namespace)
         }
     }
 
-    /// Writes every alert still in the client's hands to the spool, so that the next start sends
-    /// them; called at shutdown.
+    /// The server refused `namespace`. When it says it does not know it, the alerts waiting
+    /// for it can never be delivered: they go to `failed/`, and so do new ones until the
+    /// namespace connects.
+    func connectionRefused(namespace: String, message: String) {
+        loop.preconditionInEventLoop()
+        // socket.io answers "Invalid namespace"; python-socketio "Unable to connect".
+        guard message == "Invalid namespace" || message == "Unable to connect" else { return }
+        unknownToServer.insert(namespace)
+        let doomed = queue.filter { $0.item.namespace == namespace && $0.item.sequence != sending && $0.storage != .writing }
+        for entry in doomed { fail(entry, "the server does not know namespace \(namespace): \(message)") }
+    }
+
+    /// Writes every alert still in the client's hands or in memory to the spool, so that the next
+    /// start sends them; called at shutdown (the caller then waits for the writer).
     func persistInFlight() {
         loop.preconditionInEventLoop()
         let items = direct.sorted { $0.key < $1.key }.map(\.value)
         direct.removeAll()
         for item in items { store(item) }
+        rewriteMemoryEntries()
     }
 
     /// Completes when nothing is being sent (queued alerts may remain, safely on disk).
     func waitUntilIdle() -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
-        if !sending, direct.isEmpty { return loop.makeSucceededVoidFuture() }
+        if sending == nil, direct.isEmpty { return loop.makeSucceededVoidFuture() }
         let promise = loop.makePromise(of: Void.self)
         idleWaiters.append(promise)
         return promise.futureResult
+    }
+
+    // MARK: - Private
+
+    /// Why `item` can never be delivered, or nil.
+    private func permanentProblem(_ item: SpoolItem) -> String? {
+        if item.event.isEmpty { return "the event name is empty" }
+        if socketIOReservedEventNames.contains(item.event) { return "\(SocketIOError.reservedEventName(item.event))" }
+        if !namespaces.contains(item.namespace) { return "namespace \(item.namespace) is not in server.namespaces" }
+        if unknownToServer.contains(item.namespace) { return "the server does not know namespace \(item.namespace)" }
+        return nil
+    }
+
+    private func permanentProblem(_ error: any Error) -> String? {
+        switch error as? SocketIOError {
+        case .reservedEventName?, .unknownNamespace?: return "\(error)"
+        default: return nil
+        }
+    }
+
+    private func logFailed(_ item: SpoolItem, _ problem: String) {
+        logger.error(
+            "alert can never be delivered; moved to the failed directory",
+            metadata: [
+                "rule.id": "\(item.rule)", "emit.event": "\(item.event)", "emit.namespace": "\(item.namespace)",
+                "spool.failed_dir": "\(spool.failedDirectory)", "error": "\(problem)",
+            ])
+    }
+
+    /// Takes `entry` out of the queue for good: a copy goes to `failed/`.
+    private func fail(_ entry: Entry, _ problem: String) {
+        queue.removeAll { $0.item.sequence == entry.item.sequence }
+        logFailed(entry.item, problem)
+        let name = Spool.fileName(entry.item.sequence)
+        writer.submit(.store(directory: spool.failedDirectory, name: name, bytes: entry.item.encoded(), done: { _, _ in }))
+        release(entry)
+    }
+
+    /// `entry` left the queue (delivered, failed, dropped): its file goes once it holds no other
+    /// undelivered alert. The writer does jobs in order, so a copy written to `failed/` before is
+    /// on disk by then.
+    private func release(_ entry: Entry) {
+        guard entry.storage == .disk, let file = entry.file, let count = fileCounts[file] else { return }
+        if count <= 1 {
+            fileCounts[file] = nil
+            writer.submit(.remove(path: spool.directory + "/" + file))
+        } else {
+            fileCounts[file] = count - 1
+        }
     }
 
     private func sendDirectly(_ item: SpoolItem) {
@@ -97,68 +216,160 @@ final class AlertOutbox: @unchecked Sendable {
             case .success:
                 self.logger.debug("alert sent", metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)"])
             case .failure(let error):
-                self.logger.warning(
-                    "alert not sent; kept in the spool",
-                    metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)", "error": "\(error)"])
-                self.store(item)
-                self.pump()
+                if let problem = self.permanentProblem(error) {
+                    self.fail(Entry(item: item, storage: .memory, file: nil), problem)
+                } else {
+                    self.logger.warning(
+                        "alert not sent; kept in the spool",
+                        metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)", "error": "\(error)"])
+                    self.store(item)
+                }
             }
             self.notifyIfIdle()
         }
     }
 
+    /// Queues a new alert and has the writer thread store it.
     private func store(_ item: SpoolItem) {
-        do {
-            let (stored, dropped) = try spool.append(item)
-            queue.append(stored)
-            if !dropped.isEmpty {
-                queue.removeAll { dropped.contains($0.sequence) }
-                logger.warning(
-                    "spool full; dropped the oldest alerts",
-                    metadata: ["spool.dropped": "\(dropped.count)", "spool.max_items": "\(spool.maxItems)"])
+        var item = item
+        item.sequence = spool.takeSequence()
+        queue.append(Entry(item: item, storage: .writing, file: nil))
+        write(item)
+        // Within spool.max_items: drop the oldest (never the one being sent).
+        var excess = queue.count { $0.storage != .memory } - spool.maxItems
+        if excess > 0 {
+            var dropped = 0
+            queue.removeAll { entry in
+                guard excess > 0, entry.storage != .memory, entry.item.sequence != sending, entry.item.sequence != item.sequence else { return false }
+                excess -= 1
+                dropped += 1
+                // One being written is released when its write completes.
+                release(entry)
+                return true
             }
-        } catch {
-            // The disk refused; keep it in memory rather than lose it now.
-            logger.error("cannot write the alert to the spool; kept in memory only", metadata: ["error": "\(error)"])
-            var memoryOnly = item
-            memoryOnly.sequence = 0
-            queue.append(memoryOnly)
+            logger.warning(
+                "spool full; dropped the oldest alerts",
+                metadata: ["spool.dropped": "\(dropped)", "spool.max_items": "\(spool.maxItems)"])
         }
     }
 
+    private func write(_ item: SpoolItem) {
+        let sequence = item.sequence
+        writer.submit(
+            .store(
+                directory: spool.directory, name: Spool.fileName(sequence), bytes: item.encoded(),
+                done: { file, error in self.loop.execute { self.written(sequence, file: file, error) } }))
+    }
+
+    /// The writer thread stored an alert in `file` (error nil) or could not.
+    private func written(_ sequence: UInt64, file: String, _ error: DiskError?) {
+        if error == nil { fileCounts[file, default: 0] += 1 }
+        guard let i = queue.firstIndex(where: { $0.item.sequence == sequence }) else {
+            // Dropped (spool full) while it was being written.
+            if error == nil { release(Entry(item: SpoolItem(sequence: sequence, namespace: "/", event: "", args: [], ackTimeout: nil, rule: ""), storage: .disk, file: file)) }
+            return
+        }
+        if let error {
+            queue[i].storage = .memory
+            let item = queue[i].item
+            logger.warning(
+                isNoSpace(error.code)
+                    ? "disk full; alert kept in memory until the disk takes it" : "cannot write the alert to the spool; kept in memory until the disk takes it",
+                metadata: [
+                    "rule.id": "\(item.rule)", "event.name": "\(item.event)", "error": "\(error)",
+                    "spool.in_memory": "\(queue.count { $0.storage == .memory })", "spool.max_in_memory": "\(maxInMemory)",
+                ])
+            var excess = queue.count { $0.storage == .memory } - maxInMemory
+            var excessBytes = queue.reduce(0) { $0 + ($1.storage == .memory ? $1.item.encoded().count : 0) } - maxInMemoryBytes
+            if excess > 0 || excessBytes > 0 {
+                queue.removeAll { entry in
+                    guard excess > 0 || excessBytes > 0, entry.storage == .memory, entry.item.sequence != sending else { return false }
+                    excess -= 1
+                    excessBytes -= entry.item.encoded().count
+                    return true
+                }
+                logger.warning("alerts kept in memory are too many; dropped the oldest", metadata: ["spool.max_in_memory": "\(maxInMemory)"])
+            }
+            schedulePersistRetry()
+        } else {
+            queue[i].storage = .disk
+            queue[i].file = file
+            // The server refused its namespace while it was being written.
+            if let problem = permanentProblem(queue[i].item) { fail(queue[i], problem) }
+        }
+        pump()
+    }
+
+    private func schedulePersistRetry() {
+        guard persistRetry == nil else { return }
+        persistRetry = loop.scheduleTask(in: retryDelay) {
+            self.persistRetry = nil
+            self.rewriteMemoryEntries()
+        }
+    }
+
+    /// Tries the disk again for the alerts it refused.
+    private func rewriteMemoryEntries() {
+        for i in queue.indices where queue[i].storage == .memory && queue[i].item.sequence != sending {
+            queue[i].storage = .writing
+            write(queue[i].item)
+        }
+    }
+
+    /// The next alert to send: the oldest of a connected namespace whose older alerts are all
+    /// ready too (stored or kept in memory).
+    private func next() -> Entry? {
+        var blocked: Set<String> = []
+        for entry in queue {
+            let ns = entry.item.namespace
+            if blocked.contains(ns) { continue }
+            if connected.contains(ns), entry.storage != .writing { return entry }
+            blocked.insert(ns)
+        }
+        return nil
+    }
+
     private func pump() {
-        guard !sending, let head = queue.first, connected.contains(head.namespace) else { return }
+        guard sending == nil, let head = next() else { return }
         retry?.cancel()
         retry = nil
-        sending = true
+        let item = head.item
+        sending = item.sequence
         let attempt: EventLoopFuture<Void>
-        if let timeout = head.ackTimeout {
-            let client = self.client
-            attempt = loop.makeFutureWithTask {
-                _ = try await client.emitWithAck(head.event, head.args, namespace: head.namespace, timeout: timeout)
-            }
+        if let timeout = item.ackTimeout {
+            attempt = client.sendWithAck(item.event, item.args, namespace: item.namespace, timeout: timeout).map { _ in }
         } else {
-            attempt = client.send(head.event, head.args, namespace: head.namespace)
+            attempt = client.send(item.event, item.args, namespace: item.namespace)
         }
         attempt.hop(to: loop).whenComplete { result in
-            self.sending = false
+            self.sending = nil
+            let index = self.queue.firstIndex { $0.item.sequence == item.sequence }
             switch result {
             case .success:
-                if self.queue.first?.sequence == head.sequence { self.queue.removeFirst() }
-                if head.sequence != 0 { self.spool.remove(head.sequence) }
+                // Its storage did not change while it was sent (a write is never retried for the
+                // alert being sent).
+                if let index { self.queue.remove(at: index) }
+                self.release(head)
                 self.logger.info(
-                    head.ackTimeout == nil ? "spooled alert sent" : "spooled alert acknowledged",
-                    metadata: ["rule.id": "\(head.rule)", "event.name": "\(head.event)", "spool.left": "\(self.queue.count)"])
+                    item.ackTimeout == nil ? "spooled alert sent" : "spooled alert acknowledged",
+                    metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)", "spool.left": "\(self.queue.count)"])
                 self.pump()
             case .failure(let error):
-                self.logger.warning(
-                    "alert not delivered; kept in the spool",
-                    metadata: ["rule.id": "\(head.rule)", "event.name": "\(head.event)", "error": "\(error)"])
-                // Still connected (e.g. no ack in time): try again after a pause. Otherwise the
-                // next connect restarts the pump.
-                if self.connected.contains(head.namespace) {
-                    self.retry = self.loop.scheduleTask(in: self.retryDelay) {
-                        self.retry = nil
+                if let problem = self.permanentProblem(error), let index {
+                    self.fail(self.queue[index], problem)
+                    self.pump()
+                } else {
+                    self.logger.warning(
+                        "alert not delivered; kept in the spool",
+                        metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)", "error": "\(error)"])
+                    // Still connected (e.g. no ack in time): try again after a pause. Otherwise the
+                    // next connect restarts the pump.
+                    if self.connected.contains(item.namespace) {
+                        self.retry = self.loop.scheduleTask(in: self.retryDelay) {
+                            self.retry = nil
+                            self.pump()
+                        }
+                    } else {
                         self.pump()
                     }
                 }
@@ -168,7 +379,7 @@ final class AlertOutbox: @unchecked Sendable {
     }
 
     private func notifyIfIdle() {
-        guard !sending, direct.isEmpty, !idleWaiters.isEmpty else { return }
+        guard sending == nil, direct.isEmpty, !idleWaiters.isEmpty else { return }
         let waiters = idleWaiters
         idleWaiters.removeAll()
         for w in waiters { w.succeed() }

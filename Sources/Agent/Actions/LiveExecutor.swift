@@ -11,23 +11,32 @@ import Synchronization
 /// - `reply` answers the triggering event's ack request at once, on the event loop.
 /// - `run` and `shell` each get their own task on the ``CommandRunner`` (bounded concurrency,
 ///   timeout with SIGTERM then SIGKILL); their outcome is logged.
-/// - `log` lines go to one writer thread, so they keep their order and never block the loop.
+/// - `log` lines go to the ``DiskWriter`` thread, so they keep their order and never block the
+///   loop; their control characters are escaped, so one firing is one line. When the writer's
+///   queue is full, the line is dropped with a warning (at most one warning every 10 s).
 public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
     // @unchecked: `outbox` is confined to the client's event loop, where every method of the
     // ActionExecutor protocol is called; everything else is Sendable.
     private let outbox: AlertOutbox
     private let runner: CommandRunner
-    private let logWriter: LogFileWriter
-    private let writerThread: NIOThreadPool
+    private let writer: DiskWriter
+    private let logFiles: AgentConfiguration.LogFiles
+    private let dropped = DropCounter()
     private let logger: Logger
     private let commands: AgentConfiguration.Commands
     private let tasks = TaskTracker()
     private let loop: any EventLoop
 
-    public init(configuration: AgentConfiguration, client: SocketIOClient, logger: Logger) throws {
+    /// Reads the spool (this blocks on the disk: call it at start, not on the event loop).
+    /// - Parameter writer: the thread that writes spool files and `log` lines.
+    public init(configuration: AgentConfiguration, client: SocketIOClient, logger: Logger, writer: DiskWriter = .shared) throws {
         let spool = try Spool(directory: configuration.spool.dir, maxItems: configuration.spool.maxItems)
         self.loop = client.eventLoop
-        self.outbox = AlertOutbox(client: client, spool: spool, logger: logger, retryDelay: configuration.reconnection.maxDelay)
+        self.writer = writer
+        let namespaces = Set(configuration.server.namespaces.keys.map { $0.hasPrefix("/") ? $0 : "/" + $0 })
+        self.outbox = AlertOutbox(
+            client: client, spool: spool, writer: writer, logger: logger, retryDelay: configuration.reconnection.maxDelay,
+            namespaces: namespaces)
         var passed: [String: String] = [:]
         for name in configuration.commands.passEnv {
             if let value = configuration.environment[name] { passed[name] = value }
@@ -36,9 +45,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             maxConcurrent: configuration.commands.maxConcurrent, defaultTimeout: configuration.commands.timeout,
             killGrace: configuration.commands.killGrace, workingDirectory: configuration.commands.cwd,
             passEnvironment: passed)
-        self.logWriter = LogFileWriter(maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep)
-        self.writerThread = NIOThreadPool(numberOfThreads: 1)
-        self.writerThread.start()
+        self.logFiles = configuration.logFiles
         self.logger = logger
         self.commands = configuration.commands
     }
@@ -50,6 +57,10 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
 
     public func connectionChanged(namespace: String, connected: Bool) {
         outbox.connectionChanged(namespace: namespace, connected: connected)
+    }
+
+    public func connectionRefused(namespace: String, message: String) {
+        outbox.connectionRefused(namespace: namespace, message: message)
     }
 
     public func execute(_ action: PlannedAction, ack: SocketIOAck?) {
@@ -89,31 +100,26 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             startCommand(spec, metadata: meta)
 
         case .log(let target, let message):
-            let writer = logWriter
-            let logger = self.logger
-            let path: String?
+            let destination: DiskWriter.LineTarget
             switch target {
-            case .stdout: path = nil
-            case .stderr: path = nil
-            case .file(let p): path = resolveInCwd(p)
+            case .stdout: destination = .descriptor(1)
+            case .stderr: destination = .descriptor(2)
+            case .file(let p): destination = .file(path: resolveInCwd(p), maxBytes: logFiles.maxBytes, keep: logFiles.keep)
             }
-            let fd: Int32 = {
-                if case .stderr = target { return 2 }
-                return 1
-            }()
+            var line = Array(escapingControlCharacters(message).utf8)
+            line.append(0x0A)
+            let logger = self.logger
             let failureMetadata = meta
-            tasks.started()
-            writerThread.submit { [tasks] _ in
-                defer { tasks.finished() }
-                if let path {
-                    do {
-                        try writer.append(message, to: path)
-                    } catch {
-                        logger.error("log action failed", metadata: failureMetadata.merging(["error": "\(error)"]) { $1 })
-                    }
-                } else {
-                    _ = writeAll(fd, Array((message + "\n").utf8))
-                }
+            let queued = writer.append(line, to: destination) { error in
+                logger.error("log action failed", metadata: failureMetadata.merging(["error": "\(error)"]) { $1 })
+            }
+            if !queued, let count = dropped.dropped() {
+                logger.warning(
+                    "log line dropped: the disk writer's queue is full",
+                    metadata: meta.merging([
+                        "log.dropped": "\(count)", "writer.max_lines": "\(writer.maxQueuedLines)",
+                        "writer.max_bytes": "\(writer.maxQueuedLineBytes)",
+                    ]) { $1 })
             }
         }
     }
@@ -137,8 +143,11 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             }
         }
         try? await loop.submit { self.outbox.persistInFlight() }.get()
-        try? await writerThread.shutdownGracefully()
-        logWriter.closeAll()
+        // Everything handed to the writer (the alerts just persisted included) reaches the disk.
+        let flushed = await writer.flush(until: max(deadline, ContinuousClock.now + .seconds(2)))
+        if !flushed {
+            logger.warning("shutdown: the disk writer did not finish in time")
+        }
     }
 
     private func startCommand(_ spec: CommandSpec, metadata: Logger.Metadata) {
@@ -152,7 +161,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             var meta = metadata
             meta["command"] = "\(spec.argv.first ?? "")"
             meta["command.status"] = "\(outcome.status)"
-            meta["command.duration_ms"] = "\(Int(outcome.duration.secondsValue * 1000))"
+            meta["command.duration_ms"] = "\(milliseconds(outcome.duration))"
             if !outcome.standardOutput.isEmpty { meta["command.stdout"] = "\(outcome.standardOutput)" }
             if !outcome.standardError.isEmpty { meta["command.stderr"] = "\(outcome.standardError)" }
             if outcome.succeeded {
@@ -224,4 +233,30 @@ final class TaskTracker: Sendable {
             return first
         }
     }
+}
+
+/// Counts lines dropped because the writer's queue was full, and says when to warn: at most
+/// once every 10 seconds, with the count since the last warning.
+final class DropCounter: Sendable {
+    private let state = Mutex<(count: Int, last: ContinuousClock.Instant?)>((0, nil))
+
+    /// Counts one; returns the count to report when a warning is due.
+    func dropped() -> Int? {
+        state.withLock { state in
+            state.count += 1
+            let now = ContinuousClock.now
+            if let last = state.last, now - last < .seconds(10) { return nil }
+            state.last = now
+            defer { state.count = 0 }
+            return state.count
+        }
+    }
+}
+
+/// Whole milliseconds of `d`, saturating.
+func milliseconds(_ d: Duration) -> Int64 {
+    let (seconds, attoseconds) = d.components
+    let (ms, overflow) = seconds.multipliedReportingOverflow(by: 1000)
+    if overflow { return seconds < 0 ? Int64.min : Int64.max }
+    return ms.addingReportingOverflow(attoseconds / 1_000_000_000_000_000).overflow ? Int64.max : ms + attoseconds / 1_000_000_000_000_000
 }

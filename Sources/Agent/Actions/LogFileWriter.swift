@@ -2,11 +2,12 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
-/// Appends lines to the files that `log` actions name, rotating them by size.
+/// Appends lines to the files that `log` actions and `--record` name, rotating them by size.
+///
+/// In the agent it is used from the ``DiskWriter`` thread only, never from the event loop.
+/// New files are 0600 and new directories 0700, whatever the umask.
 ///
 /// Each line goes out in one `write` on a descriptor opened with `O_APPEND`, under a lock shared
 /// by every writer in the process, so two rules writing to the same file never tear or lose a
@@ -30,7 +31,7 @@ public final class LogFileWriter: Sendable {
 
     deinit {
         files.withLock { files in
-            for file in files.values { close(file.fd) }
+            for file in files.values { Glibc.close(file.fd) }
         }
     }
 
@@ -38,37 +39,65 @@ public final class LogFileWriter: Sendable {
     public func append(_ line: String, to path: String) throws {
         var bytes = Array(line.utf8)
         bytes.append(0x0A)
+        try append(lines: [bytes], to: path)
+    }
+
+    /// Appends `lines` (each ending with its newline) to `path`: one `write` for all of them,
+    /// or one on each side of a rotation.
+    /// - Returns: the number of `write` calls.
+    @discardableResult
+    public func append(lines: [[UInt8]], to path: String) throws -> Int {
         try files.withLock { files in
+            var writes = 0
             var file = try files[path] ?? open(path)
-            if file.size > 0, file.size + bytes.count > maxBytes {
-                close(file.fd)
-                files[path] = nil
-                rotate(path)
-                file = try open(path)
+            var chunk: [UInt8] = []
+            func flush() throws {
+                guard !chunk.isEmpty else { return }
+                guard writeAll(file.fd, chunk) else {
+                    let error = systemError("cannot write \(path)")
+                    Glibc.close(file.fd)
+                    files[path] = nil
+                    throw error
+                }
+                file.size += chunk.count
+                writes += 1
+                chunk.removeAll(keepingCapacity: true)
             }
-            guard writeAll(file.fd, bytes) else {
-                close(file.fd)
-                files[path] = nil
-                throw systemError("cannot write \(path)")
+            for line in lines {
+                if file.size + chunk.count > 0, file.size + chunk.count + line.count > maxBytes {
+                    try flush()
+                    Glibc.close(file.fd)
+                    files[path] = nil
+                    rotate(path)
+                    file = try open(path)
+                }
+                chunk.append(contentsOf: line)
             }
-            file.size += bytes.count
+            try flush()
             files[path] = file
+            return writes
+        }
+    }
+
+    /// Closes `path` if it is open (it reopens on the next line).
+    public func close(_ path: String) {
+        files.withLock { files in
+            if let file = files.removeValue(forKey: path) { Glibc.close(file.fd) }
         }
     }
 
     /// Closes every file (they reopen on the next line).
     public func closeAll() {
         files.withLock { files in
-            for file in files.values { close(file.fd) }
+            for file in files.values { Glibc.close(file.fd) }
             files.removeAll()
         }
     }
 
     private func open(_ path: String) throws -> OpenFile {
         try makeDirectories(directoryOf(path))
-        let fd = Glibc.open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw systemError("cannot open \(path)") }
-        return OpenFile(fd: fd, size: fileStamp(path)?.size ?? 0)
+        let (fd, size) = try openForAppending(path)
+        return OpenFile(fd: fd, size: size)
     }
 
     private func rotate(_ path: String) {

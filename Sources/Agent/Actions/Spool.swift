@@ -8,6 +8,9 @@ import Darwin
 
 /// An alert waiting to be delivered.
 public struct SpoolItem: Sendable, Equatable {
+    /// The longest wait for an acknowledgement: longer `ack:` durations count as this.
+    public static let maxAckTimeout: Duration = .seconds(86_400)
+
     /// Position in the spool; items are delivered in this order.
     public var sequence: UInt64
     public var namespace: String
@@ -23,13 +26,20 @@ public struct SpoolItem: Sendable, Equatable {
         self.namespace = namespace
         self.event = event
         self.args = args
-        self.ackTimeout = ackTimeout
+        self.ackTimeout = ackTimeout.map(Self.clampAck)
         self.rule = rule
     }
 
+    /// `ack` limited to 1 ms … ``maxAckTimeout``.
+    static func clampAck(_ d: Duration) -> Duration {
+        min(max(d, .milliseconds(1)), maxAckTimeout)
+    }
+
+    /// One JSON line: `{"seq":7,"namespace":"/","event":"alert","args":[…],"rule":"r","ack":5}`.
     func encoded() -> [UInt8] {
         var pairs: [(String, JSONValue)] = [
-            ("namespace", .string(namespace)), ("event", .string(event)), ("args", .array(args)), ("rule", .string(rule)),
+            ("seq", .number(Double(sequence))), ("namespace", .string(namespace)), ("event", .string(event)),
+            ("args", .array(args)), ("rule", .string(rule)),
         ]
         if let ackTimeout { pairs.append(("ack", .number(ackTimeout.secondsValue))) }
         var out: [UInt8] = []
@@ -38,93 +48,197 @@ public struct SpoolItem: Sendable, Equatable {
         return out
     }
 
-    init?(sequence: UInt64, decoding bytes: [UInt8]) {
-        guard let value = try? JSONValue(parsing: bytes),
-            case .string(let namespace)? = value["namespace"],
-            case .string(let event)? = value["event"],
+    /// Reads one line of a spool file; nil when anything in it is missing, of the wrong type or
+    /// out of range. `sequence` is used when the line has no `seq`.
+    init?(sequence: UInt64, decoding bytes: some Collection<UInt8>) {
+        guard let value = try? JSONValue(parsing: Array(bytes)),
+            case .string(let namespace)? = value["namespace"], namespace.hasPrefix("/"),
+            case .string(let event)? = value["event"], !event.isEmpty,
             case .array(let args)? = value["args"],
             let decodedArgs = JSONValue.array(args).decodingBinaryMarkers()?.arrayValue
         else { return nil }
+        var ackTimeout: Duration?
+        switch value["ack"] {
+        case nil, .null?: break
+        case .number(let seconds)?:
+            // Checked before converting: 1e19 seconds does not fit a Duration.
+            guard seconds.isFinite, seconds > 0, seconds <= Self.maxAckTimeout.secondsValue else { return nil }
+            ackTimeout = durationFromSeconds(seconds)
+        default: return nil
+        }
+        var sequence = sequence
+        switch value["seq"] {
+        case nil: break
+        case .number(let n)?:
+            guard n.isFinite, n >= 1, n <= Double(Spool.maxLoadedSequence), n == n.rounded() else { return nil }
+            sequence = UInt64(n)
+        default: return nil
+        }
+        switch value["rule"] {
+        case nil, .null?: self.rule = ""
+        case .string(let rule)?: self.rule = rule
+        default: return nil
+        }
         self.sequence = sequence
         self.namespace = namespace
         self.event = event
         self.args = decodedArgs
-        self.rule = value["rule"]?.stringValue ?? ""
-        self.ackTimeout = value["ack"]?.numberValue.map(durationFromSeconds)
+        self.ackTimeout = ackTimeout
     }
 }
 
-/// Alerts kept on disk until delivered: one file per alert, named by its sequence number, so
-/// that they survive the agent's restarts and are re-sent in order.
+/// Alerts kept on disk until delivered, so that they survive the agent's restarts and are re-sent
+/// in order. A file holds the alerts stored together (one JSON line each, with its sequence
+/// number `seq`), and is named by the first one's number; it is deleted once all of them are
+/// delivered.
 ///
-/// A file is written to a temporary name, synced, then renamed, so a crash leaves either the whole
-/// alert or none of it. Not thread-safe: its owner serialises access.
+/// A file is written to a new temporary name, synced, renamed, and its directory synced, so a
+/// crash leaves either the whole file or none of it. At start, a file that cannot be read
+/// (a bad name, an out-of-range sequence, a truncated or invalid alert, an out-of-range `ack`,
+/// a FIFO or anything not a regular file, more than ``maxFileBytes``, a `.tmp` left by a
+/// crash) is moved to `corrupt/` and reported; an alert the server can never accept goes to
+/// `failed/`.
+///
+/// The outbox writes through the ``DiskWriter`` thread; ``append(_:)`` and ``remove(_:)``
+/// write at once, for tools and tests. Not thread-safe: its owner serialises access.
 public final class Spool {
+    /// The largest spool file read; larger ones are corrupt.
+    public static let maxFileBytes = 16 << 20
+    /// The highest sequence number read from a file name; higher ones are corrupt (the numbers
+    /// after it still fit the 16-digit names, and never overflow).
+    public static let maxLoadedSequence: UInt64 = 999_999_999_999_999
     public let directory: String
     public let maxItems: Int
     private var nextSequence: UInt64 = 1
     private var sequences: [UInt64] = []
+    /// For each alert read by ``load()``, the name of the file that holds it.
+    public private(set) var fileNames: [UInt64: String] = [:]
 
-    /// Opens (creating it if needed) the spool directory and reads what is there.
-    /// - Returns: the spool and the alerts already in it, oldest first; unreadable files are
-    ///   reported in `skipped` and left in place for a human to look at.
+    public var corruptDirectory: String { directory + "/corrupt" }
+    public var failedDirectory: String { directory + "/failed" }
+
+    /// Opens (creating it, 0700, if needed) the spool directory.
     public init(directory: String, maxItems: Int) throws {
         self.directory = directory
         self.maxItems = max(1, maxItems)
         try makeDirectories(directory)
     }
 
-    /// The alerts on disk, oldest first, and the names of files that could not be read.
-    public func load() -> (items: [SpoolItem], skipped: [String]) {
+    /// Reads the alerts on disk, oldest first, and moves the files that cannot be read to
+    /// `corrupt/`. Blocks on the disk: call it at start, not on the event loop.
+    /// - Returns: the alerts, and each moved file with the reason.
+    public func load() -> (items: [SpoolItem], corrupt: [(name: String, reason: String)]) {
         var items: [SpoolItem] = []
-        var skipped: [String] = []
-        for name in listDirectory(directory).sorted() {
-            guard name.hasSuffix(".alert"), let sequence = UInt64(name.dropLast(6)) else { continue }
-            nextSequence = max(nextSequence, sequence + 1)
-            guard let bytes = try? readFile(directory + "/" + name), let item = SpoolItem(sequence: sequence, decoding: bytes) else {
-                skipped.append(name)
-                continue
+        var corrupt: [(name: String, reason: String)] = []
+        for name in listDirectory(directory) where name != "corrupt" && name != "failed" {
+            let path = directory + "/" + name
+            let reason: String
+            if name.hasSuffix(".tmp") {
+                reason = "a temporary file left by an interrupted write"
+            } else if let sequence = Self.sequence(ofName: name) {
+                nextSequence = max(nextSequence, sequence + 1)
+                do {
+                    let bytes = try readRegularFile(path, maxBytes: Self.maxFileBytes)
+                    var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: true)
+                    if lines.isEmpty { lines = [bytes[...]] }
+                    var fileItems: [SpoolItem] = []
+                    var seen: Set<UInt64> = []
+                    for (i, line) in lines.enumerated() {
+                        // A line without `seq` (one alert per file, as older versions wrote) takes
+                        // its number from the file name.
+                        guard let item = SpoolItem(sequence: sequence &+ UInt64(i), decoding: line),
+                            fileNames[item.sequence] == nil, seen.insert(item.sequence).inserted
+                        else { break }
+                        fileItems.append(item)
+                    }
+                    if fileItems.count == lines.count {
+                        for item in fileItems {
+                            items.append(item)
+                            fileNames[item.sequence] = name
+                            nextSequence = max(nextSequence, item.sequence + 1)
+                        }
+                        continue
+                    }
+                    reason = "not a valid alert at line \(fileItems.count + 1) (JSON with namespace, event, args, and ack within 0–\(Int(SpoolItem.maxAckTimeout.secondsValue)) s)"
+                } catch {
+                    reason = "\(error)"
+                }
+            } else {
+                reason = "not a spool file name (1 to \(String(Self.maxLoadedSequence).count) digits, then .alert)"
             }
-            items.append(item)
+            if moveAside(name, into: corruptDirectory) {
+                corrupt.append((name: name, reason: reason))
+            } else {
+                corrupt.append((name: name, reason: reason + "; and it could not be moved to \(corruptDirectory)"))
+            }
         }
+        items.sort { $0.sequence < $1.sequence }
         sequences = items.map(\.sequence)
-        return (items, skipped)
+        return (items, corrupt)
+    }
+
+    /// The sequence number in a spool file name, when it is one.
+    static func sequence(ofName name: String) -> UInt64? {
+        guard name.hasSuffix(".alert") else { return nil }
+        let digits = name.utf8.dropLast(6)
+        guard !digits.isEmpty, digits.count <= 20, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+            let n = UInt64(String(decoding: digits, as: UTF8.self)), n >= 1, n <= maxLoadedSequence
+        else { return nil }
+        return n
+    }
+
+    /// Moves a file of the spool directory into `target` (created if needed) without blocking on
+    /// its contents; a name already there gets a numbered suffix.
+    @discardableResult
+    func moveAside(_ name: String, into target: String) -> Bool {
+        guard (try? makeDirectories(target)) != nil else { return false }
+        var destination = target + "/" + name
+        var n = 1
+        while access(destination, F_OK) == 0, n < 1000 {
+            destination = target + "/" + name + "." + String(n)
+            n += 1
+        }
+        return rename(directory + "/" + name, destination) == 0
     }
 
     public var count: Int { sequences.count }
 
-    /// Writes `item` to disk and gives it the next sequence number.
+    /// The next sequence number (never wraps: saturates far beyond anything reachable).
+    func takeSequence() -> UInt64 {
+        let s = nextSequence
+        if nextSequence < UInt64.max { nextSequence += 1 }
+        return s
+    }
+
+    /// Writes `item` to disk now and gives it the next sequence number.
     /// - Returns: the stored item and the alerts dropped to keep within `maxItems` (oldest first).
     public func append(_ item: SpoolItem) throws -> (stored: SpoolItem, dropped: [UInt64]) {
         var item = item
-        item.sequence = nextSequence
-        nextSequence += 1
-        let path = fileName(item.sequence)
-        let temporary = path + ".tmp"
-        try writeFile(temporary, item.encoded(), sync: true)
-        guard rename(temporary, path) == 0 else {
-            let message = String(cString: strerror(errno))
-            unlink(temporary)
-            throw FileError(description: "cannot store alert in \(directory): \(message)")
-        }
+        item.sequence = takeSequence()
+        try storeFileDurably(directory: directory, name: Self.fileName(item.sequence), bytes: item.encoded())
+        try? syncDirectory(directory)
         sequences.append(item.sequence)
         var dropped: [UInt64] = []
         while sequences.count > maxItems {
             let oldest = sequences.removeFirst()
-            unlink(fileName(oldest))
+            unlink(path(oldest))
             dropped.append(oldest)
         }
         return (item, dropped)
     }
 
-    /// Deletes a delivered alert.
+    /// Deletes a delivered alert now.
     public func remove(_ sequence: UInt64) {
-        unlink(fileName(sequence))
+        unlink(path(sequence))
         if let i = sequences.firstIndex(of: sequence) { sequences.remove(at: i) }
     }
 
-    private func fileName(_ sequence: UInt64) -> String {
+    static func fileName(_ sequence: UInt64) -> String {
         let digits = String(sequence)
-        return directory + "/" + String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".alert"
+        return String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".alert"
+    }
+
+    func path(_ sequence: UInt64) -> String {
+        directory + "/" + Self.fileName(sequence)
     }
 }

@@ -3,8 +3,6 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// The agent's log lines on standard error: JSON lines for journald and log shippers
@@ -54,11 +52,11 @@ public struct AgentLogHandler: LogHandler {
             }
             JSONValue.object(pairs: pairs).write(into: &line)
         case .text:
-            var text = "\(time) \(event.level.rawValue) \(label): \(event.message)"
+            var text = "\(time) \(event.level.rawValue) \(label): \(escapingControlCharacters(event.message.description))"
             for key in merged.keys.sorted() {
                 // Values with spaces, quotes or line breaks are quoted, so one event stays one line.
                 let value = "\(merged[key]!)"
-                if value.isEmpty || value.contains(where: { $0 == " " || $0 == "\"" || $0.isNewline || $0 == "=" }) {
+                if value.isEmpty || value.unicodeScalars.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || isLineBreaking($0) }) {
                     text += " \(key)=\(JSONValue.string(value).jsonString())"
                 } else {
                     text += " \(key)=\(value)"
@@ -94,4 +92,30 @@ public struct AgentLogHandler: LogHandler {
         return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(millis, 3))Z"
     }
+}
+
+/// Whether `c` is a control character: C0, DEL, C1, or the Unicode line and paragraph separators.
+func isLineBreaking(_ c: Unicode.Scalar) -> Bool {
+    c.value < 0x20 || (c.value >= 0x7F && c.value <= 0x9F) || c.value == 0x2028 || c.value == 0x2029
+}
+
+/// `text` with its control characters escaped (`\n`, `\r`, `\t`, `\u{1b}`…), so that it is
+/// one line whatever it holds: a rendered `log` message never forges a second line in a log file,
+/// on standard output or in the agent's own log. Other text, backslashes included, is unchanged.
+public func escapingControlCharacters(_ text: String) -> String {
+    guard text.unicodeScalars.contains(where: isLineBreaking) else { return text }
+    var out = String.UnicodeScalarView()
+    for c in text.unicodeScalars {
+        guard isLineBreaking(c) else {
+            out.append(c)
+            continue
+        }
+        switch c {
+        case "\n": out.append(contentsOf: #"\n"#.unicodeScalars)
+        case "\r": out.append(contentsOf: #"\r"#.unicodeScalars)
+        case "\t": out.append(contentsOf: #"\t"#.unicodeScalars)
+        default: out.append(contentsOf: "\\u{\(String(c.value, radix: 16))}".unicodeScalars)
+        }
+    }
+    return String(out)
 }

@@ -5,19 +5,38 @@ import Darwin
 #endif
 
 /// Small POSIX file helpers: the agent's file I/O is simple, and these keep it explicit
-/// (one `write` per line, `fsync` where durability matters).
+/// (one `write` per batch, `fsync` where durability matters).
+///
+/// Everything the agent creates is private to its user whatever the umask: files 0600,
+/// directories 0700.
 
-func systemError(_ what: String) -> FileError {
-    FileError(description: "\(what): \(String(cString: strerror(errno)))")
+/// A failed system call: what was being done, and `errno`.
+public struct DiskError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    /// `errno`, or 0 when the failure is not a system call's.
+    public var code: Int32 = 0
 }
 
-/// `mkdir -p`.
+func systemError(_ what: String) -> DiskError {
+    let code = errno
+    return DiskError(description: "\(what): \(String(cString: strerror(code)))", code: code)
+}
+
+/// The permissions of the files and directories the agent creates.
+let privateFileMode: mode_t = 0o600
+let privateDirectoryMode: mode_t = 0o700
+
+/// `mkdir -p`; the directories it creates are 0700 whatever the umask (existing ones are left
+/// as they are).
 func makeDirectories(_ path: String) throws {
     guard !path.isEmpty else { return }
     var current = path.hasPrefix("/") ? "" : "."
     for component in path.split(separator: "/") {
         current += "/" + component
-        if mkdir(current, 0o755) != 0, errno != EEXIST {
+        if mkdir(current, privateDirectoryMode) == 0 {
+            // mkdir's mode is filtered by the umask; say it again.
+            chmod(current, privateDirectoryMode)
+        } else if errno != EEXIST {
             throw systemError("cannot create directory \(current)")
         }
     }
@@ -37,11 +56,25 @@ func listDirectory(_ path: String) -> [String] {
     return names
 }
 
+/// Reads a whole file.
 func readFile(_ path: String) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    try readRegularFile(path, maxBytes: Int.max)
+}
+
+/// Reads a regular file of at most `maxBytes`. Never blocks on a FIFO or a device (opened with
+/// `O_NONBLOCK`), never follows a symbolic link, and refuses anything that is not a regular file.
+func readRegularFile(_ path: String, maxBytes: Int) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)
     guard fd >= 0 else { throw systemError("cannot open \(path)") }
     defer { close(fd) }
+    var st = stat()
+    guard fstat(fd, &st) == 0 else { throw systemError("cannot read \(path)") }
+    guard (st.st_mode & S_IFMT) == S_IFREG else { throw DiskError(description: "\(path) is not a regular file") }
+    guard st.st_size >= 0, Int(st.st_size) <= maxBytes else {
+        throw DiskError(description: "\(path) is larger than \(maxBytes) bytes")
+    }
     var bytes: [UInt8] = []
+    bytes.reserveCapacity(Int(st.st_size))
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -50,11 +83,13 @@ func readFile(_ path: String) throws -> [UInt8] {
             throw systemError("cannot read \(path)")
         }
         if n == 0 { return bytes }
+        // It grew while being read.
+        guard bytes.count + n <= maxBytes else { throw DiskError(description: "\(path) is larger than \(maxBytes) bytes") }
         bytes.append(contentsOf: chunk[0..<n])
     }
 }
 
-/// Writes all of `bytes` to `fd`, retrying short writes.
+/// Writes all of `bytes` to `fd`, retrying short writes; false with `errno` set on failure.
 func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
     bytes.withUnsafeBytes { buffer in
         var offset = 0
@@ -64,19 +99,47 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
                 if errno == EINTR { continue }
                 return false
             }
+            if n == 0 {
+                errno = EIO
+                return false
+            }
             offset += n
         }
         return true
     }
 }
 
-/// Creates or replaces a file with `bytes`.
-func writeFile(_ path: String, _ bytes: [UInt8], sync: Bool) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+/// Creates a new file that must not exist yet (`O_CREAT | O_EXCL | O_NOFOLLOW`, 0600), for
+/// temporary files: never writes through a link someone left in its place.
+func createExclusive(_ path: String) throws -> Int32 {
+    let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, privateFileMode)
     guard fd >= 0 else { throw systemError("cannot create \(path)") }
+    fchmod(fd, privateFileMode)
+    return fd
+}
+
+/// Opens `path` for appending, creating it 0600 if needed (an existing file keeps its mode).
+/// - Returns: the descriptor and the file's size.
+func openForAppending(_ path: String) throws -> (fd: Int32, size: Int) {
+    var fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, privateFileMode)
+    if fd >= 0 {
+        fchmod(fd, privateFileMode)
+        return (fd, 0)
+    }
+    guard errno == EEXIST else { throw systemError("cannot open \(path)") }
+    fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)
+    guard fd >= 0 else { throw systemError("cannot open \(path)") }
+    var st = stat()
+    let size = fstat(fd, &st) == 0 ? max(0, Int(st.st_size)) : 0
+    return (fd, size)
+}
+
+/// Flushes a directory's entries (after a rename or a new file in it).
+func syncDirectory(_ path: String) throws {
+    let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard fd >= 0 else { throw systemError("cannot open directory \(path)") }
     defer { close(fd) }
-    guard writeAll(fd, bytes) else { throw systemError("cannot write \(path)") }
-    if sync, fsync(fd) != 0 { throw systemError("cannot sync \(path)") }
+    if fsync(fd) != 0 { throw systemError("cannot sync directory \(path)") }
 }
 
 /// Size and modification time of a file, or nil.
@@ -85,4 +148,58 @@ func fileStamp(_ path: String) -> (size: Int, modified: Int, isDirectory: Bool)?
     guard stat(path, &st) == 0 else { return nil }
     let modified = Int(st.st_mtim.tv_sec) * 1_000_000_000 + Int(st.st_mtim.tv_nsec)
     return (Int(st.st_size), modified, (st.st_mode & S_IFMT) == S_IFDIR)
+}
+
+/// True for the errors of a full disk or an exhausted quota.
+func isNoSpace(_ code: Int32) -> Bool {
+    code == ENOSPC || code == EDQUOT
+}
+
+/// Writes `bytes` as `directory/name` so that a crash leaves the whole file or none of it:
+/// a new temporary file (0600, `O_EXCL | O_NOFOLLOW`), one `write`, `fsync`, `rename`. The
+/// caller fsyncs the directory afterwards (once for many files).
+func storeFileDurably(directory: String, name: String, bytes: [UInt8]) throws {
+    let path = directory + "/" + name
+    let temporary = path + ".tmp"
+    var fd: Int32
+    do {
+        fd = try createExclusive(temporary)
+    } catch let error as DiskError where error.code == EEXIST {
+        // Left by a crash, or planted: never written through, replaced.
+        unlink(temporary)
+        fd = try createExclusive(temporary)
+    } catch let error as DiskError where error.code == ENOENT {
+        try makeDirectories(directory)
+        fd = try createExclusive(temporary)
+    }
+    do {
+        guard writeAll(fd, bytes) else { throw systemError("cannot write \(temporary)") }
+        guard fsync(fd) == 0 else { throw systemError("cannot sync \(temporary)") }
+        guard rename(temporary, path) == 0 else { throw systemError("cannot rename \(temporary)") }
+        close(fd)
+    } catch {
+        close(fd)
+        unlink(temporary)
+        throw error
+    }
+}
+
+/// The text of the systemd credential `name` (`LoadCredential=name:…`): the file
+/// `$CREDENTIALS_DIRECTORY/name`, at most 64 KiB, without one trailing newline.
+func readCredential(_ name: String, environment: [String: String]) -> Result<String, DiskError> {
+    guard !name.isEmpty, name != ".", name != "..", !name.contains("/") else {
+        return .failure(DiskError(description: "'\(name)' is not a credential name"))
+    }
+    guard let directory = environment["CREDENTIALS_DIRECTORY"], !directory.isEmpty else {
+        return .failure(DiskError(description: "credential \(name): CREDENTIALS_DIRECTORY is not set (LoadCredential= in the unit sets it)"))
+    }
+    do {
+        var bytes = try readRegularFile(directory + "/" + name, maxBytes: 64 << 10)
+        if bytes.last == 0x0A { bytes.removeLast() }
+        return .success(String(decoding: bytes, as: UTF8.self))
+    } catch let error as DiskError {
+        return .failure(DiskError(description: "credential \(name): \(error.description)"))
+    } catch {
+        return .failure(DiskError(description: "credential \(name): \(error)"))
+    }
 }

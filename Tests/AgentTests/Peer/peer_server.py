@@ -10,7 +10,10 @@ Reads one JSON command a line on stdin:
   {"emit": "batery", "args": [15], "namespace": "/"}
   {"emit_ack": "ask", "args": [...], "id": "x", "namespace": "/"}   (asks the client for an ack)
   {"disconnect_all": true}
-Events the client sends with an ack request are acknowledged with true.
+  {"hold_acks": true}      (from now on, events asking for an ack get it only after release_acks)
+  {"release_acks": true}   (acknowledges the held events, and every later one at once)
+Events the client sends with an ack request are acknowledged with true (the python-socketio
+server answers an ack request with the handler's return value).
 """
 
 import argparse
@@ -49,6 +52,8 @@ def main():
     app = web.Application()
     sio.attach(app)
     namespaces = args.namespaces.split(",")
+    acks = {"released": asyncio.Event()}
+    acks["released"].set()
 
     for ns in namespaces:
         def make(ns):
@@ -60,6 +65,9 @@ def main():
 
             async def on_any(event, sid, *data):
                 out({"type": "event", "namespace": ns, "event": event, "args": list(data)})
+                if not acks["released"].is_set():
+                    out({"type": "ack_held", "namespace": ns, "event": event})
+                    await acks["released"].wait()
                 return True
 
             sio.on("connect", on_connect, namespace=ns)
@@ -89,6 +97,10 @@ def main():
                             answer = {"error": str(e)}
                         out({"type": "ack", "id": cmd.get("id"), "args": list(answer) if isinstance(answer, tuple) else [answer]})
                 asyncio.create_task(ask())
+            elif cmd.get("hold_acks"):
+                acks["released"].clear()
+            elif cmd.get("release_acks"):
+                acks["released"].set()
             elif cmd.get("disconnect_all"):
                 for sid in list(sio.manager.get_participants(ns, None)):
                     await sio.disconnect(sid[0], namespace=ns)

@@ -40,6 +40,12 @@ final class PeerServer: Sendable {
         child.jsonLines.filter { $0["type"] as? String == "event" && $0["event"] as? String == event }.map { $0["args"] as? [Any] ?? [] }
     }
 
+    /// From now on, events that ask for an ack are acknowledged only after ``releaseAcks()``.
+    func holdAcks() { child.send(#"{"hold_acks": true}"#) }
+
+    /// Acknowledges the held events, and every later one at once.
+    func releaseAcks() { child.send(#"{"release_acks": true}"#) }
+
     var connections: Int { child.jsonLines.filter { $0["type"] as? String == "connect" }.count }
 
     func stop() async { await child.stop() }

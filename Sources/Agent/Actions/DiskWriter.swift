@@ -1,0 +1,298 @@
+import NIOPosix
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The one thread that writes to disk: spooled alerts (with their `fsync`), `log` action lines
+/// and the `--record` file. The event loop only hands work over; it never waits for the disk.
+///
+/// Work is taken in batches: everything queued while the previous batch was being written is
+/// written together. In a batch each `log` or record file gets one `write` (two around a
+/// rotation), and the alerts stored into one spool directory become one file: one `write`, one
+/// `fsync`, one `rename`, then one `fsync` of the directory. Lines keep their order per file, and
+/// alerts theirs.
+///
+/// The queue is bounded: at most ``maxQueuedLines`` lines or ``maxQueuedLineBytes`` bytes of
+/// lines wait at a time; ``submit(_:)`` refuses a line beyond that (the caller warns and drops
+/// it). Spool jobs are not refused here: the outbox bounds them (`spool.max_items`).
+public final class DiskWriter: Sendable {
+    /// Where a line goes.
+    public enum LineTarget: Hashable, Sendable {
+        /// A descriptor (standard output or error).
+        case descriptor(Int32)
+        /// A file, rotated by size like `log` files.
+        case file(path: String, maxBytes: Int, keep: Int)
+    }
+
+    enum Job: Sendable {
+        case line(LineTarget, [UInt8], failed: (@Sendable (DiskError) -> Void)?)
+        /// Appends `bytes` to the batch's new file in `directory` (a new file every 1 MiB). The
+        /// file is named `name` of its first store, written to `name.tmp` (new, 0600, `O_EXCL | O_NOFOLLOW`),
+        /// fsynced, renamed, and the directory fsynced. `done` gets the file's name, or the error.
+        case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (String, DiskError?) -> Void)
+        case remove(path: String)
+        case closeFile(String)
+        case flush(@Sendable () -> Void)
+    }
+
+    private struct Queue {
+        var jobs: [Job] = []
+        var lines = 0
+        var lineBytes = 0
+        var draining = false
+    }
+
+    /// Counts of the system calls made, for tests and diagnostics.
+    public struct Statistics: Sendable {
+        public var batches = 0
+        /// `write` calls to `log` and record files.
+        public var fileWrites = 0
+        /// `fsync` of spool files (one per spool directory per batch, however many alerts).
+        public var fileSyncs = 0
+        public var directorySyncs = 0
+    }
+
+    private let stats = Mutex(Statistics())
+    public var statistics: Statistics { stats.withLock { $0 } }
+
+    /// Alerts stored together share a file up to this size (a single larger alert gets a file
+    /// of its own).
+    static let maxSpoolFileBytes = 1 << 20
+
+    public let maxQueuedLines: Int
+    public let maxQueuedLineBytes: Int
+    private let queue = Mutex(Queue())
+    private let thread: NIOThreadPool
+    /// Touched only by the writer thread.
+    private let files: FileTable
+
+    /// The process's writer, shared by the executor and the recorder.
+    public static let shared = DiskWriter()
+
+    public init(maxQueuedLines: Int = 10_000, maxQueuedLineBytes: Int = 8 << 20) {
+        self.maxQueuedLines = max(1, maxQueuedLines)
+        self.maxQueuedLineBytes = max(1, maxQueuedLineBytes)
+        self.files = FileTable()
+        self.thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+    }
+
+    deinit {
+        // Not waiting: the last reference may go on the writer thread itself.
+        let files = self.files
+        thread.shutdownGracefully { _ in files.closeAll() }
+    }
+
+    /// Queues a line (`bytes` must end with a newline). False when the queue is full: nothing
+    /// was queued.
+    @discardableResult
+    public func append(_ bytes: [UInt8], to target: LineTarget, failed: (@Sendable (DiskError) -> Void)? = nil) -> Bool {
+        submit(.line(target, bytes, failed: failed))
+    }
+
+    /// Calls `done` (on the writer thread) once everything submitted before has been written.
+    public func flush(_ done: @escaping @Sendable () -> Void) {
+        submit(.flush(done))
+    }
+
+    /// Waits until everything submitted before has been written. Not for the event loop.
+    public func flush() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            flush { c.resume() }
+        }
+    }
+
+    /// Waits until everything submitted before has been written, or `deadline`; true when written.
+    public func flush(until deadline: ContinuousClock.Instant) async -> Bool {
+        let once = OneShot()
+        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            once.set(c)
+            flush { once.resume(true) }
+            Task {
+                try? await Task.sleep(until: deadline)
+                once.resume(false)
+            }
+        }
+    }
+
+    /// Closes `path` if it is open (it reopens on the next line).
+    func closeFile(_ path: String) {
+        submit(.closeFile(path))
+    }
+
+    @discardableResult
+    func submit(_ job: Job) -> Bool {
+        let start = queue.withLock { q -> Bool? in
+            if case .line(_, let bytes, _) = job {
+                guard q.lines < maxQueuedLines, q.lineBytes + bytes.count <= maxQueuedLineBytes else { return nil }
+                q.lines += 1
+                q.lineBytes += bytes.count
+            }
+            q.jobs.append(job)
+            if q.draining { return false }
+            q.draining = true
+            return true
+        }
+        guard let start else { return false }
+        if start {
+            thread.submit { [self] _ in drain() }
+        }
+        return true
+    }
+
+    private func drain() {
+        while true {
+            let batch = queue.withLock { q -> [Job] in
+                if q.jobs.isEmpty {
+                    q.draining = false
+                    return []
+                }
+                defer {
+                    q.jobs = []
+                    q.lines = 0
+                    q.lineBytes = 0
+                }
+                return q.jobs
+            }
+            if batch.isEmpty { return }
+            write(batch)
+        }
+    }
+
+    /// One batch, on the writer thread.
+    private func write(_ batch: [Job]) {
+        var order: [LineTarget] = []
+        var groups: [LineTarget: (lines: [[UInt8]], failed: (@Sendable (DiskError) -> Void)?)] = [:]
+        // Per directory, the file being filled; a new one starts beyond `maxSpoolFileBytes`.
+        var stores: [(directory: String, name: String, bytes: [UInt8], done: [@Sendable (String, DiskError?) -> Void])] = []
+        var filling: [String: Int] = [:]
+        var after: [@Sendable () -> Void] = []
+        var closing: [String] = []
+
+        for job in batch {
+            switch job {
+            case .line(let target, let bytes, let failed):
+                if groups[target] == nil {
+                    order.append(target)
+                    groups[target] = ([bytes], failed)
+                } else {
+                    groups[target]!.lines.append(bytes)
+                }
+            case .store(let directory, let name, let bytes, let done):
+                if let i = filling[directory], stores[i].bytes.count + bytes.count <= Self.maxSpoolFileBytes {
+                    stores[i].bytes.append(contentsOf: bytes)
+                    stores[i].done.append(done)
+                } else {
+                    filling[directory] = stores.count
+                    stores.append((directory, name, bytes, [done]))
+                }
+            case .remove(let path):
+                unlink(path)
+            case .closeFile(let path):
+                closing.append(path)
+            case .flush(let done):
+                after.append(done)
+            }
+        }
+        for target in order {
+            guard let group = groups[target] else { continue }
+            if let error = files.write(group.lines, to: target) { group.failed?(error) }
+        }
+        var results: [(done: [@Sendable (String, DiskError?) -> Void], name: String, error: DiskError?)] = []
+        var synced = 0
+        var renamedIn: [String] = []
+        for store in stores {
+            do {
+                try storeFileDurably(directory: store.directory, name: store.name, bytes: store.bytes)
+                synced += 1
+                if !renamedIn.contains(store.directory) { renamedIn.append(store.directory) }
+                results.append((store.done, store.name, nil))
+            } catch let error as DiskError {
+                results.append((store.done, store.name, error))
+            } catch {
+                results.append((store.done, store.name, DiskError(description: "\(error)")))
+            }
+        }
+        // The renames are durable once their directory is: one fsync per directory. A failure
+        // here leaves the files in place (renamed), so the alerts still count as stored.
+        for directory in renamedIn { try? syncDirectory(directory) }
+        stats.withLock {
+            $0.batches += 1
+            $0.fileWrites += files.takeWriteCount()
+            $0.fileSyncs += synced
+            $0.directorySyncs += renamedIn.count
+        }
+        for path in closing { files.close(path) }
+        for result in results {
+            for done in result.done { done(result.name, result.error) }
+        }
+        for done in after { done() }
+    }
+}
+
+/// The open files of `log` actions and of the recording, with their sizes; used only by the
+/// writer thread (hence `@unchecked Sendable`).
+private final class FileTable: @unchecked Sendable {
+    private var writers: [String: LogFileWriter] = [:]
+    private var writeCount = 0
+
+    func takeWriteCount() -> Int {
+        defer { writeCount = 0 }
+        return writeCount
+    }
+
+    func write(_ lines: [[UInt8]], to target: DiskWriter.LineTarget) -> DiskError? {
+        switch target {
+        case .descriptor(let fd):
+            var bytes: [UInt8] = []
+            for line in lines { bytes.append(contentsOf: line) }
+            return writeAll(fd, bytes) ? nil : systemError("cannot write to descriptor \(fd)")
+        case .file(let path, let maxBytes, let keep):
+            let key = "\(maxBytes)/\(keep)"
+            let writer = writers[key] ?? LogFileWriter(maxBytes: maxBytes, keep: keep)
+            writers[key] = writer
+            do {
+                writeCount += try writer.append(lines: lines, to: path)
+                return nil
+            } catch let error as DiskError {
+                return error
+            } catch {
+                return DiskError(description: "\(error)")
+            }
+        }
+    }
+
+    func close(_ path: String) {
+        for writer in writers.values { writer.close(path) }
+    }
+
+    func closeAll() {
+        for writer in writers.values { writer.closeAll() }
+    }
+}
+
+/// A continuation resumed once, by whichever comes first.
+private final class OneShot: Sendable {
+    private let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+    private let early = Mutex<Bool?>(nil)
+
+    func set(_ c: CheckedContinuation<Bool, Never>) {
+        let value = early.withLock { $0 }
+        if let value {
+            c.resume(returning: value)
+        } else {
+            continuation.withLock { $0 = c }
+            // A resume may have come in between.
+            if let value = early.withLock({ $0 }), let c = continuation.withLock({ $0.take() }) { c.resume(returning: value) }
+        }
+    }
+
+    func resume(_ value: Bool) {
+        early.withLock { if $0 == nil { $0 = value } }
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
+}
