@@ -730,17 +730,3 @@ final class EngineSession {
         teardown()
     }
 }
-
-extension TimeAmount {
-    /// The same span, saturated to what a TimeAmount holds (negative spans become zero).
-    init(saturating duration: Duration) {
-        let (s, atto) = duration.components
-        if s < 0 {
-            self = .zero
-            return
-        }
-        // At most about 100 years, so a deadline `now + span` cannot overflow either.
-        let limit: Int64 = 100 * 365 * 86_400
-        self = s >= limit ? .seconds(limit) : .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
-    }
-}

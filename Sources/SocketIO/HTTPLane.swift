@@ -18,8 +18,8 @@ struct HTTPResponse {
 }
 
 /// How transports reach the server: address, TLS, timeouts. Shared by the connections of one client.
-struct ConnectionTarget: @unchecked Sendable {
-    // NIOSSLContext is thread-safe; it is built once per client.
+struct ConnectionTarget: Sendable {
+    // NIOSSLContext is Sendable (thread-safe); it is built once per client.
     var url: ServerURL
     var sslContext: NIOSSLContext?
     var connectTimeout: TimeAmount

@@ -637,7 +637,6 @@ final class ClientCore {
             guard ns.status == .connecting else { return }
             ns.connectTimer?.cancel()
             ns.status = .connected
-            ns.refusals = 0
             ns.wasConnected = true
             logger.info("namespace connected", metadata: ["sio.namespace": "\(ns.name)", "sio.sid": "\(packet.data?["sid"]?.stringValue ?? "")"])
             armStability()
@@ -658,6 +657,11 @@ final class ClientCore {
             ns.status = .kicked
             ns.connectTimer?.cancel()
             ns.early = []
+            if !namespaces.values.contains(where: { $0.status == .connected }) {
+                // The stable period counts only while some namespace is connected.
+                stableTimer?.cancel()
+                stableTimer = nil
+            }
             logger.info("namespace disconnected by the server", metadata: ["sio.namespace": "\(ns.name)"])
             deliver(.disconnect(namespace: ns.name, reason: .serverDisconnect))
             if configuration.reconnection.enabled && configuration.reconnection.reconnectAfterServerDisconnect {
@@ -706,14 +710,21 @@ final class ClientCore {
         }
     }
 
-    /// Resets the reconnection count once a namespace has stayed connected for a while.
+    /// Resets the reconnection counts once a namespace has stayed connected for a while.
     private func armStability() {
         guard stableTimer == nil, let engine else { return }
         let period = ReconnectBackoff.stabilityPeriod(pingInterval: engine.handshake?.pingInterval ?? 25_000)
         let generation = self.generation
         stableTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: period)) { [self] in
             guard self.generation == generation, phase == .open else { return }
+            guard namespaces.values.contains(where: { $0.status == .connected }) else {
+                stableTimer = nil
+                return
+            }
             backoff.stable()
+            // A namespace that stayed connected starts its CONNECT retries over too (a server
+            // that accepts and kicks at once keeps seeing them slow down).
+            for ns in namespaces.values where ns.status == .connected { ns.refusals = 0 }
         }
     }
 

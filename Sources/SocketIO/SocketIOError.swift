@@ -93,8 +93,9 @@ public enum SocketIOClientEvent: Sendable {
     /// `reconnection.attempts` ran out. With `whenExhausted: .retrySlowly` the client keeps trying
     /// every `slowDelay`; with `.stop`, ``stopped(_:)`` follows.
     case reconnectFailed
-    /// The client stopped for good rather than stay connected to nothing (attempts ran out, or the
-    /// server disconnected every namespace, with `whenExhausted: .stop`). Nothing follows.
+    /// The client stopped for good rather than stay connected to nothing: attempts ran out, or the
+    /// server disconnected every namespace, with `whenExhausted: .stop` (or, for the latter, with
+    /// reconnection disabled). Nothing follows.
     case stopped(SocketIOError)
 }
 

@@ -10,7 +10,7 @@ struct LegacyServerTests {
     static func startLegacyServer(port: Int = 0) async throws -> (child: ChildProcess, port: Int) {
         let script = TestPaths.packageRoot + "/Tests/SocketIOTests/Peer/legacy_server.py"
         let child = try ChildProcess(
-            try TestPaths.legacyPython, ["-u", script, "--port", String(port), "--ping-interval", "1", "--ping-timeout", "2"],
+            try TestPaths.legacyPython, ["-u", script, "--port", String(port), "--ping-interval", "1", "--ping-timeout", "4"],
             name: "legacy server")
         try await child.waitFor("the legacy server to listen") { child.stdoutLines.contains { $0.hasPrefix("READY ") } }
         let line = child.stdoutLines.first { $0.hasPrefix("READY ") }!

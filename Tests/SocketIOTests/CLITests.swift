@@ -72,4 +72,23 @@ struct CLITests {
         let r = try await runCLI(arguments)
         #expect(r.code == 2, "\(arguments): \(r.stderr)")
     }
+    /// `sioagent run` never sits connected to nothing: with `when_exhausted: exit`, a server that
+    /// disconnects every namespace makes it exit 1 with a clear log line (systemd restarts it).
+    @Test func runExitsNonZeroWhenEveryNamespaceIsDisconnected() async throws {
+        let server = try await PeerServer.rogue("kick-all")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sio-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let config = dir.appendingPathComponent("sioagent.yaml")
+        try """
+            server: {url: \(server.url), transports: [websocket]}
+            reconnection: {delay: 100ms, max_delay: 200ms, when_exhausted: exit}
+            rules: \(packageRoot.appendingPathComponent("rules/feedback.yaml").path)
+            spool: {dir: \(dir.appendingPathComponent("spool").path)}
+            log: {format: text}
+            """.write(to: config, atomically: true, encoding: .utf8)
+        let r = try await runCLI(["run", "--config", config.path], timeout: 30)
+        #expect(r.code == 1, "\(r.stderr)")
+        #expect((r.stdout + r.stderr).contains("the connection was given up"))
+    }
 }

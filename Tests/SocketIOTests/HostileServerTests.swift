@@ -41,7 +41,9 @@ struct HostileServerTests {
         try await waitFor("a new session after the endless body") { try await server.stats()["handshakes", default: 0] >= 2 }
         let sent = try await server.stats()["body_bytes_sent", default: 0]
         await client.disconnect()
-        #expect(sent < 20_000_000)
+        // What the server pushed into socket buffers before it noticed each close (before: the
+        // client read 1.1 GB in 10 s on one session and never reconnected).
+        #expect(sent < 200_000_000)
     }
 
     @Test(arguments: ["big-frame", "big-message"])

@@ -32,8 +32,10 @@ final class PeerServer: @unchecked Sendable {
         self.scheme = scheme
     }
 
-    /// `legacy`: the Socket.IO v2 / Engine.IO 3 peer (Peer/legacy_server.py, python-socketio 4.6.1).
-    static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 1, tls: (cert: String, key: String)? = nil,
+    /// pingTimeout defaults to 5 s so a loaded machine does not cause ping timeouts; tests of
+    /// the heartbeat pass their own. `legacy`: the Socket.IO v2 / Engine.IO 3 peer
+    /// (Peer/legacy_server.py, python-socketio 4.6.1).
+    static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 5, tls: (cert: String, key: String)? = nil,
                       legacy: Bool = false) async throws -> PeerServer {
         var arguments = [
             packageRoot.appendingPathComponent(legacy ? "Tests/SocketIOTests/Peer/legacy_server.py" : "Tests/SocketIOTests/Peer/server.py").path,
