@@ -65,3 +65,34 @@ struct OfflineBuffer<Element> {
         return all
     }
 }
+
+/// The emits waiting for the server's acknowledgement, by ack id: a value with no I/O. Ids count
+/// up from 0 and wrap around instead of overflowing, skipping any still in use.
+struct AckTable<Element> {
+    private(set) var pending: [Int: Element] = [:]
+    private(set) var nextId: Int
+
+    init(nextId: Int = 0) {
+        self.nextId = max(nextId, 0)
+    }
+
+    var count: Int { pending.count }
+    var elements: Dictionary<Int, Element>.Values { pending.values }
+
+    subscript(id: Int) -> Element? { pending[id] }
+
+    /// Stores `element` under a new id and returns the id.
+    mutating func register(_ element: Element) -> Int {
+        while pending[nextId] != nil { nextId = nextId == Int.max ? 0 : nextId + 1 }
+        let id = nextId
+        nextId = nextId == Int.max ? 0 : nextId + 1
+        pending[id] = element
+        return id
+    }
+
+    /// Removes and returns the element of `id`.
+    @discardableResult
+    mutating func resolve(_ id: Int) -> Element? {
+        pending.removeValue(forKey: id)
+    }
+}

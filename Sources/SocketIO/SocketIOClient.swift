@@ -257,8 +257,7 @@ final class ClientCore {
     private var reconnectTimer: Scheduled<Void>?
     private var namespaces: [String: Namespace] = [:]
     private var buffer: OfflineBuffer<Emit>
-    private var acks: [Int: Emit] = [:]
-    private var nextAckId = 0
+    private var acks = AckTable<Emit>()
     private var nextSeq = 0
     private var waiters: [Int: Waiter] = [:]
     private var nextWaiterId = 0
@@ -513,7 +512,7 @@ final class ClientCore {
             failWaiters(error, onlyFailFast: refusal == nil)
         }
         // Emits written on the lost session and still waiting for an ack are sent again.
-        for e in acks.values where !e.inBuffer && !e.finished { enqueue(e, warnOnOverflow: true) }
+        for e in acks.elements where !e.inBuffer && !e.finished { enqueue(e, warnOnOverflow: true) }
         scheduleReconnect(immediate: sessionGone && wasOpen)
     }
 
@@ -624,7 +623,7 @@ final class ClientCore {
                 logger.debug("ignoring an unknown ack", metadata: ["sio.namespace": "\(ns.name)", "id": "\(packet.id ?? -1)"])
                 return
             }
-            acks[id] = nil
+            acks.resolve(id)
             e.ackTimer?.cancel()
             e.finished = true
             if e.inBuffer { removeFromBuffer(e) }
@@ -775,14 +774,12 @@ final class ClientCore {
         let e = Emit(seq: nextSeq, namespace: ns.name, name: name, args: args, written: written)
         nextSeq += 1
         if let ack, let ackTimeout {
-            let id = nextAckId
-            nextAckId += 1
+            let id = acks.register(e)
             e.ackId = id
             e.ack = ack
-            acks[id] = e
             e.ackTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: ackTimeout)) { [self] in
                 guard acks[id] === e else { return }
-                acks[id] = nil
+                acks.resolve(id)
                 e.finished = true
                 if e.inBuffer { removeFromBuffer(e) }
                 if !e.writtenDone {
@@ -854,7 +851,7 @@ final class ClientCore {
     private func finish(_ e: Emit, _ error: SocketIOError) {
         e.finished = true
         e.ackTimer?.cancel()
-        if let id = e.ackId, acks[id] === e { acks[id] = nil }
+        if let id = e.ackId, acks[id] === e { acks.resolve(id) }
         if !e.writtenDone {
             e.writtenDone = true
             e.written.fail(error)
@@ -884,7 +881,7 @@ final class ClientCore {
             e.inBuffer = false
             finish(e, error)
         }
-        for e in acks.values where e.namespace == namespace { finish(e, error) }
+        for e in acks.elements where e.namespace == namespace { finish(e, error) }
     }
 
     func sendAck(namespace: String, id: Int, args: [JSONValue], generation: Int) {
@@ -947,7 +944,7 @@ final class ClientCore {
             e.inBuffer = false
             finish(e, .disconnected)
         }
-        for e in acks.values { finish(e, .disconnected) }
+        for e in acks.elements { finish(e, .disconnected) }
         failWaiters(error)
         finishSubscribers()
     }

@@ -114,9 +114,6 @@ public struct SocketIOClientConfiguration: Sendable {
     /// Longest time for one connection attempt (TCP, TLS, handshake), and for the server's answer
     /// to a namespace CONNECT (default 20 s).
     public var connectTimeout: Duration
-    /// Protocol generation (default `.auto`: Engine.IO 4, falling back to Engine.IO 3 / Socket.IO v2
-    /// when the server refuses version 4).
-    public var protocolVersion: ProtocolVersion = .auto
     /// The most bytes accepted in one polling response body, one WebSocket message (and frame) and
     /// the binary attachments of one packet, whatever the server's `maxPayload` says
     /// (default 1,000,000, like python-socketio's `max_http_buffer_size`).
@@ -124,6 +121,9 @@ public struct SocketIOClientConfiguration: Sendable {
     /// Events kept for a namespace while its CONNECT reply is pending (default 100); beyond it the
     /// oldest is dropped with a warning.
     public var earlyEventLimit: Int
+    /// Protocol generation (default `.auto`: Engine.IO 4, falling back to Engine.IO 3 / Socket.IO v2
+    /// when the server refuses version 4).
+    public var protocolVersion: ProtocolVersion = .auto
 
     public init(
         url: String,

@@ -206,3 +206,30 @@ struct OfflineBufferTests {
         #expect(rest == [])
     }
 }
+
+struct AckTableTests {
+    @Test func idsCountUpResolveOnceAndWrapAround() {
+        var t = AckTable<String>()
+        let a = t.register("a")
+        let b = t.register("b")
+        #expect((a, b) == (0, 1))
+        #expect(t[a] == "a")
+        let first = t.resolve(a)
+        let again = t.resolve(a)
+        #expect(first == "a" && again == nil)
+        #expect(t.count == 1)
+
+        var near = AckTable<String>(nextId: Int.max)
+        let last = near.register("x")
+        let wrapped = near.register("y")
+        #expect(last == Int.max && wrapped == 0)
+        // An id still waiting is skipped after the wrap.
+        var busy = AckTable<String>(nextId: Int.max)
+        _ = busy.register("x")
+        _ = busy.register("y")  // 0
+        busy.resolve(Int.max)
+        var ids: [Int] = []
+        for s in ["p", "q"] { ids.append(busy.register(s)) }
+        #expect(ids == [1, 2])
+    }
+}
