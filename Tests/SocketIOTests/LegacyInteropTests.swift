@@ -165,6 +165,26 @@ struct LegacyInteropTests {
         await refused.disconnect()
     }
 
+    /// python-socketio 4.x refuses `/` with a 401 to the handshake (polling GET or WebSocket
+    /// request): a refusal of `/`, thrown to the waiter at once, then retried with backoff.
+    @Test(arguments: [TransportMode.websocket, .polling])
+    func refusedRootNamespaceIsARefusal(mode: TransportMode) async throws {
+        let server = try await Self.legacyServer()
+        let recorder = Recorder()
+        let client = makeLegacyClient(server, transports: mode, recorder: recorder) { $0.query = [("deny", "1")] }
+        client.connect()
+        let clock = ContinuousClock()
+        let start = clock.now
+        await #expect(throws: SocketIOError.connectionRefused(namespace: "/", message: "Go away", data: ["code": 7])) {
+            try await client.waitUntilConnected(timeout: .seconds(20))
+        }
+        #expect(clock.now - start < .seconds(10))
+        try await recorder.wait("a retry") { e in
+            e.filter { if case .connectError("/", .connectionRefused) = $0 { true } else { false } }.count >= 2
+        }
+        await client.disconnect()
+    }
+
     @Test(arguments: [(TransportMode.websocket, ProtocolVersion.v3), (.polling, .v3), (.auto, .auto)])
     func serverKilledAndRestartedGetsTheBufferInOrder(mode: TransportMode, version: ProtocolVersion) async throws {
         var server = try await Self.legacyServer()

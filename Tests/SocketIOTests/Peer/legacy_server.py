@@ -5,7 +5,7 @@ server of 4.6.1 cannot emit on Python 3.11 (it passes coroutines to asyncio.wait
 Usage: legacy_server.py [--port N] [--ping-interval S] [--ping-timeout S]
 Prints "READY <port>" on stdout once it accepts connections.
 
-Namespaces: "/" (connected implicitly by the server), "/admin" (requires token=secret in the
+Namespaces: "/" (connected implicitly by the server; refused when the query has deny=1), "/admin" (requires token=secret in the
 query of the Engine.IO URL, the only place a v2 client can put auth), "/early" (emits "early" with
 the query it saw from its connect handler).
 Events (every namespace): alert/batery -> emit feedback {"retorno": true}; echo -> ack with the
@@ -134,6 +134,9 @@ for ns in ("/", "/admin", "/early"):
 
 @sio.on("connect")
 def root_connect(sid, environ):
+    if query_of(environ).get("deny"):
+        # python-socketio 4.x refuses `/` at the Engine.IO handshake: HTTP 401 with this as body.
+        raise socketio.exceptions.ConnectionRefusedError("Go away", {"code": 7})
     queries[sid] = query_of(environ)
 
 
