@@ -25,7 +25,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
-        .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
     ],
     targets: [
         // JSON values shared by the protocol client and the rule language (no I/O).
@@ -66,6 +65,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // pidfd_open for the agent's command runner (syscall(2) is variadic: not callable from Swift).
+        .target(name: "CProcessSupport"),
         // The runtime: client -> rules -> actions.
         .target(
             name: "Agent",
@@ -78,7 +79,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
+                "CProcessSupport",
             ],
             swiftSettings: swiftSettings
         ),

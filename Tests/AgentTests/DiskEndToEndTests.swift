@@ -97,8 +97,9 @@ struct DiskEndToEndTests {
         #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
     }
 
-    /// An `ack:` beyond what a timer holds counts as the longest wait, instead of trapping.
-    @Test func anAckTooLongForATimerIsClampedNotATrap() async throws {
+    /// The longest `ack:` rule files accept (100 years; `200000000000d` used to trap the agent,
+    /// and is now refused when the rules load) counts as the longest wait, 24 h.
+    @Test func theLongestAckIsClampedNotATrap() async throws {
         let server = try await PeerServer.start()
         defer { Task { await server.stop() } }
         let fixture = try AgentFixture(label: "ack-huge")
@@ -111,7 +112,7 @@ struct DiskEndToEndTests {
                 then:
                   - emit: alert
                     args: ["{{ payload }}"]
-                    ack: 200000000000d
+                    ack: 36500d
             """)
         let agent = try fixture.startAgent()
         try await server.child.waitFor("the agent to connect") { server.connections == 1 }

@@ -229,6 +229,31 @@ struct DiskTests {
         await executor.shutdown(timeout: .seconds(1))
     }
 
+    /// Reserved names go to failed/, which is bounded like the spool.
+    @Test func failedAlertsAreKeptUpToTheSpoolsBound() async throws {
+        let dir = try TestPaths.temporaryDirectory("failed-bound")
+        let config = AgentConfiguration(
+            server: .init(url: "http://127.0.0.1:9"), rules: dir, spool: .init(dir: dir + "/spool", maxItems: 3))
+        let client = SocketIOClient(configuration: config.clientConfiguration, logger: Logger(label: "t"))
+        let writer = DiskWriter()
+        let captured = CapturedLog()
+        let executor = try LiveExecutor(configuration: config, client: client, logger: Logger(label: "t", factory: { _ in captured }), writer: writer)
+        try await client.eventLoop.submit {
+            for (i, name) in ["connect", "disconnect", "connect_error", "connect", "newListener"].enumerated() {
+                executor.execute(
+                    PlannedAction(at: 0, rule: "r", phase: .then, kind: .emit(namespace: "/", event: name, args: [.number(Double(i))], ack: nil), trigger: nil),
+                    ack: nil)
+            }
+        }.get()
+        await writer.flush()
+        let failed = try Spool(directory: dir + "/spool/failed", maxItems: 100).load().items
+        #expect(failed.map(\.event) == ["connect", "disconnect", "connect_error"])
+        #expect(captured.messages.filter { $0 == "alert can never be delivered; moved to the failed directory" }.count == 5)
+        #expect(captured.messages.filter { $0 == "the failed directory is full; failed alerts are logged only" }.count == 1)
+        #expect(try await executor.pendingAlerts.get() == 0)
+        await executor.shutdown(timeout: .seconds(1))
+    }
+
     @Test func controlCharactersAreEscapedSoOneMessageIsOneLine() {
         #expect(escapingControlCharacters("plain \\ text é") == "plain \\ text é")
         #expect(escapingControlCharacters("a\nb\r\tc\u{1b}[31m\u{7f}\u{85}\u{2028}")
@@ -242,11 +267,12 @@ struct DiskTests {
         for format in [AgentLogHandler.Format.text, .json] {
             let handler = AgentLogHandler(label: "t", format: format, level: .info, fileDescriptor: fd)
             let logger = Logger(label: "t", factory: { _ in handler })
-            logger.error("rule failed\n2026-01-01T00:00:00.000Z error t: forged", metadata: ["k": "v\nforged=1"])
+            logger.error("rule failed\n2026-01-01T00:00:00.000Z error t: forged", metadata: ["k": "v\nforged=1\u{85}\u{2028}"])
         }
         let lines = try String(contentsOfFile: dir + "/log.txt", encoding: .utf8).split(separator: "\n")
         #expect(lines.count == 2)
         #expect(lines[0].contains(#"rule failed\n2026"#))
+        #expect(lines[0].hasSuffix(#"k="v\nforged=1\u{85}\u{2028}""#))
     }
 }
 

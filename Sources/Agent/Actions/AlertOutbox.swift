@@ -64,6 +64,9 @@ final class AlertOutbox: @unchecked Sendable {
     private var direct: [UInt64: SpoolItem] = [:]
     private var nextDirectID: UInt64 = 0
     private var idleWaiters: [EventLoopPromise<Void>] = []
+    /// Alerts in `failed/` (files there at start, plus those written since).
+    private var failedKept = 0
+    private let failedDropped = DropCounter()
 
     /// Reads the spool (at start, before the loop runs it: this blocks on the disk).
     /// - Parameter namespaces: the namespaces the client connects to.
@@ -77,6 +80,7 @@ final class AlertOutbox: @unchecked Sendable {
         self.namespaces = namespaces
         self.maxInMemory = min(spool.maxItems, 1000)
         let (items, corrupt) = spool.load()
+        failedKept = listDirectory(spool.failedDirectory).count
         for (name, reason) in corrupt {
             logger.warning(
                 "spool file is unreadable; moved to the corrupt directory",
@@ -104,7 +108,7 @@ final class AlertOutbox: @unchecked Sendable {
             var item = item
             item.sequence = spool.takeSequence()
             logFailed(item, problem)
-            writer.submit(.store(directory: spool.failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded(), done: { _, _ in }))
+            keepFailed(item)
             return
         }
         if item.ackTimeout == nil, connected.contains(item.namespace), !queue.contains(where: { $0.item.namespace == item.namespace }) {
@@ -144,7 +148,8 @@ final class AlertOutbox: @unchecked Sendable {
         let items = direct.sorted { $0.key < $1.key }.map(\.value)
         direct.removeAll()
         for item in items { store(item) }
-        rewriteMemoryEntries()
+        // The one being sent too: if its ack never comes, the next start sends it again.
+        rewriteMemoryEntries(includingSending: true)
     }
 
     /// Completes when nothing is being sent (queued alerts may remain, safely on disk).
@@ -188,8 +193,23 @@ final class AlertOutbox: @unchecked Sendable {
         queue.removeAll { $0.item.sequence == entry.item.sequence }
         logFailed(entry.item, problem)
         let name = Spool.fileName(entry.item.sequence)
-        writer.submit(.store(directory: spool.failedDirectory, name: name, bytes: entry.item.encoded(), done: { _, _ in }))
+        keepFailed(entry.item)
         release(entry)
+    }
+
+    /// Writes a copy of a failed alert to `failed/`, which holds at most `spool.max_items` of them
+    /// (counted from its files at start): beyond that the alert is only logged.
+    private func keepFailed(_ item: SpoolItem) {
+        guard failedKept < spool.maxItems else {
+            if let count = failedDropped.dropped() {
+                logger.error(
+                    "the failed directory is full; failed alerts are logged only",
+                    metadata: ["spool.failed_dir": "\(spool.failedDirectory)", "spool.max_items": "\(spool.maxItems)", "spool.dropped": "\(count)"])
+            }
+            return
+        }
+        failedKept += 1
+        writer.submit(.store(directory: spool.failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded(), done: { _, _ in }))
     }
 
     /// `entry` left the queue (delivered, failed, dropped): its file goes once it holds no other
@@ -309,8 +329,8 @@ final class AlertOutbox: @unchecked Sendable {
     }
 
     /// Tries the disk again for the alerts it refused.
-    private func rewriteMemoryEntries() {
-        for i in queue.indices where queue[i].storage == .memory && queue[i].item.sequence != sending {
+    private func rewriteMemoryEntries(includingSending: Bool = false) {
+        for i in queue.indices where queue[i].storage == .memory && (includingSending || queue[i].item.sequence != sending) {
             queue[i].storage = .writing
             write(queue[i].item)
         }

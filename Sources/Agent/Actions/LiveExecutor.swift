@@ -9,8 +9,9 @@ import Synchronization
 ///
 /// - `emit` goes through the ``AlertOutbox`` (the client, or the disk spool until delivered).
 /// - `reply` answers the triggering event's ack request at once, on the event loop.
-/// - `run` and `shell` each get their own task on the ``CommandRunner`` (bounded concurrency,
-///   timeout with SIGTERM then SIGKILL); their outcome is logged.
+/// - `run` and `shell` each get their own task on the ``CommandRunner`` (bounded concurrency and
+///   queue, timeout with SIGTERM then SIGKILL to the command's process group); their outcome is
+///   logged.
 /// - `log` lines go to the ``DiskWriter`` thread, so they keep their order and never block the
 ///   loop; their control characters are escaped, so one firing is one line. When the writer's
 ///   queue is full, the line is dropped with a warning (at most one warning every 10 s).
@@ -42,7 +43,8 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             if let value = configuration.environment[name] { passed[name] = value }
         }
         self.runner = CommandRunner(
-            maxConcurrent: configuration.commands.maxConcurrent, defaultTimeout: configuration.commands.timeout,
+            maxConcurrent: configuration.commands.maxConcurrent, maxQueued: configuration.commands.maxQueued,
+            defaultTimeout: configuration.commands.timeout,
             killGrace: configuration.commands.killGrace, workingDirectory: configuration.commands.cwd,
             passEnvironment: passed)
         self.logFiles = configuration.logFiles
@@ -96,7 +98,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             }
             let spec = CommandSpec(
                 argv: ["/bin/sh", "-c", script], environment: env, workingDirectory: cwd.map(resolveInCwd), timeout: timeout,
-                standardInput: Array(stdin.utf8))
+                standardInput: Array(stdin.utf8), redundantEnvironment: ["SIOAGENT_PAYLOAD", "SIOAGENT_ARGS"])
             startCommand(spec, metadata: meta)
 
         case .log(let target, let message):
@@ -161,9 +163,20 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             var meta = metadata
             meta["command"] = "\(spec.argv.first ?? "")"
             meta["command.status"] = "\(outcome.status)"
+            for warning in outcome.warnings {
+                logger.warning("command: \(warning)", metadata: meta)
+            }
+            if outcome.dropped {
+                logger.warning("command dropped", metadata: meta)
+                return
+            }
             meta["command.duration_ms"] = "\(milliseconds(outcome.duration))"
+            if let code = outcome.exitCode { meta["command.exit_code"] = "\(code)" }
+            if let signal = outcome.signal { meta["command.signal"] = "\(signal)" }
             if !outcome.standardOutput.isEmpty { meta["command.stdout"] = "\(outcome.standardOutput)" }
             if !outcome.standardError.isEmpty { meta["command.stderr"] = "\(outcome.standardError)" }
+            if outcome.outputBytes > CommandRunner.captureLimit { meta["command.stdout_bytes"] = "\(outcome.outputBytes)" }
+            if outcome.errorBytes > CommandRunner.captureLimit { meta["command.stderr_bytes"] = "\(outcome.errorBytes)" }
             if outcome.succeeded {
                 logger.info("command finished", metadata: meta)
             } else {

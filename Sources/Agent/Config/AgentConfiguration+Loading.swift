@@ -195,10 +195,11 @@ extension AgentConfiguration {
                     }
                 }
             case "commands":
-                for (k, _, v) in reader.mapping(value, "commands", known: ["timeout", "max_concurrent", "allow_shell", "cwd", "pass_env", "kill_grace"]) {
+                for (k, _, v) in reader.mapping(value, "commands", known: ["timeout", "max_concurrent", "max_queued", "allow_shell", "cwd", "pass_env", "kill_grace"]) {
                     switch k {
                     case "timeout": if let d = reader.duration(v, "commands.timeout") { commands.timeout = d }
                     case "max_concurrent": if let n = reader.int(v, "commands.max_concurrent", minimum: 1) { commands.maxConcurrent = n }
+                    case "max_queued": if let n = reader.int(v, "commands.max_queued", minimum: 0) { commands.maxQueued = n }
                     case "allow_shell": if let b = reader.bool(v, "commands.allow_shell") { commands.allowShell = b }
                     case "cwd": if let d = reader.string(v, "commands.cwd") { commands.cwd = resolve(d, base: base) }
                     case "pass_env": if let l = reader.stringList(v, "commands.pass_env") { commands.passEnv = l }

@@ -55,6 +55,8 @@ public struct AgentConfiguration: Sendable {
     public struct Commands: Sendable {
         public var timeout: Duration = .seconds(30)
         public var maxConcurrent: Int = 4
+        /// Commands waiting for a slot; beyond this the oldest waiting one is dropped.
+        public var maxQueued: Int = 100
         public var allowShell: Bool = true
         /// Default: the agent's current directory.
         public var cwd: String = "."

@@ -57,7 +57,7 @@ public struct AgentLogHandler: LogHandler {
                 // Values with spaces, quotes or line breaks are quoted, so one event stays one line.
                 let value = "\(merged[key]!)"
                 if value.isEmpty || value.unicodeScalars.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || isLineBreaking($0) }) {
-                    text += " \(key)=\(JSONValue.string(value).jsonString())"
+                    text += " \(key)=\(escapingControlCharacters(JSONValue.string(value).jsonString()))"
                 } else {
                     text += " \(key)=\(value)"
                 }

@@ -78,7 +78,7 @@ def main():
 
     async def commands():
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
+        reader = asyncio.StreamReader(limit=16 * 1024 * 1024)  # lines carry payloads over 64 KiB
         await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
         while True:
             line = await reader.readline()
