@@ -87,6 +87,12 @@ struct EventIndex: Sendable {
     private let tables: [NameTable]
     /// The merged lists, one after another.
     let rules: [Int32]
+    /// Per slot: the first of its event labels (the slot's fallback; its entries follow).
+    private let labelBase: [Int32]
+    /// Every (namespace, event) label: nil namespace for namespaces no rule names, nil event for
+    /// names no rule of that namespace uses. Fixed at load, for metrics that count events
+    /// without looking names up again.
+    let labels: [(namespace: String?, event: String?)]
 
     init(rules compiled: [CompiledRule]) {
         var byNamespace: [String: [String: Set<Int>]] = [:]
@@ -106,6 +112,8 @@ struct EventIndex: Sendable {
         }
         var tables: [NameTable] = []
         var nsEntries: [(String, Range<Int32>)] = []
+        var labelBase: [Int32] = []
+        var labels: [(namespace: String?, event: String?)] = []
         for (slot, ns) in slots.enumerated() {
             let own = ns.flatMap { byNamespace[$0] } ?? [:]
             /// What a name that is not a lifecycle event and that no rule names gets.
@@ -118,12 +126,25 @@ struct EventIndex: Sendable {
                 if list != fallback { entries.append((name, append(list))) }
             }
             tables.append(NameTable(entries, fallback: append(fallback)))
+            labelBase.append(Int32(labels.count))
+            labels.append((ns, nil))
+            for (name, _) in entries { labels.append((ns, name)) }
             if let ns { nsEntries.append((ns, Int32(slot)..<Int32(slot))) }
         }
         self.otherSlot = Int32(slots.count - 1)
         self.namespaces = NameTable(nsEntries, fallback: otherSlot..<otherSlot)
         self.tables = tables
         self.rules = flat
+        self.labelBase = labelBase
+        self.labels = labels
+    }
+
+    /// The rules for an event (as `range(namespace:event:)`) and its index in `labels`.
+    @inline(__always)
+    func lookup(namespace: String, event: String) -> (rules: Range<Int>, label: Int) {
+        let slot = Int(namespaces.lookup(namespace).lowerBound)
+        let (r, ordinal) = tables[slot].lookupEntry(event)
+        return (Int(r.lowerBound)..<Int(r.upperBound), Int(labelBase[slot] + 1 + ordinal))
     }
 
     /// The rules for an event, in load order, as a range of `rules`.
@@ -148,6 +169,8 @@ struct NameTable: Sendable {
         var hash: UInt64 = 0
         var name = ""
         var range: Range<Int32> = 0..<0
+        /// Position in the entries given to `init`.
+        var ordinal: Int32 = -1
     }
 
     private let slots: [Slot]
@@ -158,11 +181,11 @@ struct NameTable: Sendable {
         var capacity = 4
         while capacity < entries.count * 2 { capacity *= 2 }
         var slots = [Slot](repeating: Slot(), count: capacity)
-        for (name, range) in entries {
+        for (ordinal, (name, range)) in entries.enumerated() {
             let h = NameTable.hash(name)
             var i = Int(truncatingIfNeeded: h) & (capacity - 1)
             while slots[i].hash != 0 { i = (i + 1) & (capacity - 1) }
-            slots[i] = Slot(hash: h, name: name, range: range)
+            slots[i] = Slot(hash: h, name: name, range: range, ordinal: Int32(ordinal))
         }
         self.slots = slots
         self.mask = capacity - 1
@@ -190,6 +213,19 @@ struct NameTable: Sendable {
             let slotHash = slots[i].hash
             if slotHash == 0 { return fallback }
             if slotHash == h && slots[i].name == name { return slots[i].range }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Like `lookup`, with the entry's position in `init`'s list (-1 for the fallback).
+    @inline(__always)
+    func lookupEntry(_ name: String) -> (Range<Int32>, Int32) {
+        let h = NameTable.hash(name)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let slotHash = slots[i].hash
+            if slotHash == 0 { return (fallback, -1) }
+            if slotHash == h && slots[i].name == name { return (slots[i].range, slots[i].ordinal) }
             i = (i + 1) & mask
         }
     }
@@ -221,6 +257,10 @@ public struct RuleSet: Sendable {
 
     /// The ids of the rules, in load order.
     public var ruleIDs: [String] { rules.map(\.id) }
+
+    /// The (namespace, event) pairs that ``RuleEngine/lastEventLabel`` indexes: nil namespace
+    /// for a namespace no rule names, nil event for a name no rule of that namespace uses.
+    public var eventLabels: [(namespace: String?, event: String?)] { index.labels }
 
     public var count: Int { rules.count }
 

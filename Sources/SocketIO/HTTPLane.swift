@@ -25,6 +25,8 @@ struct ConnectionTarget: @unchecked Sendable {
     var url: ServerURL
     var sslContext: NIOSSLContext?
     var connectTimeout: TimeAmount
+    /// The HTTP proxy in between, if any (see Proxy.swift).
+    var proxy: ProxyURL? = nil
 
     func bootstrap(on loop: any EventLoop) -> ClientBootstrap {
         ClientBootstrap(group: loop)
@@ -84,6 +86,11 @@ final class HTTPLane: @unchecked Sendable {
                 guard self.pending?.futureResult === promise.futureResult else { return }
                 var head = head
                 if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
+                if self.target.usesAbsoluteForm {
+                    // Plain http through the proxy: absolute-form request, credentials on each.
+                    head.uri = "http://" + self.target.url.hostHeader + head.uri
+                    if let auth = self.target.proxy?.authorization { head.headers.replaceOrAdd(name: "Proxy-Authorization", value: auth) }
+                }
                 channel.write(HTTPClientRequestPart.head(head), promise: nil)
                 if let body {
                     channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
@@ -98,15 +105,11 @@ final class HTTPLane: @unchecked Sendable {
 
     private func connect() -> EventLoopFuture<any Channel> {
         let target = self.target
-        let future = target.bootstrap(on: loop)
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try target.addTLS(to: channel)
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(lane: self))
-                }
-            }
-            .connect(host: target.url.host, port: target.url.port)
+        let future = target.connect(on: loop, tunnel: !target.usesAbsoluteForm) { [self] channel in
+            try target.addTLS(to: channel)
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(lane: self))
+        }
         future.assumeIsolated().whenSuccess { channel in
             if self.closed {
                 channel.close(promise: nil)
@@ -125,6 +128,12 @@ final class HTTPLane: @unchecked Sendable {
         }
         let promise = pending
         pending = nil
+        if target.usesAbsoluteForm, response.status == .proxyAuthenticationRequired {
+            self.channel = nil
+            channel.close(promise: nil)
+            promise?.fail(target.proxyAuthenticationError())
+            return
+        }
         promise?.succeed(response)
     }
 

@@ -246,8 +246,9 @@ final class ClientCore: @unchecked Sendable {
         var path = c.path.isEmpty ? "/socket.io/" : c.path
         if !path.hasPrefix("/") { path = "/" + path }
         let connectTimeout = TimeAmount(c.connectTimeout)
+        let proxy = try ProxyURL.resolve(c.proxy, for: url, environment: c.environment ?? processEnvironment())
         return EngineSettings(
-            target: ConnectionTarget(url: url, sslContext: sslContext, connectTimeout: connectTimeout),
+            target: ConnectionTarget(url: url, sslContext: sslContext, connectTimeout: connectTimeout, proxy: proxy),
             path: path,
             mode: c.transports,
             baseQuery: query.joined(separator: "&"),
@@ -773,4 +774,17 @@ final class ClientCore: @unchecked Sendable {
         terminate(error: .disconnected)
         return closing
     }
+}
+
+extension SocketIOClient {
+    /// The transport of the open Engine.IO session (`"websocket"` or `"polling"`), nil while
+    /// not connected. Read it on ``eventLoop`` (e.g. from the event hook).
+    public var currentTransport: String? {
+        core.loop.preconditionInEventLoop()
+        return core.currentTransport
+    }
+}
+
+extension ClientCore {
+    var currentTransport: String? { engine.flatMap { $0.isOpen ? $0.transportName : nil } }
 }

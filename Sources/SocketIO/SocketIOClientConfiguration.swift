@@ -94,6 +94,10 @@ public struct SocketIOClientConfiguration: Sendable {
     public var offlineBufferLimit: Int
     /// Longest time for one connection attempt (TCP, TLS, handshake) (default 20 s).
     public var connectTimeout: Duration
+    /// The HTTP proxy (default: from `https_proxy`/`http_proxy`/`no_proxy`).
+    public var proxy: ProxySetting = .environment
+    /// The environment the proxy variables are read from (nil: the process environment).
+    public var environment: [String: String]? = nil
 
     public init(
         url: String,

@@ -32,9 +32,7 @@ final class WebSocketConnection: @unchecked Sendable {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri)
         head.headers = headers
         let requestHead = head
-        let connectFuture = target.bootstrap(on: loop)
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
+        let connectFuture = target.connect(on: loop, tunnel: true) { [self] channel in
                     try target.addTLS(to: channel)
                     let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
                         maxFrameSize: 1 << 24,
@@ -65,9 +63,7 @@ final class WebSocketConnection: @unchecked Sendable {
                         configuration: configuration
                     )
                     result.cascade(to: upgraded)
-                }
-            }
-            .connect(host: target.url.host, port: target.url.port)
+        }
         return connectFuture.flatMap { channel in
             self.channel = channel
             if self.closed { channel.close(promise: nil) }

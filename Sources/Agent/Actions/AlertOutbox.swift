@@ -28,8 +28,10 @@ final class AlertOutbox: @unchecked Sendable {
     private var direct: [UInt64: SpoolItem] = [:]
     private var nextDirectID: UInt64 = 0
     private var idleWaiters: [EventLoopPromise<Void>] = []
+    private let metrics: AgentMetrics?
 
-    init(client: SocketIOClient, spool: Spool, logger: Logger, retryDelay: Duration) {
+    init(client: SocketIOClient, spool: Spool, logger: Logger, retryDelay: Duration, metrics: AgentMetrics? = nil) {
+        self.metrics = metrics
         self.client = client
         self.spool = spool
         self.loop = client.eventLoop
@@ -48,10 +50,11 @@ final class AlertOutbox: @unchecked Sendable {
     /// Alerts not yet delivered (on disk, or handed to the client and not yet written).
     var pending: Int { queue.count + direct.count }
 
-    func enqueue(_ item: SpoolItem) {
+    /// - Parameter plannedAt: when the rule planned it (for `sioagent_event_to_action_seconds`).
+    func enqueue(_ item: SpoolItem, plannedAt: Double? = nil) {
         loop.preconditionInEventLoop()
         if item.ackTimeout == nil, queue.isEmpty, connected.contains(item.namespace) {
-            sendDirectly(item)
+            sendDirectly(item, plannedAt: plannedAt)
         } else {
             store(item)
             pump()
@@ -86,7 +89,7 @@ final class AlertOutbox: @unchecked Sendable {
         return promise.futureResult
     }
 
-    private func sendDirectly(_ item: SpoolItem) {
+    private func sendDirectly(_ item: SpoolItem, plannedAt: Double?) {
         let id = nextDirectID
         nextDirectID += 1
         direct[id] = item
@@ -95,6 +98,10 @@ final class AlertOutbox: @unchecked Sendable {
             guard let item = self.direct.removeValue(forKey: id) else { return }
             switch result {
             case .success:
+                if let metrics = self.metrics {
+                    metrics.action(index: 0, .ok)
+                    if let plannedAt { metrics.actionDone(plannedAt: plannedAt) }
+                }
                 self.logger.debug("alert sent", metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)"])
             case .failure(let error):
                 self.logger.warning(
@@ -108,6 +115,7 @@ final class AlertOutbox: @unchecked Sendable {
     }
 
     private func store(_ item: SpoolItem) {
+        metrics?.action(index: 0, .spooled)
         do {
             let (stored, dropped) = try spool.append(item)
             queue.append(stored)
@@ -144,6 +152,7 @@ final class AlertOutbox: @unchecked Sendable {
             self.sending = false
             switch result {
             case .success:
+                self.metrics?.action(index: 0, .ok)
                 if self.queue.first?.sequence == head.sequence { self.queue.removeFirst() }
                 if head.sequence != 0 { self.spool.remove(head.sequence) }
                 self.logger.info(

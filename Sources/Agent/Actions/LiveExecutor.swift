@@ -23,11 +23,14 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
     private let commands: AgentConfiguration.Commands
     private let tasks = TaskTracker()
     private let loop: any EventLoop
+    private let metrics: AgentMetrics?
 
-    public init(configuration: AgentConfiguration, client: SocketIOClient, logger: Logger) throws {
+    public init(configuration: AgentConfiguration, client: SocketIOClient, logger: Logger, metrics: AgentMetrics? = nil) throws {
         let spool = try Spool(directory: configuration.spool.dir, maxItems: configuration.spool.maxItems)
         self.loop = client.eventLoop
-        self.outbox = AlertOutbox(client: client, spool: spool, logger: logger, retryDelay: configuration.reconnection.maxDelay)
+        self.metrics = metrics
+        self.outbox = AlertOutbox(
+            client: client, spool: spool, logger: logger, retryDelay: configuration.reconnection.maxDelay, metrics: metrics)
         var passed: [String: String] = [:]
         for name in configuration.commands.passEnv {
             if let value = configuration.environment[name] { passed[name] = value }
@@ -48,6 +51,9 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
         loop.submit { self.outbox.pending }
     }
 
+    /// Alerts not yet delivered; on the loop.
+    var pendingOnLoop: Int { outbox.pending }
+
     public func connectionChanged(namespace: String, connected: Bool) {
         outbox.connectionChanged(namespace: namespace, connected: connected)
     }
@@ -64,29 +70,34 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
                 metadata: meta.merging([
                     "emit.event": "\(event)", "emit.namespace": "\(namespace)", "emit.args": "\(JSONValue.array(args).jsonString())",
                 ]) { $1 })
-            outbox.enqueue(SpoolItem(namespace: namespace, event: event, args: args, ackTimeout: ackTimeout, rule: action.rule))
+            outbox.enqueue(
+                SpoolItem(namespace: namespace, event: event, args: args, ackTimeout: ackTimeout, rule: action.rule), plannedAt: action.at)
 
         case .reply(let args):
             if let ack {
                 ack.reply(args)
+                metrics?.action(action.kind, .ok)
+                metrics?.actionDone(plannedAt: action.at)
                 logger.info("reply", metadata: meta)
             } else {
+                metrics?.action(action.kind, .skipped)
                 logger.warning("reply: the event did not ask for an acknowledgement; nothing sent", metadata: meta)
             }
 
         case .run(let argv, let env, let cwd, let timeout):
             let spec = CommandSpec(argv: argv, environment: env, workingDirectory: cwd.map(resolveInCwd), timeout: timeout)
-            startCommand(spec, metadata: meta)
+            startCommand(spec, metadata: meta, kind: 2, plannedAt: action.at)
 
         case .shell(let script, let env, let stdin, let cwd, let timeout):
             guard commands.allowShell else {
+                metrics?.action(action.kind, .skipped)
                 logger.error("shell actions are disabled (commands.allow_shell: false); not run", metadata: meta)
                 return
             }
             let spec = CommandSpec(
                 argv: ["/bin/sh", "-c", script], environment: env, workingDirectory: cwd.map(resolveInCwd), timeout: timeout,
                 standardInput: Array(stdin.utf8))
-            startCommand(spec, metadata: meta)
+            startCommand(spec, metadata: meta, kind: 3, plannedAt: action.at)
 
         case .log(let target, let message):
             let writer = logWriter
@@ -102,17 +113,25 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
                 return 1
             }()
             let failureMetadata = meta
+            let metrics = self.metrics
+            let plannedAt = action.at
             tasks.started()
             writerThread.submit { [tasks] _ in
                 defer { tasks.finished() }
+                var ok = true
                 if let path {
                     do {
                         try writer.append(message, to: path)
                     } catch {
+                        ok = false
                         logger.error("log action failed", metadata: failureMetadata.merging(["error": "\(error)"]) { $1 })
                     }
                 } else {
-                    _ = writeAll(fd, Array((message + "\n").utf8))
+                    ok = writeAll(fd, Array((message + "\n").utf8))
+                }
+                if let metrics {
+                    metrics.action(index: 4, ok ? .ok : .failed)
+                    if ok { metrics.actionDone(plannedAt: plannedAt) }
                 }
             }
         }
@@ -141,14 +160,22 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
         logWriter.closeAll()
     }
 
-    private func startCommand(_ spec: CommandSpec, metadata: Logger.Metadata) {
+    private func startCommand(_ spec: CommandSpec, metadata: Logger.Metadata, kind: Int, plannedAt: Double) {
         let runner = self.runner
         let logger = self.logger
+        let metrics = self.metrics
         tasks.started()
         logger.info("command started", metadata: metadata.merging(["command": "\(spec.argv.first ?? "")"]) { $1 })
         Task { [tasks] in
             defer { tasks.finished() }
             let outcome = await runner.run(spec)
+            if let metrics {
+                let seconds = outcome.duration.secondsValue
+                metrics.action(index: kind, outcome.timedOut ? .timeout : outcome.succeeded ? .ok : .failed)
+                metrics.commandDuration.observe(seconds)
+                // Carried out when the process started.
+                metrics.actionDone(plannedAt: plannedAt, now: wallClock() - seconds)
+            }
             var meta = metadata
             meta["command"] = "\(spec.argv.first ?? "")"
             meta["command.status"] = "\(outcome.status)"

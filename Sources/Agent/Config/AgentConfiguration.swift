@@ -27,6 +27,8 @@ public struct AgentConfiguration: Sendable {
     public var watchRules: Bool
     /// The environment that `${NAME}` and the rules' `env.NAME` read.
     public var environment: [String: String]
+    /// Prometheus metrics (`metrics:`); off by default.
+    public var metrics = Metrics()
 
     public struct Server: Sendable {
         public var url: String
@@ -36,6 +38,8 @@ public struct AgentConfiguration: Sendable {
         public var namespaces: [String: JSONValue?] = ["/": nil]
         public var headers: [(name: String, value: String)] = []
         public var tls: TLSOptions = TLSOptions()
+        /// `server.proxy`; by default the `https_proxy`/`http_proxy`/`no_proxy` environment.
+        public var proxy: ProxySetting = .environment
 
         public init(url: String) { self.url = url }
     }
@@ -121,6 +125,8 @@ public struct AgentConfiguration: Sendable {
         c.headers = server.headers
         c.tls = server.tls
         c.reconnection = reconnection
+        c.proxy = server.proxy
+        c.environment = environment
         return c
     }
 }
