@@ -90,6 +90,7 @@ final class HTTPLane: @unchecked Sendable {
                     // Plain http through the proxy: absolute-form request, credentials on each.
                     head.uri = "http://" + self.target.url.hostHeader + head.uri
                     if let auth = self.target.proxy?.authorization { head.headers.replaceOrAdd(name: "Proxy-Authorization", value: auth) }
+                    head.headers.replaceOrAdd(name: "Connection", value: "close")
                 }
                 channel.write(HTTPClientRequestPart.head(head), promise: nil)
                 if let body {
@@ -122,7 +123,9 @@ final class HTTPLane: @unchecked Sendable {
 
     fileprivate func received(_ response: HTTPResponse, from channel: any Channel) {
         guard self.channel === channel else { return }
-        if !response.keepAlive {
+        // Through a proxy in absolute form, one request per connection: proxies (tinyproxy)
+        // close client connections after a response without saying so.
+        if !response.keepAlive || target.usesAbsoluteForm {
             self.channel = nil
             channel.close(promise: nil)
         }

@@ -204,7 +204,9 @@ extension ConnectionTarget {
             }
             .connect(host: proxy.host, port: proxy.port)
             .flatMapErrorThrowing { error in
-                throw SocketIOError.transport("cannot reach the proxy \(proxyName): \(describeIOError(error))")
+                let failure = SocketIOError.transport("cannot reach the proxy \(proxyName): \(describeIOError(error))")
+                established.fail(failure)
+                throw failure
             }
             .flatMap { channel in
                 established.futureResult.flatMapErrorThrowing { error in
@@ -293,13 +295,14 @@ final class ProxyConnectHandler: ChannelDuplexHandler, RemovableChannelHandler {
             done = true
             established.succeed()
             context.pipeline.syncOperations.removeHandler(self, promise: nil)
-        case 407:
+        case 407, 401 where authorization != nil:
+            // tinyproxy answers wrong credentials with 401; before CONNECT succeeds, any answer is the proxy's.
             finish(
                 context,
                 .transport(
                     authorization == nil
                         ? "the proxy \(proxy) requires authentication (407); give user:password in the proxy URL"
-                        : "the proxy \(proxy) rejected the credentials (407)"))
+                        : "the proxy \(proxy) rejected the credentials (\(code))"))
         default:
             finish(context, .transport("the proxy \(proxy) refused CONNECT to \(authority): \(code) \(reason)"))
         }

@@ -64,6 +64,8 @@ final class WebSocketConnection: @unchecked Sendable {
                     )
                     result.cascade(to: upgraded)
         }
+        // Without a channel (refused, or a proxy tunnel that failed) the upgrade never starts.
+        connectFuture.whenFailure { upgraded.fail($0) }
         return connectFuture.flatMap { channel in
             self.channel = channel
             if self.closed { channel.close(promise: nil) }

@@ -39,6 +39,9 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Do not verify TLS certificates.")
     var insecure = false
 
+    @Option(help: "HTTP proxy: http://[user:password@]host:port, or 'none'. Default: https_proxy/http_proxy/no_proxy.")
+    var proxy: String?
+
     @Flag(help: "Log connection details to stderr.")
     var verbose = false
 
@@ -57,6 +60,13 @@ struct ClientOptions: ParsableArguments {
             _ = try ServerURLCheck.check(url)
         } catch {
             throw ValidationError("\(error)")
+        }
+        if let proxy, proxy != "none" {
+            do {
+                _ = try ProxyURL(proxy)
+            } catch {
+                throw ValidationError("--proxy: \(error)")
+            }
         }
     }
 
@@ -78,7 +88,7 @@ struct ClientOptions: ParsableArguments {
             namespaces: namespaceMap,
             headers: headerPairs,
             tls: TLSOptions(caFile: caFile, insecure: insecure)
-        )
+        ).withProxy(proxy)
     }
 
     func logger() -> Logger {
@@ -231,5 +241,14 @@ struct ListenCommand: AsyncParsableCommand {
             await socket.disconnect()
             throw fail("\(error)")
         }
+    }
+}
+
+extension SocketIOClientConfiguration {
+    /// `--proxy`: a URL, `none` (direct), or nil (the environment's).
+    func withProxy(_ proxy: String?) -> SocketIOClientConfiguration {
+        var c = self
+        if let proxy { c.proxy = proxy == "none" ? .direct : .url(proxy) }
+        return c
     }
 }

@@ -62,7 +62,8 @@ extension AgentConfiguration {
             return
         }
         do {
-            server.proxy = .url(try ProxyURL(s).description)
+            _ = try ProxyURL(s)
+            server.proxy = .url(s)
         } catch {
             reader.error("server.proxy: \(error)", at: node)
         }
