@@ -213,6 +213,24 @@ struct ProxyTests {
         await mismatched.disconnect()
     }
 
+    @Test func emitTakesProxyFromTheCommandLine() async throws {
+        let server = try await PeerServer.start()
+        let proxy = try await Tinyproxy(basicAuth: ("alice", "s3cret"))
+        defer { proxy.stop() }
+        let proxied = "http://alice:s3cret@127.0.0.1:\(proxy.port)"
+        let r = try await runCLI(["emit", server.url, "echo", "1", "--ack", "--transport", "websocket", "--proxy", proxied, "--verbose"])
+        #expect(r.code == 0, "\(r.stderr)")
+        #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "[1]")
+        #expect(!r.stderr.contains("s3cret"))
+        #expect(proxy.requests.filter { $0.hasPrefix("CONNECT 127.0.0.1:\(server.port) ") }.count == 1)
+
+        let refused = try await runCLI(["emit", server.url, "echo", "1", "--ack", "--transport", "polling", "--proxy", proxy.url, "--timeout", "3s"])
+        #expect(refused.code == 1)
+        #expect(refused.stderr.contains("requires authentication (407)"), "\(refused.stderr)")
+        let bad = try await runCLI(["emit", server.url, "echo", "--proxy", "socks5://x:1"])
+        #expect(bad.code == 2)
+    }
+
     // MARK: Pure parts
 
     @Test func proxyURLsParseAndNeverShowCredentials() throws {

@@ -65,7 +65,9 @@ extension AgentConfiguration {
             _ = try ProxyURL(s)
             server.proxy = .url(s)
         } catch {
-            reader.error("server.proxy: \(error)", at: node)
+            // Without the source line: it may hold the proxy's password.
+            reader.errors.append(
+                Diagnostic(file: reader.file, line: node.mark?.line ?? 1, column: node.mark?.column ?? 1, message: "server.proxy: \(error)"))
         }
     }
 }
