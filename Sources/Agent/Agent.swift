@@ -26,6 +26,11 @@ public final class Agent: Sendable {
     private let loop: any EventLoop
     private let executor: any ActionExecutor
     private let runtime: NIOLoopBoundBox<RuntimeState>
+    /// systemd notifications (READY, STATUS, WATCHDOG) when started by systemd with `Type=notify`.
+    private let notifications: ServiceNotifications?
+    /// Prometheus metrics, when `metrics:` is configured.
+    public let metrics: AgentMetrics?
+    private let exporter: MetricsExporter?
     /// Whether shutdown was asked for, and `run()` waiting for it.
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let clientStopped = Atomic<Bool>(false)
@@ -41,6 +46,9 @@ public final class Agent: Sendable {
         var timer: Scheduled<Void>?
         var timerDeadline: Double?
         var recorder: EventRecorder?
+        /// Metrics kept on the loop: events by the engine's labels, connection state.
+        var eventCounts = EventCounts(labels: [])
+        var connected: [String: Bool] = [:]
 
         init(engine: RuleEngine) {
             self.engine = engine
@@ -62,23 +70,39 @@ public final class Agent: Sendable {
         let ruleSet = try Self.loadRules(configuration, logger: logger)
         let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock())
         let state = RuntimeState(engine: engine)
+        let metrics = configuration.metrics.enabled ? AgentMetrics(version: AgentMetrics.sioagentVersion) : nil
+        self.metrics = metrics
+        if metrics != nil {
+            state.eventCounts = EventCounts(labels: ruleSet.eventLabels)
+            for ns in configuration.server.namespaces.keys { state.connected[ns.hasPrefix("/") ? ns : "/" + ns] = false }
+        }
         if let path = configuration.recordPath {
             state.recorder = try EventRecorder(
                 path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, logger: logger)
         }
-        self.runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
+        let runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
+        self.runtime = runtime
 
         // The hook needs `self`; it is set once the client exists.
         let hook = HookBox()
-        self.client = SocketIOClient(
+        let client = SocketIOClient(
             configuration: configuration.clientConfiguration, eventLoop: eventLoop,
             logger: logger, onEvent: { event in hook.call(event) })
+        self.client = client
+        self.notifications = SystemdNotifier(environment: configuration.environment).map {
+            ServiceNotifications(notifier: $0, client: client, serverURL: configuration.server.url)
+        }
+        let chosen: any ActionExecutor
         if let executor {
-            self.executor = executor
+            chosen = executor
         } else if configuration.dryRun {
-            self.executor = DryRunExecutor()
+            chosen = DryRunExecutor()
         } else {
-            self.executor = try LiveExecutor(configuration: configuration, client: client, logger: logger)
+            chosen = try LiveExecutor(configuration: configuration, client: client, logger: logger, metrics: metrics)
+        }
+        self.executor = chosen
+        self.exporter = metrics.map { metrics in
+            MetricsExporter(loop: eventLoop, logger: logger) { Self.renderMetrics(runtime.value, executor: chosen, metrics: metrics) }
         }
         hook.set { [unowned self] event in self.handle(event) }
         logger.info(
@@ -91,7 +115,10 @@ public final class Agent: Sendable {
     /// until the shutdown deadline, keeps undelivered alerts on disk, and disconnects.
     public func run() async {
         client.connect()
-        loop.execute { self.rescheduleTimer() }
+        loop.execute {
+            self.rescheduleTimer()
+            self.notifications?.start()
+        }
         let watcher: Task<Void, Never>? =
             configuration.watchRules
             ? Task { [weak self] in
@@ -107,6 +134,20 @@ public final class Agent: Sendable {
                     }
                 }
             } : nil
+
+        if let exporter {
+            if let listen = configuration.metrics.listen {
+                do {
+                    _ = try await exporter.listen(host: listen.host, port: listen.port)
+                } catch {
+                    logger.error("cannot serve metrics; running without the listener", metadata: [
+                        "metrics.listen": "\(listen.host):\(listen.port)", "error": "\(error)"])
+                }
+            }
+            if let textfile = configuration.metrics.textfile {
+                exporter.startTextfile(path: textfile, interval: configuration.metrics.interval)
+            }
+        }
 
         await withCheckedContinuation { continuation in
             let already = stop.withLock { stop -> Bool in
@@ -124,9 +165,11 @@ public final class Agent: Sendable {
             state.timer?.cancel()
             state.timer = nil
             state.recorder?.close()
+            self.notifications?.stop()
         }.get()
         await executor.shutdown(timeout: configuration.shutdownTimeout)
         await client.disconnect()
+        await exporter?.stop()
         logger.info("stopped")
     }
 
@@ -155,6 +198,7 @@ public final class Agent: Sendable {
         let summary = try? await loop.submit {
             let state = self.runtime.value
             let summary = state.engine.reload(ruleSet, at: wallClock())
+            if self.metrics != nil { state.eventCounts.relabel(ruleSet.eventLabels) }
             self.rescheduleTimer()
             return summary
         }.get()
@@ -177,6 +221,7 @@ public final class Agent: Sendable {
 
     private func handle(_ event: SocketIOClientEvent) {
         let state = runtime.value
+        if let notifications, !event.isEvent { notifications.observe(event) }
         guard state.accepting else { return }
         let now = wallClock()
         let ruleEvent: RuleEvent
@@ -187,10 +232,12 @@ public final class Agent: Sendable {
             ruleEvent = RuleEvent(namespace: e.namespace, name: e.name, args: e.args, canReply: e.ack != nil)
             ack = e.ack
         case .connect(let namespace):
+            if metrics != nil { state.connected[namespace] = true }
             logger.info("connected", metadata: ["namespace": "\(namespace)"])
             executor.connectionChanged(namespace: namespace, connected: true)
             ruleEvent = RuleEvent(namespace: namespace, name: "connect", args: [])
         case .disconnect(let namespace, let reason):
+            if metrics != nil { state.connected[namespace] = false }
             logger.warning("disconnected", metadata: ["namespace": "\(namespace)", "reason": "\(reason)"])
             executor.connectionChanged(namespace: namespace, connected: false)
             ruleEvent = RuleEvent(namespace: namespace, name: "disconnect", args: [.string("\(reason)")])
@@ -199,6 +246,7 @@ public final class Agent: Sendable {
             if case .connectionRefused(_, let message, _) = error { executor.connectionRefused(namespace: namespace, message: message) }
             ruleEvent = RuleEvent(namespace: namespace, name: "connect_error", args: [.string("\(error)")])
         case .reconnect(let attempt):
+            metrics?.reconnects.add()
             logger.info("reconnected", metadata: ["reconnect.attempt": "\(attempt)"])
             ruleEvent = RuleEvent(namespace: "/", name: "reconnect", args: [.number(Double(attempt))])
         case .reconnectAttempt(let attempt):
@@ -214,6 +262,7 @@ public final class Agent: Sendable {
             return
         }
         let actions = state.engine.handle(ruleEvent, at: now)
+        if metrics != nil, event.isEvent { state.eventCounts.count(state.engine.lastEventLabel) }
         for action in actions {
             executor.execute(action, ack: ack)
         }

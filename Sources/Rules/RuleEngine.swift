@@ -65,9 +65,16 @@ public struct RuleEngine: Sendable {
     var states: [RuleState]
     /// No timer is due before this (a lower bound).
     var earliest = Double.infinity
+    /// The index in ``RuleSet/eventLabels`` of the last event handled: resolved by the same
+    /// lookup that finds the event's rules, so counting events by name costs no extra lookup.
+    public private(set) var lastEventLabel = 0
+    /// How often each rule fired (`then` planned), by index in ``RuleSet/ruleIDs``; kept across
+    /// reloads for rules that keep their id.
+    public private(set) var firingCounts: [UInt64]
 
     public init(ruleSet: RuleSet, startTime: Double) {
         self.ruleSet = ruleSet
+        self.firingCounts = [UInt64](repeating: 0, count: ruleSet.rules.count)
         self.states = ruleSet.rules.map { rule in
             var s = RuleState()
             if let every = rule.every { s.nextEvery = startTime + every }
@@ -92,7 +99,9 @@ public struct RuleEngine: Sendable {
     @inline(__always)
     private mutating func handle(_ event: RuleEvent, at time: Double, explaining: Bool, into explain: inout [Explanation]) -> [PlannedAction] {
         var out: [PlannedAction] = time >= earliest ? advance(to: time) : []
-        for k in ruleSet.index.range(namespace: event.namespace, event: event.name) {
+        let (range, label) = ruleSet.index.lookup(namespace: event.namespace, event: event.name)
+        lastEventLabel = label
+        for k in range {
             process(Int(ruleSet.index.rules[k]), event, time, explaining, &explain, &out)
         }
         return out
@@ -126,6 +135,7 @@ public struct RuleEngine: Sendable {
                 states[i].keys[key, default: KeyState()].lastFire = time
                 pruneCooldowns(i, time)
             }
+            firingCounts[i] &+= 1
             plan(rule, rule.then, .then, event, time, explaining, &explain, &out)
             return
         }
@@ -154,6 +164,7 @@ public struct RuleEngine: Sendable {
                 state.lastFire = time
                 state.last = event
                 states[i].active += 1
+                firingCounts[i] &+= 1
                 plan(rule, rule.then, .then, event, time, explaining, &explain, &out)
             }
         case .pending:
@@ -221,7 +232,10 @@ public struct RuleEngine: Sendable {
             let context = EvalContext(event: nil, now: next)
             var holds = true
             if let when = rule.when { if case .bool(true)? = evaluate(when.root, context) {} else { holds = false } }
-            if holds { plan(rule, rule.then, .then, nil, next, false, &ignored, &out) }
+            if holds {
+                firingCounts[i] &+= 1
+                plan(rule, rule.then, .then, nil, next, false, &ignored, &out)
+            }
             firings.append((next, i, out))
             var following = next + period
             if following <= time { following = next + period * ((time - next) / period).rounded(.down) + period }
@@ -234,6 +248,7 @@ public struct RuleEngine: Sendable {
                 state.lastFire = state.due
                 states[i].pending -= 1
                 var out: [PlannedAction] = []
+                firingCounts[i] &+= 1
                 plan(rule, rule.then, .then, state.last, state.due, false, &ignored, &out)
                 firings.append((state.due, i, out))
                 states[i].keys[key] = state
@@ -281,6 +296,7 @@ public struct RuleEngine: Sendable {
         for (i, r) in ruleSet.rules.enumerated() { old[r.id] = i }
         var summary = ReloadSummary()
         var newStates: [RuleState] = []
+        let newCounts = newSet.rules.map { old[$0.id].map { firingCounts[$0] } ?? 0 }
         for rule in newSet.rules {
             if let i = old[rule.id] {
                 if ruleSet.rules[i].fingerprint == rule.fingerprint {
@@ -300,6 +316,8 @@ public struct RuleEngine: Sendable {
         summary.removed = ruleSet.rules.map(\.id).filter { !newIDs.contains($0) }
         ruleSet = newSet
         states = newStates
+        firingCounts = newCounts
+        lastEventLabel = 0
         recomputeEarliest()
         return summary
     }

@@ -312,8 +312,9 @@ final class ClientCore {
         var path = c.path.isEmpty ? "/socket.io/" : c.path
         if !path.hasPrefix("/") { path = "/" + path }
         let connectTimeout = TimeAmount(saturating: c.connectTimeout)
+        let proxy = try ProxyURL.resolve(c.proxy, for: url, environment: c.environment ?? processEnvironment())
         return EngineSettings(
-            target: ConnectionTarget(url: url, sslContext: sslContext, connectTimeout: connectTimeout),
+            target: ConnectionTarget(url: url, sslContext: sslContext, connectTimeout: connectTimeout, proxy: proxy),
             path: path,
             mode: c.transports,
             baseQuery: query.joined(separator: "&"),
@@ -970,4 +971,16 @@ final class ClientCore {
         terminate(error: .disconnected)
         return closing
     }
+}
+
+extension SocketIOClient {
+    /// The transport of the open Engine.IO session (`"websocket"` or `"polling"`), nil while
+    /// not connected. Read it on ``eventLoop`` (e.g. from the event hook).
+    public var currentTransport: String? {
+        core.value.currentTransport
+    }
+}
+
+extension ClientCore {
+    var currentTransport: String? { engine.flatMap { $0.isOpen ? $0.transportName : nil } }
 }

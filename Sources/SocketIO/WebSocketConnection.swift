@@ -44,9 +44,7 @@ final class WebSocketConnection {
         // The connection is confined to its loop; the initializers run there too (checked).
         let connection = NIOLoopBound(self, eventLoop: loop)
         let refusal = RefusedUpgradeReader()
-        let connectFuture = target.bootstrap(on: loop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+        let connectFuture = target.connect(on: loop, tunnel: true) { channel in
                     try target.addTLS(to: channel)
                     let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
                         maxFrameSize: maxSize,
@@ -82,9 +80,9 @@ final class WebSocketConnection {
                         configuration: configuration
                     )
                     result.cascade(to: upgraded)
-                }
-            }
-            .connect(host: target.url.host, port: target.url.port)
+        }
+        // Without a channel (refused, or a proxy tunnel that failed) the upgrade never starts.
+        connectFuture.whenFailure { upgraded.fail($0) }
         return connectFuture.assumeIsolated().flatMap { [self] channel in
             self.channel = channel
             if self.closed { channel.close(promise: nil) }

@@ -39,6 +39,9 @@ struct ClientOptions: ParsableArguments {
     @Flag(help: "Do not verify TLS certificates.")
     var insecure = false
 
+    @Option(help: "HTTP proxy: http://[user:password@]host:port, or 'none'. Default: https_proxy/http_proxy/no_proxy.")
+    var proxy: String?
+
     @Flag(help: "Log connection details to stderr.")
     var verbose = false
 
@@ -57,6 +60,13 @@ struct ClientOptions: ParsableArguments {
             _ = try ServerURLCheck.check(url)
         } catch {
             throw ValidationError("\(error)")
+        }
+        if let proxy, proxy != "none" {
+            do {
+                _ = try ProxyURL(proxy)
+            } catch {
+                throw ValidationError("--proxy: \(error)")
+            }
         }
     }
 
@@ -80,6 +90,7 @@ struct ClientOptions: ParsableArguments {
             tls: TLSOptions(caFile: caFile, insecure: insecure)
         )
         configuration.protocolVersion = protocolVersion
+        if let proxy { configuration.proxy = proxy == "none" ? .direct : .url(proxy) }
         return configuration
     }
 
