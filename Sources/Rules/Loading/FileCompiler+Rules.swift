@@ -1,0 +1,117 @@
+import SIOCore
+import Yams
+
+private let ruleKeys = ["id", "description", "enabled", "on", "every", "when", "clear_when", "for", "cooldown", "key", "then", "on_clear"]
+
+extension FileCompiler {
+    // MARK: Rules
+
+    mutating func compileRule(_ n: Node) -> CompiledRule? {
+        guard let m = mapping(n, "a rule", known: ruleKeys) else { return nil }
+        let before = diagnostics.filter { $0.severity == .error }.count
+        let rulePosition = position(n)
+        var id = ""
+        if let e = m["id"] {
+            if let t = text(e.value, "id") {
+                id = t
+                if t.trimmingSpaces().isEmpty { error(e.value, "id must not be empty") }
+                rulePositions[t] = position(e.value)
+                idsWritten.append((t, position(e.value)))
+            }
+        } else {
+            error(n, "a rule needs an id: (unique across all loaded files)")
+        }
+        var environmentRead = Set<String>()
+        var description: String?
+        if let e = m["description"] { description = text(e.value, "description") }
+        var enabled = true
+        if let e = m["enabled"] {
+            if case .bool(let b) = json(e.value), e.value.scalar?.style == .plain { enabled = b } else { error(e.value, "enabled must be true or false, not \(describe(e.value))") }
+        }
+        var triggers: [Trigger] = []
+        if let e = m["on"] { triggers = compileTriggers(e.value) }
+        var every: Double?
+        if let e = m["every"] {
+            every = duration(e.value, "every")
+            if let v = every, v <= 0 { error(e.value, "every must be longer than 0s"); every = nil }
+        }
+        if m["on"] == nil && m["every"] == nil {
+            error(n, "a rule needs on: (the events it handles) or every: (a timer)")
+        }
+        if let on = m["on"], m["every"] != nil {
+            error(on.keyNode, "a rule has either on: (events) or every: (a timer), not both")
+        }
+        if m["every"] != nil {
+            for key in ["for", "clear_when", "key", "on_clear", "cooldown"] {
+                if let e = m[key] { error(e.keyNode, "\(key): does not apply to an every: timer rule") }
+            }
+        }
+        let when = m["when"].flatMap { condition($0.value, "when", needsBool: true, environmentRead: &environmentRead) }
+        let clearWhen = m["clear_when"].flatMap { condition($0.value, "clear_when", needsBool: true, environmentRead: &environmentRead) }
+        let key = m["key"].flatMap { condition($0.value, "key", needsBool: false, environmentRead: &environmentRead) }
+        var forSeconds = m["for"].flatMap { duration($0.value, "for") }
+        if let f = forSeconds, f <= 0 { forSeconds = nil }
+        let cooldown = m["cooldown"].flatMap { duration($0.value, "cooldown") }
+        var then: [ActionTemplate] = []
+        if let e = m["then"] {
+            then = compileActions(e.value, "then", isTimer: every != nil, environmentRead: &environmentRead)
+            if then.isEmpty, case .sequence(let s) = e.value, s.isEmpty { error(e.value, "then: has no actions") }
+        } else {
+            error(n, "a rule needs then: (the actions to take)")
+        }
+        var onClear: [ActionTemplate] = []
+        if let e = m["on_clear"] {
+            if m["for"] == nil && m["clear_when"] == nil && m["every"] == nil {
+                error(e.keyNode, "on_clear: needs clear_when: or for: (without them a rule never clears)")
+            }
+            onClear = compileActions(e.value, "on_clear", isTimer: false, environmentRead: &environmentRead)
+        }
+        guard diagnostics.filter({ $0.severity == .error }).count == before, enabled else { return nil }
+        let envText = environmentRead.sorted().map { "\($0)=\(environment[$0] ?? "<unset>")" }.joined(separator: ",")
+        let fingerprint = json(n).jsonString() + "|vars:" + varsText + "|env:" + envText
+        return CompiledRule(id: id, description: description, file: source.path, line: rulePosition.line, column: rulePosition.column,
+                            triggers: triggers, every: every, when: when, clearWhen: clearWhen, key: key, forSeconds: forSeconds,
+                            cooldown: cooldown, then: then, onClear: onClear, fingerprint: fingerprint)
+    }
+
+    mutating func compileTriggers(_ n: Node) -> [Trigger] {
+        switch n {
+        case .scalar:
+            guard let name = eventName(n) else { return [] }
+            return [Trigger(namespace: "/", event: name)]
+        case .sequence(let seq):
+            if seq.isEmpty { error(n, "on: lists no events") }
+            return seq.flatMap { item -> [Trigger] in
+                if case .sequence = item { error(item, "on: items are event names or {event:, namespace:} mappings, not lists"); return [] }
+                return compileTriggers(item)
+            }
+        case .mapping:
+            guard let m = mapping(n, "on:", known: ["event", "namespace"]) else { return [] }
+            var namespace = "/"
+            if let e = m["namespace"], let ns = text(e.value, "namespace") {
+                if ns != "*" && !ns.hasPrefix("/") { error(e.value, "a namespace starts with \"/\" (or is \"*\" for any), not \"\(ns)\"") }
+                namespace = ns
+            }
+            guard let e = m["event"] else {
+                error(n, "on: needs event: (a name, a list of names, or \"*\")")
+                return []
+            }
+            var names: [String] = []
+            if case .sequence(let seq) = e.value {
+                names = seq.compactMap { eventName($0) }
+            } else if let name = eventName(e.value) {
+                names = [name]
+            }
+            return names.map { Trigger(namespace: namespace, event: $0) }
+        case .alias:
+            error(n, "aliases are not supported here")
+            return []
+        }
+    }
+
+    mutating func eventName(_ n: Node) -> String? {
+        guard let name = text(n, "an event name") else { return nil }
+        if name.isEmpty { error(n, "an event name must not be empty"); return nil }
+        return name
+    }
+}
