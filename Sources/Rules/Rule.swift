@@ -95,6 +95,8 @@ final class CompiledRule: Sendable {
     /// Whether the rule has `set`/`unset` actions.
     let setsState: Bool
     let conditionsReadKey: Bool
+    /// Rules whose conditions read only the event and the clock take the fast path.
+    let plain: Bool
 
     init(id: String, description: String?, file: String, line: Int, column: Int, triggers: [Trigger], every: Double?,
          when: CompiledExpression?, clearWhen: CompiledExpression?, key: CompiledExpression?, forSeconds: Double?,
@@ -150,6 +152,7 @@ final class CompiledRule: Sendable {
             root.walk { if case .key = $0.kind { conditionsReadKey = true } }
         }
         self.conditionsReadKey = conditionsReadKey
+        self.plain = specs.isEmpty && !readsState && absent == nil && !conditionsReadKey
         self.keepsKeys = stateful || cooldown != nil || !specs.isEmpty || absent != nil
         self.setsState = (then + onClear).contains { if case .set = $0 { return true }; if case .unset = $0 { return true }; return false }
         // The argument of each window, by slot (sampled on every matching event).
@@ -163,10 +166,6 @@ final class CompiledRule: Sendable {
     /// The sampled expression of each window slot (nil for `count_over`).
     let windowArguments: [Expr?]
 
-    /// Rules whose conditions read only the event and the clock take the fast path.
-    var plain: Bool {
-        windowSpecs.isEmpty && !readsState && absent == nil && !conditionsReadKey
-    }
 
     /// The namespace of actions that have no event to take it from.
     var defaultNamespace: String {
@@ -304,10 +303,8 @@ struct NameTable: Sendable {
 public struct RuleSet: Sendable {
     let rules: [CompiledRule]
     let index: EventIndex
-    /// Indices of rules with `every:`, `at:` or `cron:`.
+    /// Indices of rules with `every:`.
     let everyRules: [Int]
-    /// Whether a rule has `absent:` (the engine then follows connects and disconnects).
-    let hasAbsence: Bool
     /// The `tests:` blocks found while loading.
     public let tests: [RuleTest]
     /// The files read, in order.
@@ -316,8 +313,7 @@ public struct RuleSet: Sendable {
     init(rules: [CompiledRule], tests: [RuleTest], files: [String]) {
         self.rules = rules
         self.index = EventIndex(rules: rules)
-        self.everyRules = rules.indices.filter { rules[$0].isTimer }
-        self.hasAbsence = rules.contains { $0.absent != nil }
+        self.everyRules = rules.indices.filter { rules[$0].every != nil }
         self.tests = tests
         self.files = files
     }

@@ -146,6 +146,8 @@ public struct RuleEngine: Sendable {
     let namespacesUp: Bool
     /// The time zone of `at`/`cron` schedules (a TZ name); nil: the system's.
     public let timeZone: String?
+    /// Whether a rule has `absent:` (the engine then follows connects and disconnects).
+    var hasAbsence: Bool
     /// Problems met while running (keys evicted, state full), for the caller to log.
     public private(set) var warnings: [String] = []
 
@@ -161,6 +163,7 @@ public struct RuleEngine: Sendable {
         self.namespacesUp = namespacesConnected
         self.timeZone = timeZone
         self.sharedState = state
+        self.hasAbsence = ruleSet.rules.contains { $0.absent != nil }
         self.states = []
         self.states = ruleSet.rules.map { freshState($0, at: startTime) }
         rebuildTimers()
@@ -210,7 +213,7 @@ public struct RuleEngine: Sendable {
     @inline(__always)
     private mutating func handle(_ event: RuleEvent, at time: Double, explaining: Bool, into explain: inout [Explanation]) -> [PlannedAction] {
         var out: [PlannedAction] = time >= earliest ? advance(to: time) : []
-        if ruleSet.hasAbsence, event.name == "connect" || event.name == "disconnect" {
+        if hasAbsence, event.name == "connect" || event.name == "disconnect" {
             namespaceChanged(event.namespace, up: event.name == "connect", at: time)
         }
         for k in ruleSet.index.range(namespace: event.namespace, event: event.name) {
@@ -434,7 +437,7 @@ public struct RuleEngine: Sendable {
         if let d = rule.absent {
             guard holds else {
                 if explaining { note(&explain, rule, event, time, "when: " + rule.when!.explainNotTrue(context) + " (not counted as a sign of life)") }
-                store(i, rule, key, state, time)
+                if existing != nil || state.windows != nil { store(i, rule, key, state, time) }
                 return
             }
             if state.phase == .firing {
@@ -641,6 +644,7 @@ public struct RuleEngine: Sendable {
         summary.removed = ruleSet.rules.map(\.id).filter { !newIDs.contains($0) }
         ruleSet = newSet
         states = newStates
+        hasAbsence = newSet.rules.contains { $0.absent != nil }
         rebuildTimers()
         return summary
     }
