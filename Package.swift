@@ -9,9 +9,10 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
 ]
 
+// Linux only (glibc): the agent is built on glibc's POSIX calls and NIO's epoll. SwiftPM has no
+// way to name Linux as the only platform, so no Apple platform is declared.
 let package = Package(
     name: "sioagent",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sioagent", targets: ["sioagent"]),
         .library(name: "SocketIO", targets: ["SocketIO"]),
@@ -24,7 +25,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-collections", exact: "1.6.0"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
-        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
         .package(url: "https://github.com/swiftlang/swift-subprocess", exact: "1.0.2"),
     ],
     targets: [
@@ -51,12 +51,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The system libyaml (Debian: libyaml-dev).
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        // YAML documents as node trees with positions, read through libyaml, within limits.
+        // The one YAML reader of rule files and the agent's configuration.
+        .target(name: "SIOYAML", dependencies: ["SIOCore", "CYAML"], swiftSettings: swiftSettings),
         // The rule language: loading, validation, expressions, matching, timing. Pure.
         .target(
             name: "Rules",
             dependencies: [
                 "SIOCore",
-                .product(name: "Yams", package: "Yams"),
+                "SIOYAML",
                 .product(name: "OrderedCollections", package: "swift-collections"),
             ],
             swiftSettings: swiftSettings
@@ -68,7 +73,7 @@ let package = Package(
                 "SIOCore",
                 "SocketIO",
                 "Rules",
-                .product(name: "Yams", package: "Yams"),
+                "SIOYAML",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -113,6 +118,7 @@ let package = Package(
         // Paths shared by the test targets: the package, the built binary, the peer's Python.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SIOYAMLTests", dependencies: ["SIOCore", "SIOYAML"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SocketIOTests",
             dependencies: [
@@ -124,7 +130,7 @@ let package = Package(
             exclude: ["Peer"],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "RulesTests", dependencies: ["SIOCore", "Rules", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "RulesTests", dependencies: ["SIOCore", "SIOYAML", "Rules", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AgentTests",
             dependencies: [

@@ -7,8 +7,6 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Why the agent could not start.
@@ -245,7 +243,7 @@ public final class Agent: Sendable {
         state.timerDeadline = state.engine.nextDeadline
         guard state.accepting, let deadline = state.timerDeadline else { return }
         let delay = max(0, deadline - wallClock())
-        state.timer = loop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+        state.timer = loop.scheduleTask(in: TimeAmount(seconds: delay)) {
             let state = self.runtime.value
             state.timer = nil
             state.timerDeadline = nil

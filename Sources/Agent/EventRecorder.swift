@@ -2,8 +2,6 @@ import SocketIO
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Appends incoming events to a file, one JSON object a line, in the format that

@@ -2,13 +2,19 @@
 /// or several of them in a row (`1h30m`). Fractions are allowed (`1.5s`). A bare number without a
 /// unit is rejected, so `for: 10` never means ten of some unit the operator did not choose.
 ///
-/// - Returns: the duration, or nil when `text` is not a duration (empty, no unit, unknown unit, negative).
+/// - Returns: the duration, or nil when `text` is not a duration (empty, no unit, unknown unit,
+///   negative) or is longer than `longestDuration`.
 public func parseDuration(_ text: String) -> Duration? {
-    guard let seconds = parseDurationSeconds(text) else { return nil }
+    guard let seconds = parseDurationSeconds(text), seconds <= longestDuration else { return nil }
     return durationFromSeconds(seconds)
 }
 
-/// Like `parseDuration`, as seconds.
+/// The longest duration rule files and the configuration accept, in seconds: 36500d (100 years).
+/// Longer ones are errors where they are written; every timer stays within what a 64-bit count of
+/// nanoseconds holds (292 years).
+public let longestDuration: Double = 36_500 * 86_400
+
+/// Like `parseDuration`, as seconds, with no upper bound (always finite).
 public func parseDurationSeconds(_ text: String) -> Double? {
     let scalars = Array(text.unicodeScalars)
     var i = 0
@@ -41,11 +47,17 @@ public func parseDurationSeconds(_ text: String) -> Double? {
         parts += 1
         skipSpaces()
     }
-    return parts > 0 ? total : nil
+    return parts > 0 && total.isFinite ? total : nil
 }
 
-/// Converts seconds to a `Duration` (nanosecond precision).
+/// Converts seconds to a `Duration` (nanosecond precision), saturating: beyond ±2^63 seconds it
+/// gives the longest duration of that sign, and NaN gives zero.
 public func durationFromSeconds(_ seconds: Double) -> Duration {
+    guard !seconds.isNaN else { return .zero }
+    // 2^63 is exactly representable; every Double below it converts to Int64 without trapping.
+    let limit = 9_223_372_036_854_775_808.0
+    if seconds >= limit { return .seconds(Int64.max) }
+    if seconds <= -limit { return .seconds(Int64.min) }
     let whole = seconds.rounded(.towardZero)
     let nanos = ((seconds - whole) * 1e9).rounded()
     return .seconds(Int64(whole)) + .nanoseconds(Int64(nanos))
@@ -67,7 +79,7 @@ func formatSeconds(_ seconds: Double) -> String {
         let ms = seconds * 1000
         return ms == ms.rounded() ? "\(Int(ms))ms" : "\(ms)ms"
     }
-    if seconds != seconds.rounded() {
+    if seconds != seconds.rounded() || seconds >= 1e15 {
         return "\(seconds)s"
     }
     var rest = Int(seconds)

@@ -261,16 +261,6 @@ func plainText(_ v: JSONValue) -> String {
     return v.jsonString()
 }
 
-extension String {
-    func trimmingSpaces() -> String {
-        let scalars = unicodeScalars
-        var lo = scalars.startIndex, hi = scalars.endIndex
-        while lo < hi, scalars[lo].properties.isWhitespace { lo = scalars.index(after: lo) }
-        while hi > lo, scalars[scalars.index(before: hi)].properties.isWhitespace { hi = scalars.index(before: hi) }
-        return String(scalars[lo..<hi])
-    }
-}
-
 // MARK: - Explaining why a condition did not hold
 
 extension CompiledExpression {

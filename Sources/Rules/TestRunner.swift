@@ -84,7 +84,6 @@ public enum RuleTestRunner {
         guard failed else { return "" }
         var head = "  expected \(expected.count) action\(expected.count == 1 ? "" : "s"), got \(actual.count)"
         if expected.count == actual.count { head += ", but they differ" }
-        if expected.isEmpty && actual.isEmpty { return "" }
         return ([head + ":"] + lines).joined(separator: "\n")
     }
 

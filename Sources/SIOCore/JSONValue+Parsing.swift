@@ -46,15 +46,6 @@ extension JSONValue {
         }
         self = value
     }
-
-    /// Reads a JSON value at the start of `buffer` and returns it with the number of bytes it used
-    /// (trailing text is left alone). Used for Socket.IO packets, where data follows a header.
-    public static func parsePrefix(_ buffer: UnsafeBufferPointer<UInt8>) throws(JSONParseError) -> (JSONValue, Int) {
-        var parser = JSONParser(buffer)
-        parser.skipWhitespace()
-        let value = try parser.parseValue(depth: 0)
-        return (value, parser.index)
-    }
 }
 
 /// A byte-level JSON reader. Strict RFC 8259, with a nesting limit so hostile input cannot

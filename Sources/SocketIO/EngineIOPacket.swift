@@ -99,11 +99,6 @@ enum EngineIOCodec {
         }
     }
 
-    /// The size a packet takes in a polling payload (for `maxPayload` batching).
-    static func payloadSize(_ packet: EngineIOPacket) -> Int {
-        packet.isBinary ? 1 + (packet.payload.count + 2) / 3 * 4 + 1 : packet.payload.count + 2
-    }
-
     /// Encodes packets as one polling payload.
     static func encodePayload(_ packets: [EngineIOPacket]) -> [UInt8] {
         var out: [UInt8] = []

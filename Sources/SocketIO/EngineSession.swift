@@ -481,10 +481,3 @@ final class EngineSession: @unchecked Sendable {
         teardown()
     }
 }
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (s, atto) = duration.components
-        self = .nanoseconds(s * 1_000_000_000 + atto / 1_000_000_000)
-    }
-}

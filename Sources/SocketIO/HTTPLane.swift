@@ -7,8 +7,6 @@ import NIOSSL
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// A complete HTTP response.

@@ -1,6 +1,8 @@
 import ArgumentParser
-import Foundation
-import Rules
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct CheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -21,13 +23,13 @@ struct CheckCommand: ParsableCommand {
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one rule file or directory") }
-        for path in paths where !FileManager.default.fileExists(atPath: path) {
+        for path in paths where access(path, F_OK) != 0 {
             throw ValidationError("no such file or directory: \(path)")
         }
     }
 
     func run() throws {
-        let status = RuleCommands.check(paths: paths, environment: ProcessInfo.processInfo.environment,
+        let status = RuleCommands.check(paths: paths, environment: processEnvironment(),
                                         json: format == .json, output: { print($0) })
         if status != 0 { throw ExitCode(status) }
     }

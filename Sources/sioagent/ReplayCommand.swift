@@ -1,6 +1,10 @@
-import ArgumentParser
-import Foundation
+import Agent
 import Rules
+import ArgumentParser
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -24,7 +28,7 @@ struct ReplayCommand: ParsableCommand {
 
     func validate() throws {
         if rules.isEmpty { throw ValidationError("give the rules with --rules PATH") }
-        if events != "-" && !FileManager.default.fileExists(atPath: events) {
+        if events != "-" && access(events, F_OK) != 0 {
             throw ValidationError("no such events file: \(events)")
         }
     }
@@ -34,13 +38,13 @@ struct ReplayCommand: ParsableCommand {
         if events == "-" {
             lines = AnySequence(AnyIterator { readLine(strippingNewline: true) })
         } else {
-            guard let data = FileManager.default.contents(atPath: events), let text = String(data: data, encoding: .utf8) else {
+            guard case .success(let text) = RuleSet.readUTF8File(events) else {
                 FileHandleStderr.write("error: cannot read \(events) as UTF-8 text\n")
                 throw ExitCode(1)
             }
             lines = AnySequence(text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
         }
-        let status = RuleCommands.replay(rulePaths: rules, environment: ProcessInfo.processInfo.environment,
+        let status = RuleCommands.replay(rulePaths: rules, environment: processEnvironment(),
                                          eventsName: events == "-" ? "<stdin>" : events, lines: lines, explain: explain,
                                          output: { print($0) }, errors: { FileHandleStderr.write($0 + "\n") })
         if status != 0 { throw ExitCode(status) }

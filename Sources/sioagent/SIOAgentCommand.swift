@@ -4,8 +4,6 @@ import ArgumentParser
 import Glibc
 #elseif canImport(Musl)
 import Musl
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 @main
@@ -55,14 +53,6 @@ struct SIOAgentCommand: AsyncParsableCommand {
 /// Writes to standard error without Foundation.
 enum FileHandleStderr {
     static func write(_ text: String) {
-        var text = text
-        text.withUTF8 { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(2, buffer.baseAddress! + offset, buffer.count - offset)
-                if n <= 0 { return }
-                offset += n
-            }
-        }
+        writeAll(2, text)
     }
 }

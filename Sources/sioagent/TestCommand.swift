@@ -1,6 +1,8 @@
 import ArgumentParser
-import Foundation
-import Rules
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct TestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -14,13 +16,13 @@ struct TestCommand: ParsableCommand {
 
     func validate() throws {
         if paths.isEmpty { throw ValidationError("give at least one rule file or directory") }
-        for path in paths where !FileManager.default.fileExists(atPath: path) {
+        for path in paths where access(path, F_OK) != 0 {
             throw ValidationError("no such file or directory: \(path)")
         }
     }
 
     func run() throws {
-        let status = RuleCommands.test(paths: paths, environment: ProcessInfo.processInfo.environment, output: { print($0) })
+        let status = RuleCommands.test(paths: paths, environment: processEnvironment(), output: { print($0) })
         if status != 0 { throw ExitCode(status) }
     }
 }

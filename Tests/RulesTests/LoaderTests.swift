@@ -112,15 +112,6 @@ struct LoaderDiagnosticTests {
         #expect(describe(engine.handle(event("on"), at: 1)) == ["1s a then log stdout \"no\""])
     }
 
-    @Test func loadsDirectoriesAndTestFilesBesideRules() throws {
-        let (set, diagnostics) = RuleSet.load(paths: [packageRoot.appendingPathComponent("rules").path], environment: [:])
-        #expect(diagnostics.isEmpty, "\(diagnostics)")
-        let s = try #require(set)
-        #expect(s.ruleIDs.contains("battery-low"))
-        #expect(s.ruleIDs.contains("feedback-ok"))
-        #expect(!s.tests.isEmpty)
-    }
-
     @Test func fingerprintChangesWithTheDefinitionOrItsVars() throws {
         let a = try rules("vars: {low: 20}\nrules:\n  - id: a\n    on: x\n    when: payload < vars.low\n    then: [{log: stdout}]\n  - id: b\n    on: y\n    then: [{log: stdout}]\n")
         let b = try rules("vars: {low: 20}\nrules:\n  - id: a\n    on: x\n    when: payload < vars.low\n    then: [{log: stdout}]\n  - id: b\n    on: y\n    then: [{log: stderr}]\n")

@@ -34,7 +34,7 @@ final class AlertOutbox: @unchecked Sendable {
         self.spool = spool
         self.loop = client.eventLoop
         self.logger = logger
-        self.retryDelay = .nanoseconds(Int64(retryDelay.secondsValue * 1e9))
+        self.retryDelay = TimeAmount(retryDelay)
         let (items, skipped) = spool.load()
         for name in skipped {
             logger.error("spool file is unreadable; left in place", metadata: ["spool.file": "\(spool.directory)/\(name)"])

@@ -1,11 +1,9 @@
 import Rules
+import SIOYAML
 import SocketIO
-import Yams
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// Settings given on the command line or through `SIOAGENT_*` environment variables; each one
@@ -119,13 +117,11 @@ extension AgentConfiguration {
             }
             let base = directoryOf(path)
             var reader = ConfigReader(file: path, text: text, environment: environment)
-            let root: Node?
+            let root: YAMLNode?
             do {
-                root = try Yams.compose(yaml: text)
-            } catch let error as YamlError {
-                throw ConfigErrors(errors: [Diagnostic(yamlError: error, file: path, text: text)])
+                root = try YAMLReader.read(text)
             } catch {
-                throw ConfigErrors(errors: [Diagnostic(file: path, line: 1, column: 1, message: "\(error)")])
+                throw ConfigErrors(errors: [Diagnostic(yamlError: error, file: path, text: text)])
             }
             if let root {
                 config.read(root, reader: &reader, base: base, url: &url, rules: &rules)
@@ -161,7 +157,7 @@ extension AgentConfiguration {
         return config
     }
 
-    private mutating func read(_ root: Node, reader: inout ConfigReader, base: String, url: inout String?, rules: inout String?) {
+    private mutating func read(_ root: YAMLNode, reader: inout ConfigReader, base: String, url: inout String?, rules: inout String?) {
         let top = reader.mapping(
             root, "the configuration",
             known: ["server", "reconnection", "rules", "spool", "commands", "log", "log_files", "shutdown", "record", "watch_rules"])
@@ -215,7 +211,7 @@ extension AgentConfiguration {
                 for (k, _, v) in reader.mapping(value, "log_files", known: ["max_size", "keep"]) {
                     if k == "max_size" {
                         if let n = reader.byteSize(v, "log_files.max_size") { logFiles.maxBytes = n }
-                    } else if let n = reader.int(v, "log_files.keep", minimum: 1) {
+                    } else if let n = reader.int(v, "log_files.keep", minimum: 1, maximum: 1000) {
                         logFiles.keep = n
                     }
                 }
@@ -229,7 +225,7 @@ extension AgentConfiguration {
         }
     }
 
-    private mutating func readServer(_ node: Node, reader: inout ConfigReader, url: inout String?) {
+    private mutating func readServer(_ node: YAMLNode, reader: inout ConfigReader, url: inout String?) {
         for (key, _, value) in reader.mapping(node, "server", known: ["url", "path", "transports", "namespaces", "headers", "tls"]) {
             switch key {
             case "url":
@@ -267,7 +263,7 @@ extension AgentConfiguration {
                         continue
                     }
                     var auth: JSONValue?
-                    if settings.null == nil {
+                    if !settings.isNull {
                         for (_, _, v) in reader.mapping(settings, "namespace \(name)", known: ["auth"]) {
                             auth = reader.json(v)
                         }

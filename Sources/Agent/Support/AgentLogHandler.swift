@@ -3,8 +3,6 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
-#elseif canImport(Darwin)
-import Darwin
 #endif
 
 /// The agent's log lines on standard error: JSON lines for journald and log shippers

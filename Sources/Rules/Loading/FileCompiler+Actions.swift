@@ -1,5 +1,5 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 private let actionOptions: [String: [String]] = [
     "emit": ["namespace", "args", "data", "ack"],
@@ -7,10 +7,12 @@ private let actionOptions: [String: [String]] = [
     "shell": ["timeout", "env", "cwd"],
     "log": ["message"],
     "reply": ["args", "data"],
+    "set": ["value", "ttl"],
+    "unset": [],
 ]
 
 extension FileCompiler {
-    mutating func compileActions(_ n: Node, _ what: String, isTimer: Bool, environmentRead: inout Set<String>) -> [ActionTemplate] {
+    mutating func compileActions(_ n: YAMLNode, _ what: String, isTimer: Bool, environmentRead: inout Set<String>) -> [ActionTemplate] {
         guard case .sequence(let seq) = n else {
             error(n, "\(what): must be a list of actions (each starting with \"- emit:\", \"- run:\", \"- shell:\", \"- log:\" or \"- reply:\"), not \(describe(n))")
             return []
@@ -18,7 +20,7 @@ extension FileCompiler {
         return seq.compactMap { compileAction($0, isTimer: isTimer, environmentRead: &environmentRead) }
     }
 
-    mutating func compileAction(_ n: Node, isTimer: Bool, environmentRead: inout Set<String>) -> ActionTemplate? {
+    mutating func compileAction(_ n: YAMLNode, isTimer: Bool, environmentRead: inout Set<String>) -> ActionTemplate? {
         guard case .mapping(let raw) = n else {
             error(n, "an action must be a mapping such as \"emit: alert\", not \(describe(n))")
             return nil
@@ -26,7 +28,7 @@ extension FileCompiler {
         let kinds = raw.compactMap { $0.key.scalar?.string }.filter { actionKinds.contains($0) }
         guard let kind = kinds.first else {
             let firstKey = raw.first?.key.scalar?.string ?? ""
-            error(raw.first?.key ?? n, "unknown action \"\(firstKey)\"" + suggestion(firstKey, actionKinds) + " (actions: emit, run, shell, log, reply)")
+            error(raw.first?.key ?? n, "unknown action \"\(firstKey)\"" + suggestion(firstKey, actionKinds) + " (actions: emit, run, shell, log, reply, set, unset)")
             return nil
         }
         if kinds.count > 1 {
@@ -47,7 +49,7 @@ extension FileCompiler {
                     error(k, "an environment variable name is letters, digits and _, not \(describe(k))")
                     return nil
                 }
-                if case .scalar = v {} else {
+                guard case .scalar = v else {
                     error(v, "env values are text, not \(describe(v))")
                     return nil
                 }
@@ -116,6 +118,8 @@ extension FileCompiler {
                 message = mt
             }
             return .log(target: t, message: message)
+        case "set", "unset":
+            return compileStateAction(kind, value, m, environmentRead: &environmentRead)
         case "reply":
             if isTimer { error(m[kind]!.keyNode, "reply: answers an event's acknowledgement; an every: timer has none"); return nil }
             if isNull(value) {
@@ -140,9 +144,8 @@ extension FileCompiler {
 
     /// `args:` (a list) or `data:` (one value) of emit and reply.
     mutating func arguments(_ m: [String: Entry], _ kind: String, environmentRead: inout Set<String>) -> [ValueTemplate]? {
-        if let a = m["args"], let d = m["data"] {
+        if m["args"] != nil, let d = m["data"] {
             error(d.keyNode, "\(kind): takes args: (a list) or data: (one value), not both")
-            _ = a
             return nil
         }
         if let a = m["args"] {

@@ -1,16 +1,20 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 extension FileCompiler {
     // MARK: Expressions and templates
 
     /// Compiles the expression `text` found in node `n` at `offset` of its text.
-    mutating func compileExpression(_ text: String, in n: Node, offset: Int, what: String, environmentRead: inout Set<String>) -> CompiledExpression? {
-        let scope = ExpressionScope(vars: vars, environment: environment)
+    mutating func compileExpression(_ text: String, in n: YAMLNode, offset: Int, what: String, environmentRead: inout Set<String>) -> CompiledExpression? {
+        var scope = ExpressionScope(vars: vars, environment: environment)
+        scope.allowKey = ruleScope.allowKey
+        scope.allowWindows = ruleScope.allowWindows
+        scope.windowsForbiddenReason = ruleScope.windowsForbiddenReason
         do {
             var parser = try ExpressionParser(text: text, scope: scope)
             let root = try parser.parseAll()
             environmentRead.formUnion(parser.scope.environmentRead)
+            for r in parser.scope.stateRead { stateReads.append((r.name, contentPosition(n, offset: offset + r.offset))) }
             for w in parser.scope.warnings { warning(contentPosition(n, offset: offset + w.offset), w.message) }
             for e in parser.errors { error(contentPosition(n, offset: offset + e.offset), e.message) }
             return parser.errors.isEmpty ? CompiledExpression(root: root, source: text) : nil
@@ -21,7 +25,7 @@ extension FileCompiler {
     }
 
     /// A `when`/`clear_when`/`key` expression.
-    mutating func condition(_ n: Node, _ what: String, needsBool: Bool, environmentRead: inout Set<String>) -> CompiledExpression? {
+    mutating func condition(_ n: YAMLNode, _ what: String, needsBool: Bool, environmentRead: inout Set<String>) -> CompiledExpression? {
         guard case .scalar(let s) = n else {
             let quoteHint = if case .sequence = n { " (YAML read a list: quote the whole expression)" } else if case .mapping = n { " (YAML read a mapping: quote the whole expression, or remove \": \" from it)" } else { "" }
             error(n, "\(what) must be an expression (text), not \(describe(n))" + quoteHint)
@@ -45,13 +49,11 @@ extension FileCompiler {
     }
 
     /// A value that may hold `{{ }}` templates (in strings, at any depth).
-    mutating func template(_ n: Node, environmentRead: inout Set<String>) -> ValueTemplate? {
+    mutating func template(_ n: YAMLNode, environmentRead: inout Set<String>) -> ValueTemplate? {
         switch n {
         case .scalar(let s):
-            if s.style == .plain || s.style == .any {
-                let v = resolvePlain(s.string)
-                guard case .string = v else { return .constant(v) }
-            }
+            let v = s.value
+            guard case .string = v else { return .constant(v) }
             return textTemplate(s.string, in: n, environmentRead: &environmentRead)
         case .sequence(let seq):
             var items: [ValueTemplate] = []
@@ -76,13 +78,10 @@ extension FileCompiler {
             guard ok else { return nil }
             if pairs.allSatisfy({ $0.1.isConstant }) { return .constant(json(n)) }
             return .object(pairs)
-        case .alias:
-            error(n, "aliases are not supported here")
-            return nil
         }
     }
 
-    mutating func textTemplate(_ text: String, in n: Node, environmentRead: inout Set<String>) -> ValueTemplate? {
+    mutating func textTemplate(_ text: String, in n: YAMLNode, environmentRead: inout Set<String>) -> ValueTemplate? {
         let split: TemplateSplit
         do {
             split = try TemplateSplit(text)

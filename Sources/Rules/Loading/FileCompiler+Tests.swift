@@ -1,11 +1,11 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 extension FileCompiler {
     // MARK: Tests
 
-    mutating func compileTest(_ n: Node) -> RuleTest? {
-        guard let m = mapping(n, "a test", known: ["name", "events", "expect", "until"]) else { return nil }
+    mutating func compileTest(_ n: YAMLNode) -> RuleTest? {
+        guard let m = mapping(n, "a test", known: ["name", "clock", "state", "events", "expect", "until"]) else { return nil }
         let before = diagnostics.filter { $0.severity == .error }.count
         let p = position(n)
         var name = "test at line \(p.line)"
@@ -37,25 +37,33 @@ extension FileCompiler {
             error(n, "a test needs expect: (use expect: [] when nothing should happen)")
         }
         let until = m["until"].flatMap { testTime($0.value, "until") }
+        let clock = m["clock"].flatMap { compileClock($0.value) }
+        let initialState = m["state"].flatMap { compileInitialState($0.value) } ?? [:]
         guard diagnostics.filter({ $0.severity == .error }).count == before else { return nil }
-        return RuleTest(name: name, file: source.path, line: p.line, column: p.column, rulesFile: source.path,
-                        events: events, expect: expect, until: until)
+        var test = RuleTest(name: name, file: source.path, line: p.line, column: p.column, rulesFile: source.path,
+                            events: events, expect: expect, until: until)
+        test.clockStart = clock?.start ?? 0
+        test.timeZone = clock?.timeZone ?? "UTC"
+        test.initialState = initialState
+        return test
     }
 
     /// A test time: a duration (`1s`, `2m`) or a number of seconds.
-    mutating func testTime(_ n: Node, _ what: String) -> Double? {
-        if case .scalar(let s) = n, s.style == .plain, case .number(let v) = resolvePlain(s.string) {
+    mutating func testTime(_ n: YAMLNode, _ what: String) -> Double? {
+        if case .scalar(let s) = n, case .number(let v) = s.value {
             if v < 0 { error(n, "\(what) cannot be negative"); return nil }
+            if v > longestDuration { error(n, tooLong(what, s.string)); return nil }
             return v
         }
         guard case .scalar(let s) = n, let v = parseDurationSeconds(s.string) else {
             error(n, "\(what) must be a time like 0s, 1.5s, 2m (or a number of seconds), not \(describe(n))")
             return nil
         }
+        if v > longestDuration { error(n, tooLong(what, s.string)); return nil }
         return v
     }
 
-    mutating func compileTestEvent(_ n: Node) -> RuleTest.Event? {
+    mutating func compileTestEvent(_ n: YAMLNode) -> RuleTest.Event? {
         guard let m = mapping(n, "a test event", known: ["at", "event", "namespace", "args", "data", "ack"]) else { return nil }
         guard let atEntry = m["at"] else { error(n, "a test event needs at: (its time, like 1s)"); return nil }
         guard let at = testTime(atEntry.value, "at") else { return nil }
@@ -68,9 +76,8 @@ extension FileCompiler {
             namespace = t
         }
         var args: [JSONValue] = []
-        if let a = m["args"], let d = m["data"] {
+        if m["args"] != nil, let d = m["data"] {
             error(d.keyNode, "give args: (a list) or data: (one value), not both")
-            _ = a
             return nil
         }
         if let a = m["args"] {
@@ -86,12 +93,11 @@ extension FileCompiler {
         return RuleTest.Event(at: at, event: RuleEvent(namespace: namespace, name: name, args: args, canReply: ack), line: position(n).line)
     }
 
-    mutating func compileExpectation(_ n: Node) -> RuleTest.Expectation? {
-        guard case .mapping(let raw) = n else {
+    mutating func compileExpectation(_ n: YAMLNode) -> RuleTest.Expectation? {
+        guard case .mapping = n else {
             error(n, "an expected action is a mapping like {at: 1s, rule: battery-low, action: emit}, not \(describe(n))")
             return nil
         }
-        _ = raw
         guard let m = mapping(n, "an expected action", known: expectationKeys) else { return nil }
         let p = position(n)
         var fields: [(String, JSONValue)] = []

@@ -1,22 +1,21 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 extension FileCompiler {
     // MARK: YAML helpers
 
     struct Entry {
         var key: String
-        var keyNode: Node
-        var value: Node
+        var keyNode: YAMLNode
+        var value: YAMLNode
     }
 
-    func isNull(_ n: Node) -> Bool {
-        if case .scalar(let s) = n, s.style == .plain, ["", "~", "null", "Null", "NULL"].contains(s.string) { return true }
-        return false
+    func isNull(_ n: YAMLNode) -> Bool {
+        n.isNull
     }
 
     /// The entries of a mapping, reporting unknown keys (with "did you mean") and non-text keys.
-    mutating func mapping(_ n: Node, _ what: String, known: [String], hint: String = "") -> [String: Entry]? {
+    mutating func mapping(_ n: YAMLNode, _ what: String, known: [String], hint: String = "") -> [String: Entry]? {
         guard case .mapping(let m) = n else {
             error(n, "\(what) must be a mapping (key: value), not \(describe(n))")
             return nil
@@ -37,7 +36,7 @@ extension FileCompiler {
         return out
     }
 
-    func describe(_ n: Node) -> String {
+    func describe(_ n: YAMLNode) -> String {
         switch n {
         case .scalar(let s):
             let v = json(n)
@@ -45,30 +44,16 @@ extension FileCompiler {
             return "\(StaticType(of: v).name == "any value" ? "a value" : "a " + StaticType(of: v).name) \(v.jsonString())"
         case .mapping: return "a mapping"
         case .sequence: return "a list"
-        case .alias: return "an alias"
         }
     }
 
-    /// A YAML value as JSON. Plain scalars follow YAML 1.2's core schema: `null`/`~`/empty, `true`/`false`,
-    /// numbers; `yes`, `no`, `on`, `off` stay text.
-    func json(_ n: Node) -> JSONValue {
-        switch n {
-        case .scalar(let s):
-            guard s.style == .plain || s.style == .any else { return .string(s.string) }
-            return resolvePlain(s.string)
-        case .sequence(let seq):
-            return .array(seq.map { json($0) })
-        case .mapping(let m):
-            var pairs: [(String, JSONValue)] = []
-            for (k, v) in m { pairs.append((k.scalar?.string ?? json(k).jsonString(), json(v))) }
-            return .object(.init(pairs, uniquingKeysWith: { a, _ in a }))
-        case .alias:
-            return .null
-        }
+    /// A YAML value as JSON (`YAMLScalar.value` says how scalars read: YAML 1.2's core schema).
+    func json(_ n: YAMLNode) -> JSONValue {
+        n.json
     }
 
     /// Scalar text, or an error for lists and mappings.
-    mutating func text(_ n: Node, _ what: String) -> String? {
+    mutating func text(_ n: YAMLNode, _ what: String) -> String? {
         guard case .scalar(let s) = n else {
             error(n, "\(what) must be text, not \(describe(n))")
             return nil
@@ -76,12 +61,12 @@ extension FileCompiler {
         return s.string
     }
 
-    mutating func duration(_ n: Node, _ what: String) -> Double? {
+    mutating func duration(_ n: YAMLNode, _ what: String) -> Double? {
         guard case .scalar(let s) = n else {
             error(n, "\(what) must be a duration like 500ms, 10s, 5m, 1h, 1d, not \(describe(n))")
             return nil
         }
-        if s.style == .plain, case .number(let v) = resolvePlain(s.string) {
+        if case .number(let v) = s.value {
             error(n, "\(what) needs a unit: \(JSONValue.number(v))s, \(JSONValue.number(v))m… (500ms, 10s, 5m, 1h, 1d)")
             return nil
         }
@@ -89,13 +74,22 @@ extension FileCompiler {
             error(n, "\(what): \"\(s.string)\" is not a duration (500ms, 10s, 5m, 1h, 1d)")
             return nil
         }
+        guard seconds <= longestDuration else {
+            error(n, tooLong(what, s.string))
+            return nil
+        }
         return seconds
+    }
+
+    func tooLong(_ what: String, _ text: String) -> String {
+        "\(what): \"\(text)\" is longer than the longest duration, \(formatSeconds(longestDuration)) (100 years)"
     }
 
     /// The file position of the scalar character at `offset` in the node's text (for errors inside
     /// expressions and templates), following quotes, escapes and folded lines.
-    func contentPosition(_ n: Node, offset: Int) -> SourcePosition {
-        guard case .scalar(let s) = n, let mark = s.mark else { return position(n) }
+    func contentPosition(_ n: YAMLNode, offset: Int) -> SourcePosition {
+        guard case .scalar(let s) = n else { return position(n) }
+        let mark = s.mark
         let content = Array(s.string.unicodeScalars)
         let lines = source.lines
         var l = mark.line - 1, c = mark.column - 1
@@ -169,31 +163,4 @@ extension FileCompiler {
         if let end = positions.last { return SourcePosition(line: end.line, column: end.column + 1) }
         return last
     }
-}
-
-/// YAML 1.2 core-schema resolution of a plain scalar.
-func resolvePlain(_ s: String) -> JSONValue {
-    switch s {
-    case "", "~", "null", "Null", "NULL": return .null
-    case "true", "True", "TRUE": return .bool(true)
-    case "false", "False", "FALSE": return .bool(false)
-    default: break
-    }
-    let scalars = Array(s.unicodeScalars)
-    guard let first = scalars.first, first == "-" || first == "+" || first == "." || ("0"..."9").contains(first) else {
-        return .string(s)
-    }
-    var body = s
-    var sign = 1.0
-    if first == "-" || first == "+" { body = String(s.dropFirst()); sign = first == "-" ? -1 : 1 }
-    if body.hasPrefix("0x"), let v = Int(body.dropFirst(2), radix: 16) { return .number(sign * Double(v)) }
-    if body.hasPrefix("0o"), let v = Int(body.dropFirst(2), radix: 8) { return .number(sign * Double(v)) }
-    var digits = 0
-    for c in body.unicodeScalars {
-        if ("0"..."9").contains(c) { digits += 1; continue }
-        if c == "." || c == "e" || c == "E" || c == "-" || c == "+" { continue }
-        return .string(s)
-    }
-    guard digits > 0, let v = Double(body), v.isFinite else { return .string(s) }
-    return .number(sign * v)
 }

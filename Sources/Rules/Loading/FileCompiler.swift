@@ -1,9 +1,9 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 // MARK: - Compiling one file
 
-let actionKinds = ["emit", "run", "shell", "log", "reply"]
+let actionKinds = ["emit", "run", "shell", "log", "reply", "set", "unset"]
 
 struct FileCompiler {
     let source: SourceText
@@ -13,12 +13,15 @@ struct FileCompiler {
     var tests: [RuleTest] = []
     var vars: [String: JSONValue] = [:]
     var varsText = ""
-    /// Where each rule's `id` value is written (duplicate-id messages point there).
-    var rulePositions: [String: SourcePosition] = [:]
     /// Every rule id written in the file, valid rule or not, with where (for duplicate checks).
     var idsWritten: [(String, SourcePosition)] = []
     /// Where each expectation's `rule:` value is written, by "line:column" of the expectation.
     var expectationRulePositions: [String: SourcePosition] = [:]
+    /// What expressions of the rule being compiled may read (`key`, window functions).
+    var ruleScope = RuleScope()
+    /// `state.NAME` reads, and the names `set:` actions write (checked across files).
+    var stateReads: [(name: String, position: SourcePosition)] = []
+    var stateSets: Set<String> = []
 
     init(source: SourceText, environment: [String: String]) {
         self.source = source
@@ -27,16 +30,15 @@ struct FileCompiler {
 
     // MARK: Diagnostics
 
-    func position(_ n: Node) -> SourcePosition {
-        guard let mark = n.mark else { return SourcePosition(line: 1, column: 1) }
-        return SourcePosition(line: mark.line, column: mark.column)
+    func position(_ n: YAMLNode) -> SourcePosition {
+        SourcePosition(line: n.mark.line, column: n.mark.column)
     }
 
     mutating func error(_ p: SourcePosition, _ message: String) {
         diagnostics.append(source.diagnostic(p, message))
     }
 
-    mutating func error(_ n: Node, _ message: String) {
+    mutating func error(_ n: YAMLNode, _ message: String) {
         error(position(n), message)
     }
 
@@ -47,14 +49,11 @@ struct FileCompiler {
     // MARK: The file
 
     mutating func compileFile(text: String, isTestFile: Bool) {
-        let root: Node?
+        let root: YAMLNode?
         do {
-            root = try Yams.compose(yaml: text)
-        } catch let e as YamlError {
-            diagnostics.append(Diagnostic(yamlError: e, file: source.path, text: text))
-            return
+            root = try YAMLReader.read(text)
         } catch {
-            diagnostics.append(Diagnostic(file: source.path, line: 0, column: 0, message: "cannot parse YAML: \(error)"))
+            diagnostics.append(Diagnostic(yamlError: error, file: source.path, text: text))
             return
         }
         guard let root else {
@@ -63,9 +62,6 @@ struct FileCompiler {
         }
         let known = isTestFile ? ["tests"] : ["vars", "rules", "tests"]
         guard let top = mapping(root, "the file", known: known, hint: isTestFile ? " (a .test.yaml file holds only tests:)" : "") else {
-            if case .mapping = root {} else {
-                // mapping() reported it.
-            }
             return
         }
         if let v = top["vars"] { compileVars(v.value) }
@@ -89,7 +85,7 @@ struct FileCompiler {
 
     // MARK: vars
 
-    mutating func compileVars(_ n: Node) {
+    mutating func compileVars(_ n: YAMLNode) {
         if isNull(n) { return }
         guard case .mapping(let m) = n else {
             error(n, "vars: must be a mapping of names to values, not \(describe(n))")

@@ -1,5 +1,5 @@
 import SIOCore
-import Yams
+import SIOYAML
 
 // Linking the compiled files: rule ids across files, tests bound to their rules, diagnostics in order.
 
@@ -11,6 +11,8 @@ extension RuleSet {
         var tests: [RuleTest] = []
         var seen: [String: (file: String, line: Int, column: Int)] = [:]
         var pendingTests: [(RuleTest, SourceText, [String: SourcePosition])] = []
+        var stateReads: [(name: String, position: SourcePosition, source: SourceText)] = []
+        var stateSets: Set<String> = []
         let paths = Set(sources.map(\.path))
         for (path, text) in sources {
             var compiler = FileCompiler(source: SourceText(path: path, text: text), environment: environment)
@@ -25,17 +27,26 @@ extension RuleSet {
             rules += compiler.rules
             for var test in compiler.tests {
                 if isTestFile(path) {
-                    let companion = companionRulesFile(of: path, mustExist: false) ?? path
-                    test.rulesFile = paths.contains(companion) ? companion : (companionRulesFile(of: path) ?? companion)
-                    if companionRulesFile(of: path) == nil && !paths.contains(companion) {
+                    let candidates = companionCandidates(of: path)
+                    if let companion = candidates.first(where: { paths.contains($0) }) {
+                        test.rulesFile = companion
+                    } else {
+                        test.rulesFile = candidates.first ?? path
                         diagnostics.append(Diagnostic(file: path, line: test.line, column: test.column,
-                            message: "no rules file beside this test file (expected \(companion))",
+                            message: "no rules file beside this test file (expected \(test.rulesFile))",
                             sourceLine: compiler.source.lineText(test.line)))
                     }
                 }
                 pendingTests.append((test, compiler.source, compiler.expectationRulePositions))
             }
             diagnostics += compiler.diagnostics
+            stateReads += compiler.stateReads.map { ($0.name, $0.position, compiler.source) }
+            stateSets.formUnion(compiler.stateSets)
+        }
+        // `state.X` read where no rule sets X.
+        for read in stateReads where !stateSets.contains(read.name) {
+            diagnostics.append(read.source.diagnostic(read.position, "state.\(read.name) is read but no rule sets it" + suggestion(read.name, stateSets.sorted()),
+                                                      severity: .warning))
         }
         // Expectations naming a rule must name one the test can see.
         for (test, source, rulePositions) in pendingTests {
@@ -63,11 +74,26 @@ extension RuleSet {
 }
 
 extension RuleSet {
+    /// True for `NAME.test.yaml` (or `.yml`): a file of tests for the rules in `NAME.yaml` beside it.
+    public static func isTestFile(_ path: String) -> Bool {
+        path.hasSuffix(".test.yaml") || path.hasSuffix(".test.yml")
+    }
+
+    /// The names the rules file of test file `dir/NAME.test.yaml` may have, in the order they are
+    /// looked for: `dir/NAME.yaml`, `dir/NAME.yml`. Empty for other names.
+    public static func companionCandidates(of testFile: String) -> [String] {
+        for suffix in [".test.yaml", ".test.yml"] where testFile.hasSuffix(suffix) {
+            let base = String(testFile.dropLast(suffix.count))
+            return [base + ".yaml", base + ".yml"]
+        }
+        return []
+    }
+
     /// A YAML document as JSON, read the way rule files are (YAML 1.2 core schema: `yes`/`no`/`on`
     /// stay text). Nil when the text is not valid YAML. Used to validate files against
     /// `schema/rules.schema.json`.
     public static func yamlAsJSON(_ text: String) -> JSONValue? {
-        guard let root = try? Yams.compose(yaml: text) else { return nil }
-        return FileCompiler(source: SourceText(path: "", text: ""), environment: [:]).json(root)
+        guard let root = try? YAMLReader.read(text) else { return nil }
+        return root.json
     }
 }

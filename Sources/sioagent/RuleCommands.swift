@@ -1,9 +1,10 @@
-import SIOCore
+import Agent
+import Rules
 
 /// The logic of `sioagent check`, `test` and `replay`; the command files only parse arguments.
-public enum RuleCommands {
+enum RuleCommands {
     /// `sioagent check`: every diagnostic, then a summary. Exit 0 when valid (warnings allowed), 1 on errors.
-    public static func check(paths: [String], environment: [String: String], json: Bool, output: (String) -> Void) -> Int32 {
+    static func check(paths: [String], environment: [String: String], json: Bool, output: (String) -> Void) -> Int32 {
         let (set, diagnostics) = RuleSet.load(paths: paths, environment: environment)
         let errors = diagnostics.filter { $0.severity == .error }.count
         let warnings = diagnostics.count - errors
@@ -32,7 +33,7 @@ public enum RuleCommands {
 
     /// `sioagent test`: runs every test, reports each failure with its diff; last line
     /// `N passed, N failed`. Exit 0 only when all pass (and there was at least one test).
-    public static func test(paths: [String], environment: [String: String], output: (String) -> Void) -> Int32 {
+    static func test(paths: [String], environment: [String: String], output: (String) -> Void) -> Int32 {
         let (set, diagnostics) = RuleSet.load(paths: paths, environment: environment)
         for d in diagnostics { output(d.description) }
         guard let set else {
@@ -65,7 +66,7 @@ public enum RuleCommands {
     /// planned action (and, with `explain`, one per rule that handled an event but did not fire).
     /// Malformed lines go to `errors` with their line number and are skipped.
     /// Exit 0, or 1 when the rules did not load or a line was malformed.
-    public static func replay(rulePaths: [String], environment: [String: String], eventsName: String,
+    static func replay(rulePaths: [String], environment: [String: String], eventsName: String,
                               lines: some Sequence<String>, explain: Bool,
                               output: (String) -> Void, errors: (String) -> Void) -> Int32 {
         let (loaded, diagnostics) = RuleSet.load(paths: rulePaths, environment: environment)

@@ -1,5 +1,5 @@
 import Rules
-import Yams
+import SIOYAML
 
 /// Reads a YAML configuration document node by node, collecting every problem with its position
 /// instead of stopping at the first.
@@ -15,9 +15,9 @@ struct ConfigReader {
         self.environment = environment
     }
 
-    mutating func error(_ message: String, at node: Node?, columnOffset: Int = 0) {
-        let line = node?.mark?.line ?? 1
-        let column = (node?.mark?.column ?? 1) + columnOffset
+    mutating func error(_ message: String, at node: YAMLNode?, columnOffset: Int = 0) {
+        let line = node?.mark.line ?? 1
+        let column = (node?.mark.column ?? 1) + columnOffset
         error(message, line: line, column: column)
     }
 
@@ -27,12 +27,12 @@ struct ConfigReader {
     }
 
     /// The pairs of a mapping, reporting keys outside `known` (with a suggestion) as errors.
-    mutating func mapping(_ node: Node, _ what: String, known: [String]) -> [(key: String, keyNode: Node, value: Node)] {
+    mutating func mapping(_ node: YAMLNode, _ what: String, known: [String]) -> [(key: String, keyNode: YAMLNode, value: YAMLNode)] {
         guard let mapping = node.mapping else {
             error("\(what) must be a mapping", at: node)
             return []
         }
-        var pairs: [(key: String, keyNode: Node, value: Node)] = []
+        var pairs: [(key: String, keyNode: YAMLNode, value: YAMLNode)] = []
         for (keyNode, value) in mapping {
             guard let key = keyNode.scalar?.string else {
                 error("keys in \(what) must be text", at: keyNode)
@@ -52,7 +52,7 @@ struct ConfigReader {
     }
 
     /// A scalar's text with `${NAME}` and `${NAME:-default}` replaced from the environment.
-    mutating func string(_ node: Node, _ what: String) -> String? {
+    mutating func string(_ node: YAMLNode, _ what: String) -> String? {
         guard let scalar = node.scalar else {
             error("\(what) must be a single value", at: node)
             return nil
@@ -60,27 +60,34 @@ struct ConfigReader {
         return substitute(scalar.string, at: node)
     }
 
-    mutating func bool(_ node: Node, _ what: String) -> Bool? {
+    /// A boolean, read as rule files read one: a plain `true` or `false` (YAML 1.2's core schema,
+    /// after `${…}` substitution). `yes`, `no`, `on`, `off` and quoted values are text.
+    mutating func bool(_ node: YAMLNode, _ what: String) -> Bool? {
         guard let text = string(node, what) else { return nil }
-        switch text {
-        case "true", "yes", "on": return true
-        case "false", "no", "off": return false
-        default:
-            error("\(what) must be true or false, not '\(text)'", at: node)
-            return nil
-        }
+        if node.scalar?.isImplicit == true, case .bool(let b) = YAMLScalar.resolve(text) { return b }
+        let hint = ["yes", "no", "on", "off", "y", "n"].contains(text.lowercased()) ? " (YAML 1.2: write true or false)" : ""
+        error("\(what) must be true or false, not '\(text)'" + hint, at: node)
+        return nil
     }
 
-    mutating func int(_ node: Node, _ what: String, minimum: Int = 0) -> Int? {
+    /// A whole number from `minimum` to `maximum` (by default a billion: every count in the
+    /// configuration stays far from overflowing).
+    mutating func int(_ node: YAMLNode, _ what: String, minimum: Int = 0, maximum: Int = 1_000_000_000) -> Int? {
         guard let text = string(node, what) else { return nil }
-        guard let value = Int(text), value >= minimum else {
+        let digits = text.hasPrefix("-") || text.hasPrefix("+") ? text.dropFirst() : Substring(text)
+        let isWhole = !digits.isEmpty && digits.allSatisfy { $0.isASCII && $0.isNumber }
+        guard isWhole, let value = Int(text) ?? (text.hasPrefix("-") ? nil : .max), value >= minimum else {
             error("\(what) must be a whole number of at least \(minimum), not '\(text)'", at: node)
+            return nil
+        }
+        guard value <= maximum else {
+            error("\(what) must be at most \(maximum), not '\(text)'", at: node)
             return nil
         }
         return value
     }
 
-    mutating func double(_ node: Node, _ what: String, range: ClosedRange<Double>) -> Double? {
+    mutating func double(_ node: YAMLNode, _ what: String, range: ClosedRange<Double>) -> Double? {
         guard let text = string(node, what) else { return nil }
         guard let value = Double(text), range.contains(value) else {
             error("\(what) must be a number from \(range.lowerBound) to \(range.upperBound), not '\(text)'", at: node)
@@ -89,31 +96,51 @@ struct ConfigReader {
         return value
     }
 
-    mutating func duration(_ node: Node, _ what: String) -> Duration? {
+    mutating func duration(_ node: YAMLNode, _ what: String) -> Duration? {
         guard let text = string(node, what) else { return nil }
-        guard let value = parseDuration(text) else {
+        guard let seconds = parseDurationSeconds(text) else {
             error("\(what): '\(text)' is not a duration (write e.g. 500ms, 10s, 5m, 1h, 1d)", at: node)
             return nil
         }
-        return value
+        guard seconds <= longestDuration else {
+            error("\(what): '\(text)' is longer than the longest duration, 36500d (100 years)", at: node)
+            return nil
+        }
+        return durationFromSeconds(seconds)
     }
 
-    /// A byte size: a number with an optional unit (`512`, `64KB`, `10MB`, `1GiB`).
-    mutating func byteSize(_ node: Node, _ what: String) -> Int? {
+    /// The largest byte size the configuration accepts: 1 TiB.
+    static let largestSize = 1 << 40
+
+    /// A byte size: a number with an optional unit (`512`, `64KB`, `10MB`, `1GiB`), at most 1 TiB.
+    mutating func byteSize(_ node: YAMLNode, _ what: String) -> Int? {
         guard let text = string(node, what) else { return nil }
         let units: [(String, Int)] = [
             ("KiB", 1024), ("MiB", 1 << 20), ("GiB", 1 << 30), ("KB", 1000), ("MB", 1_000_000), ("GB", 1_000_000_000),
             ("K", 1024), ("M", 1 << 20), ("G", 1 << 30), ("B", 1),
         ]
-        for (suffix, factor) in units where text.hasSuffix(suffix) {
-            if let n = Int(text.dropLast(suffix.count).trimmingSpaces()), n > 0 { return n * factor }
+        var number = Substring(text)
+        var factor = 1
+        for (suffix, f) in units where text.hasSuffix(suffix) {
+            number = text.dropLast(suffix.count)
+            factor = f
+            break
         }
-        if let n = Int(text), n > 0 { return n }
-        error("\(what): '\(text)' is not a size (write e.g. 1048576, 512KB, 10MB)", at: node)
-        return nil
+        let digits = number.trimmingSpaces()
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), digits.contains(where: { $0 != "0" }) else {
+            error("\(what): '\(text)' is not a size (write e.g. 1048576, 512KB, 10MB)", at: node)
+            return nil
+        }
+        // Past 1 TiB (or past what an Int holds) the size is refused rather than wrapped.
+        let (size, overflow) = (Int(digits) ?? .max).multipliedReportingOverflow(by: factor)
+        guard !overflow, size <= Self.largestSize else {
+            error("\(what): '\(text)' is larger than the largest size, 1TiB", at: node)
+            return nil
+        }
+        return size
     }
 
-    mutating func stringList(_ node: Node, _ what: String) -> [String]? {
+    mutating func stringList(_ node: YAMLNode, _ what: String) -> [String]? {
         if node.scalar != nil, let one = string(node, what) { return [one] }
         guard let sequence = node.sequence else {
             error("\(what) must be a list", at: node)
@@ -127,17 +154,12 @@ struct ConfigReader {
     }
 
     /// A YAML value as JSON (for auth payloads), with `${…}` substituted in its strings.
-    mutating func json(_ node: Node) -> JSONValue {
+    mutating func json(_ node: YAMLNode) -> JSONValue {
         switch node {
         case .scalar(let scalar):
             let text = substitute(scalar.string, at: node) ?? ""
-            if scalar.style == .plain {
-                if node.null != nil, text == scalar.string { return .null }
-                if let b = node.bool, text == scalar.string { return .bool(b) }
-                if let i = node.int, text == scalar.string { return .number(Double(i)) }
-                if let f = node.float, text == scalar.string { return .number(f) }
-            }
-            return .string(text)
+            // Substituted text stays text; a value written as it is reads as in rule files.
+            return text == scalar.string ? scalar.value : .string(text)
         case .sequence(let sequence):
             return .array(sequence.map { json($0) })
         case .mapping(let mapping):
@@ -146,19 +168,17 @@ struct ConfigReader {
                 pairs.append((k.scalar?.string ?? "", json(v)))
             }
             return .object(pairs: pairs)
-        case .alias:
-            return .null
         }
     }
 
     /// Replaces `${NAME}` / `${NAME:-default}`. An unset name without a default is an error at
     /// the column of its `${`.
-    mutating func substitute(_ text: String, at node: Node) -> String? {
+    mutating func substitute(_ text: String, at node: YAMLNode) -> String? {
         guard text.contains("${") else { return text }
         var out = ""
         var rest = Substring(text)
         var ok = true
-        while let start = rest.range(of: "${") {
+        while let start = rest.firstRange(of: "${") {
             out += rest[..<start.lowerBound]
             let offset = text.unicodeScalars.distance(from: text.startIndex, to: start.lowerBound)
             guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
@@ -168,7 +188,7 @@ struct ConfigReader {
             let body = rest[start.upperBound..<end]
             let name: Substring
             var fallback: Substring?
-            if let sep = body.range(of: ":-") {
+            if let sep = body.firstRange(of: ":-") {
                 name = body[..<sep.lowerBound]
                 fallback = body[sep.upperBound...]
             } else {
@@ -190,17 +210,8 @@ struct ConfigReader {
         return ok ? out : nil
     }
 
-    private func quoteOffset(_ node: Node) -> Int {
+    private func quoteOffset(_ node: YAMLNode) -> Int {
         guard let style = node.scalar?.style else { return 0 }
         return style == .singleQuoted || style == .doubleQuoted ? 1 : 0
-    }
-}
-
-extension StringProtocol {
-    func trimmingSpaces() -> String {
-        var s = Substring(self)
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " { s = s.dropLast() }
-        return String(s)
     }
 }

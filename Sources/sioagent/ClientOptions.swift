@@ -1,0 +1,154 @@
+import ArgumentParser
+import Logging
+import NIOCore
+import Rules
+import SocketIO
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Options shared by `listen` and `emit`.
+struct ClientOptions: ParsableArguments {
+    @Argument(help: "Server URL: http, https, ws or wss (may carry a query).")
+    var url: String
+
+    @Option(name: .customLong("namespace"), help: "Namespace to join (repeatable; default /).")
+    var namespaces: [String] = []
+
+    @Option(help: "Auth payload (a JSON object) sent with every namespace CONNECT.")
+    var auth: String?
+
+    @Option(name: .customLong("header"), help: "Extra HTTP header 'Name: value' (repeatable).")
+    var headers: [String] = []
+
+    @Option(help: "Transport: auto (polling, then upgrade), websocket or polling.")
+    var transport: TransportMode = .auto
+
+    @Option(help: "Engine.IO path.")
+    var path: String = "/socket.io/"
+
+    @Option(name: .customLong("ca-file"), help: "PEM file of CA certificates to trust instead of the system roots.")
+    var caFile: String?
+
+    @Flag(help: "Do not verify TLS certificates.")
+    var insecure = false
+
+    @Flag(help: "Log connection details to stderr.")
+    var verbose = false
+
+    func validate() throws {
+        if let auth {
+            guard let value = try? JSONValue(parsing: auth), value.objectValue != nil else {
+                throw ValidationError("--auth must be a JSON object")
+            }
+        }
+        for header in headers {
+            guard let colon = header.firstIndex(of: ":"), colon != header.startIndex else {
+                throw ValidationError("--header must look like 'Name: value', got '\(header)'")
+            }
+        }
+        do {
+            _ = try ServerURLCheck.check(url)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    func configuration() -> SocketIOClientConfiguration {
+        let authValue = auth.flatMap { try? JSONValue(parsing: $0) }?.decodingBinaryMarkers()
+        var namespaceMap: [String: JSONValue?] = [:]
+        for ns in namespaces.isEmpty ? ["/"] : namespaces {
+            namespaceMap[ns.hasPrefix("/") ? ns : "/" + ns] = .some(authValue)
+        }
+        let headerPairs = headers.map { header -> (name: String, value: String) in
+            let colon = header.firstIndex(of: ":")!
+            let value = header[header.index(after: colon)...].drop { $0 == " " }
+            return (String(header[..<colon]), String(value))
+        }
+        return SocketIOClientConfiguration(
+            url: url,
+            path: path,
+            transports: transport,
+            namespaces: namespaceMap,
+            headers: headerPairs,
+            tls: TLSOptions(caFile: caFile, insecure: insecure)
+        )
+    }
+
+    func logger() -> Logger {
+        var logger = Logger(label: "sioagent") { StreamLogHandler.standardError(label: $0) }
+        logger.logLevel = verbose ? .debug : .warning
+        return logger
+    }
+
+    var namespaceList: [String] {
+        (namespaces.isEmpty ? ["/"] : namespaces).map { $0.hasPrefix("/") ? $0 : "/" + $0 }
+    }
+}
+
+enum ServerURLCheck {
+    static func check(_ url: String) throws -> Bool {
+        let lower = url.lowercased()
+        guard ["http://", "https://", "ws://", "wss://"].contains(where: { lower.hasPrefix($0) }),
+            url.count > lower.prefix(while: { $0 != "/" }).count + 2
+        else {
+            throw ValidationError("the URL must start with http://, https://, ws:// or wss:// and name a host")
+        }
+        return true
+    }
+}
+
+extension TransportMode: ExpressibleByArgument {}
+
+/// A duration option: a number of seconds, or a duration as rule files write it (`500ms`, `5s`,
+/// `2m`, `1h`, `1d`, `1h30m`).
+struct DurationArgument: ExpressibleByArgument, Sendable {
+    var duration: Duration
+
+    init(duration: Duration) {
+        self.duration = duration
+    }
+
+    init?(argument: String) {
+        if let seconds = Double(argument) {
+            guard seconds >= 0, seconds <= longestDuration else { return nil }
+            duration = durationFromSeconds(seconds)
+        } else if let d = parseDuration(argument) {
+            duration = d
+        } else {
+            return nil
+        }
+    }
+
+    var timeAmount: TimeAmount {
+        TimeAmount(duration)
+    }
+}
+
+/// Writes a line to stdout at once (unbuffered, so pipes see it).
+func printLine(_ text: String) {
+    writeAll(1, text + "\n")
+}
+
+/// Writes all of `text` to `fd`, retrying short writes and interrupted calls; stops at an error.
+func writeAll(_ fd: Int32, _ text: String) {
+    var text = text
+    text.withUTF8 { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let n = write(fd, buffer.baseAddress! + offset, buffer.count - offset)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}
+
+/// A one-line error on stderr, then exit 1.
+func fail(_ message: String) -> ExitCode {
+    FileHandleStderr.write("sioagent: \(message)\n")
+    return ExitCode(1)
+}
