@@ -51,7 +51,8 @@ struct TimeRulesEndToEndTests {
         #expect(fixture.fileLines("logs/absence.log").count == 2, "fired while disconnected: \(fixture.fileLines("logs/absence.log"))")
 
         server = try await PeerServer.start(port: port)
-        defer { Task { await server.stop() } }
+        let restarted = server
+        defer { Task { await restarted.stop() } }
         try await server.child.waitFor("the reconnect") { server.connections == 1 }
         let up = ContinuousClock.now
         // The window restarted at the reconnect: it fires 2 s after it, not at once.

@@ -13,9 +13,9 @@ struct WindowTests {
                 then: [{log: stdout, message: 'flapping {{ count_over(10m) }}'}]
             """)
         let steps: [(Double, RuleEvent)] = [(0, event("disconnect")), (60, event("disconnect")), (120, event("disconnect")),
-                                            (700, event("disconnect")), (1400, event("disconnect"))]
-        // At 700 s the first one (0 s) is out of the window: 60, 120, 700 are in it.
-        #expect(play(set, steps) == ["2m flapping then log stdout \"flapping 3\"", "11m40s flapping then log stdout \"flapping 3\""])
+                                            (650, event("disconnect")), (1300, event("disconnect"))]
+        // At 650 s the window is (50 s, 650 s]: 60, 120, 650. At 1300 s only 1300 is left.
+        #expect(play(set, steps) == ["2m flapping then log stdout \"flapping 3\"", "10m50s flapping then log stdout \"flapping 3\""])
     }
 
     @Test func valueWindowsSkipNonNumbersAndArePerKey() throws {

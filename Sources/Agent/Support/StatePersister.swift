@@ -83,7 +83,8 @@ final class StatePersister: Sendable {
             if nanos > 0 {
                 // Batching, not synchronisation: changes in this interval coalesce into one write.
                 var ts = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
-                while nanosleep(&ts, &ts) != 0 && errno == EINTR {}
+                var rest = timespec()
+                while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
             }
             writePending()
         }
