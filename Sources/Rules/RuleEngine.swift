@@ -222,8 +222,14 @@ public struct RuleEngine: Sendable {
         return out
     }
 
-    /// No timer is due before this.
-    var earliest: Double { timers.top?.due ?? .infinity }
+    /// No timer is due before this (the heap's top, kept in a stored property for the hot path).
+    var earliest = Double.infinity
+
+    @inline(__always)
+    private mutating func pushTimer(_ e: TimerEntry) {
+        timers.push(e)
+        if e.due < earliest { earliest = e.due }
+    }
 
     private func isUp(_ namespace: String) -> Bool {
         if namespace == "*" { return namespacesUp || namespaceStatus.values.contains(true) }
@@ -256,7 +262,7 @@ public struct RuleEngine: Sendable {
                 guard var s = states[i].keys[key], s.phase == .idle, !s.queued else { continue }
                 s.queued = true
                 states[i].keys[key] = s
-                timers.push(TimerEntry(due: max(s.lastSeen, time) + d, rule: Int32(i), kind: .key, generation: s.generation, key: key))
+                pushTimer(TimerEntry(due: max(s.lastSeen, time) + d, rule: Int32(i), kind: .key, generation: s.generation, key: key))
             }
         }
     }
@@ -343,7 +349,7 @@ public struct RuleEngine: Sendable {
                 states[i].pending += 1
                 if !state.queued {
                     state.queued = true
-                    timers.push(TimerEntry(due: state.due, rule: Int32(i), kind: .key, generation: state.generation, key: key))
+                    pushTimer(TimerEntry(due: state.due, rule: Int32(i), kind: .key, generation: state.generation, key: key))
                 }
                 if explaining { note(&explain, rule, event, time, "pending: fires at \(JSONValue.number(state.due)) if when holds until then (for: \(formatSeconds(f)))") }
             } else if time < cooldownEnd {
@@ -411,29 +417,57 @@ public struct RuleEngine: Sendable {
             key = v
         }
         context.key = key
-        let existing = states[i].keys[key]
-        if existing == nil && rule.windowSpecs.isEmpty && rule.absent == nil {
+        let index = states[i].keys.index(forKey: key)
+        if index == nil && rule.windowSpecs.isEmpty && rule.absent == nil {
             // Nothing to remember unless `when` holds.
             if let when = rule.when, evaluate(when.root, context) != .bool(true) {
                 if explaining { note(&explain, rule, event, time, "when: " + when.explainNotTrue(context)) }
                 return
             }
         }
-        var state = existing ?? newKey(time)
+        var created: KeyState?
+        var windows: KeyWindows?
+        var phase = KeyState.Phase.idle
+        var queued = false
+        if let index {
+            // Read in place (the getter would copy the whole state).
+            (windows, phase, queued) = RuleEngine.peek(&states[i].keys.values[index])
+        } else {
+            created = newKey(time)
+        }
         if !rule.windowSpecs.isEmpty {
-            let windows = state.windows ?? KeyWindows(specs: rule.windowSpecs, capacity: rule.windowSamples)
-            state.windows = windows
-            for slot in rule.windowSpecs.indices {
-                if let argument = rule.windowArguments[slot] {
-                    if case .number(let v)? = evaluate(argument, context), v.isFinite { windows.rings[slot].append(time, v) }
+            let w = windows ?? KeyWindows(specs: rule.windowSpecs, capacity: rule.windowSamples)
+            windows = w
+            if created != nil { created!.windows = w }
+            let arguments = rule.windowArguments
+            for slot in arguments.indices {
+                if let argument = arguments[slot] {
+                    if case .number(let v)? = evaluate(argument, context), v.isFinite { w.rings[slot].append(time, v) }
                 } else {
-                    windows.rings[slot].append(time, 0)
+                    w.rings[slot].append(time, 0)
                 }
             }
-            context.windows = windows
+            context.windows = w
         }
         var holds = true
-        if let when = rule.when { holds = evaluate(when.root, context) == .bool(true) }
+        if let when = rule.whenRoot { holds = evaluate(when, context) == .bool(true) }
+        // The common cases change nothing but the time seen: done in place, without copying the key's state.
+        if let index {
+            if let d = rule.absent {
+                if holds && phase == .idle && (queued || states[i].paused) {
+                    states[i].keys.values[index].lastSeen = time
+                    states[i].keys.values[index].last = event
+                    if explaining { note(&explain, rule, event, time, "absent: seen; fires at \(JSONValue.number(max(time, states[i].windowStart) + d)) if nothing matches until then") }
+                    return
+                }
+            } else if !holds && phase == .idle {
+                states[i].keys.values[index].lastSeen = time
+                if explaining { note(&explain, rule, event, time, "when: " + (rule.when?.explainNotTrue(context) ?? "")) }
+                return
+            }
+        }
+        let existing = index.map { states[i].keys.values[$0] }
+        var state = existing ?? created!
         if let d = rule.absent {
             guard holds else {
                 if explaining { note(&explain, rule, event, time, "when: " + rule.when!.explainNotTrue(context) + " (not counted as a sign of life)") }
@@ -451,13 +485,18 @@ public struct RuleEngine: Sendable {
             state.last = event
             if !state.queued && !states[i].paused {
                 state.queued = true
-                timers.push(TimerEntry(due: max(time, states[i].windowStart) + d, rule: Int32(i), kind: .key, generation: state.generation, key: key))
+                pushTimer(TimerEntry(due: max(time, states[i].windowStart) + d, rule: Int32(i), kind: .key, generation: state.generation, key: key))
             }
             store(i, rule, key, state, time)
             return
         }
         step(i, rule, &state, key, holds, event, context, time, explaining, &explain, &out)
         store(i, rule, key, state, time)
+    }
+
+    @inline(__always)
+    private static func peek(_ s: inout KeyState) -> (KeyWindows?, KeyState.Phase, Bool) {
+        (s.windows, s.phase, s.queued)
     }
 
     /// Keeps a rule's keys within `max_keys`: drops the idle keys seen longest ago (then, if all
@@ -531,7 +570,7 @@ public struct RuleEngine: Sendable {
                     following = schedule.next(after: max(next, time), timeZone: timeZone)
                 }
                 states[i].nextEvery = following
-                if let following { timers.push(TimerEntry(due: following, rule: top.rule, kind: .every, generation: 0, key: .null)) }
+                if let following { pushTimer(TimerEntry(due: following, rule: top.rule, kind: .every, generation: 0, key: .null)) }
                 continue
             }
             guard var s = states[i].keys[top.key], s.generation == top.generation, s.queued else { continue }
@@ -541,7 +580,7 @@ public struct RuleEngine: Sendable {
                     let deadline = max(s.lastSeen, states[i].windowStart) + d
                     if deadline > top.due {
                         s.queued = true
-                        timers.push(TimerEntry(due: deadline, rule: top.rule, kind: .key, generation: s.generation, key: top.key))
+                        pushTimer(TimerEntry(due: deadline, rule: top.rule, kind: .key, generation: s.generation, key: top.key))
                     } else {
                         s.phase = .firing
                         s.lastFire = deadline
@@ -554,7 +593,7 @@ public struct RuleEngine: Sendable {
             } else if s.phase == .pending {
                 if s.due > top.due {
                     s.queued = true
-                    timers.push(TimerEntry(due: s.due, rule: top.rule, kind: .key, generation: s.generation, key: top.key))
+                    pushTimer(TimerEntry(due: s.due, rule: top.rule, kind: .key, generation: s.generation, key: top.key))
                 } else {
                     s.phase = .firing
                     s.lastFire = s.due
@@ -570,6 +609,7 @@ public struct RuleEngine: Sendable {
                 states[i].keys[top.key] = s
             }
         }
+        earliest = timers.top?.due ?? .infinity
         if firings.count > 1 {
             firings = firings.enumerated().sorted { ($0.element.at, $0.element.rule, $0.offset) < ($1.element.at, $1.element.rule, $1.offset) }.map(\.element)
         }
@@ -599,9 +639,10 @@ public struct RuleEngine: Sendable {
     /// Rebuilds the heap from the rules' states (at start and on reload).
     private mutating func rebuildTimers() {
         timers.removeAll()
+        earliest = .infinity
         for i in states.indices {
             let rule = ruleSet.rules[i]
-            if let n = states[i].nextEvery { timers.push(TimerEntry(due: n, rule: Int32(i), kind: .every, generation: 0, key: .null)) }
+            if let n = states[i].nextEvery { pushTimer(TimerEntry(due: n, rule: Int32(i), kind: .every, generation: 0, key: .null)) }
             for key in Array(states[i].keys.keys) {
                 guard var s = states[i].keys[key] else { continue }
                 var due: Double?
@@ -612,7 +653,7 @@ public struct RuleEngine: Sendable {
                 }
                 s.queued = due != nil
                 states[i].keys[key] = s
-                if let due { timers.push(TimerEntry(due: due, rule: Int32(i), kind: .key, generation: s.generation, key: key)) }
+                if let due { pushTimer(TimerEntry(due: due, rule: Int32(i), kind: .key, generation: s.generation, key: key)) }
             }
         }
     }

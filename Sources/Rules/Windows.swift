@@ -71,17 +71,51 @@ struct SampleRing: Sendable {
         count += 1
     }
 
+    /// Drops since the sum was last added up from scratch (so rounding errors cannot accumulate).
+    private var drops: UInt16 = 0
+
     private mutating func dropOldest() {
         if hasValues { sum -= values[head] }
         head += 1
         if head == times.count { head = 0 }
         count -= 1
         if count == 0 { sum = 0; head = 0 }
+        drops &+= 1
+        if drops == 0, hasValues {
+            sum = 0
+            for i in 0..<count { sum += values[physical(i)] }
+        }
     }
 
     /// Drops the samples at or before `cutoff`.
     mutating func drop(upTo cutoff: Double) {
         while count > 0 && times[head] <= cutoff { dropOldest() }
+    }
+
+    /// Drops what is at or before `cutoff`, then aggregates what is left (in place, no copy).
+    mutating func value(_ f: WindowFunction, dropping cutoff: Double) -> JSONValue? {
+        drop(upTo: cutoff)
+        let n = count
+        if f == .count { return .number(Double(n)) }
+        guard n > 0 else { return nil }
+        switch f {
+        case .count: return .number(Double(n))
+        case .sum: return .number(sum)
+        case .avg: return .number(sum / Double(n))
+        case .min, .max:
+            var best = values[physical(0)]
+            for i in 1..<n {
+                let v = values[physical(i)]
+                best = f == .min ? Swift.min(best, v) : Swift.max(best, v)
+            }
+            return .number(best)
+        case .delta:
+            return .number(values[physical(n - 1)] - values[physical(0)])
+        case .rate:
+            let t0 = times[physical(0)], t1 = times[physical(n - 1)]
+            guard t1 > t0 else { return nil }
+            return .number((values[physical(n - 1)] - values[physical(0)]) / (t1 - t0))
+        }
     }
 
     /// The i-th sample, oldest first.
@@ -100,46 +134,37 @@ struct SampleRing: Sendable {
 /// them: it is owned by one `RuleEngine` and only touched by it, on the thread that drives it (the
 /// agent's event loop), which is why the unchecked `Sendable` holds.
 final class KeyWindows: @unchecked Sendable {
-    var rings: [SampleRing]
+    /// One ring per window slot. Behind a pointer so that appending to a ring is a plain write
+    /// (an array property of a class would be copied-on-write checked and exclusivity-checked
+    /// on every event).
+    let rings: UnsafeMutablePointer<SampleRing>
+    let count: Int
     let seconds: [Double]
 
     init(specs: [WindowSpec], capacity: Int) {
-        rings = specs.map { SampleRing(capacity: capacity, hasValues: $0.argumentText != nil) }
+        count = specs.count
+        rings = .allocate(capacity: max(1, specs.count))
+        for (i, spec) in specs.enumerated() {
+            (rings + i).initialize(to: SampleRing(capacity: capacity, hasValues: spec.argumentText != nil))
+        }
         seconds = specs.map(\.seconds)
+    }
+
+    deinit {
+        rings.deinitialize(count: count)
+        rings.deallocate()
     }
 
     /// Drops what fell out of every window by `now`.
     func prune(_ now: Double) {
-        for i in rings.indices { rings[i].drop(upTo: now - seconds[i]) }
+        for i in 0..<count { rings[i].drop(upTo: now - seconds[i]) }
     }
 
     /// The value of a window function at `now`; nil when no number is left (`count_over` gives 0).
     func value(_ w: WindowCall, at now: Double) -> JSONValue? {
-        guard w.slot >= 0, w.slot < rings.count else { return nil }
-        rings[w.slot].drop(upTo: now - w.seconds)
-        let ring = rings[w.slot]
-        let n = ring.count
-        if w.function == .count { return .number(Double(n)) }
-        guard n > 0 else { return nil }
-        switch w.function {
-        case .count: return .number(Double(n))
-        case .sum: return .number(ring.sum)
-        case .avg: return .number(ring.sum / Double(n))
-        case .min, .max:
-            var best = ring.sample(0).value
-            for i in 1..<n {
-                let v = ring.sample(i).value
-                best = w.function == .min ? Swift.min(best, v) : Swift.max(best, v)
-            }
-            return .number(best)
-        case .delta:
-            return .number(ring.sample(n - 1).value - ring.sample(0).value)
-        case .rate:
-            let first = ring.sample(0), last = ring.sample(n - 1)
-            guard last.time > first.time else { return nil }
-            return .number((last.value - first.value) / (last.time - first.time))
-        }
+        guard w.slot >= 0, w.slot < count else { return nil }
+        return rings[w.slot].value(w.function, dropping: now - w.seconds)
     }
 
-    var bytes: Int { rings.reduce(0) { $0 + $1.bytes + 48 } + 32 }
+    var bytes: Int { (0..<count).reduce(0) { $0 + rings[$1].bytes + 48 } + 32 }
 }
