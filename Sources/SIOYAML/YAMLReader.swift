@@ -38,6 +38,8 @@ public enum YAMLReader {
     ///   a second document, or a limit exceeded.
     public static func read(_ text: String, limits: YAMLLimits = YAMLLimits()) throws(YAMLError) -> YAMLNode? {
         var bytes = Array(text.utf8)
+        // Nothing to read (and libyaml wants an input buffer).
+        if bytes.isEmpty { return nil }
         if bytes.count > limits.maxDocumentBytes {
             let (line, column) = position(ofByte: limits.maxDocumentBytes, in: bytes)
             throw YAMLError(line: line, column: column, message: "the document is longer than \(limits.maxDocumentBytes) bytes")
