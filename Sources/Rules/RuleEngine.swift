@@ -281,6 +281,14 @@ public struct RuleEngine: Sendable {
             if explaining { note(&explain, rule, event, time, "when: " + rule.when!.explainNotTrue(EvalContext(event: event, now: time))) }
             return
         }
+        processMatched(i, rule, holds, event, time, explaining, &explain, &out)
+    }
+
+    /// A plain rule whose `when` holds, or that has keys pending or firing: out of line, so the
+    /// common path (a false `when`) stays small.
+    @inline(never)
+    private mutating func processMatched(_ i: Int, _ rule: CompiledRule, _ holds: Bool, _ event: RuleEvent, _ time: Double,
+                                         _ explaining: Bool, _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
         let context = EvalContext(event: event, now: time)
         var key = JSONValue.null
         if let k = rule.keyRoot {
@@ -404,6 +412,7 @@ public struct RuleEngine: Sendable {
 
     /// Rules with windows, `absent`, or expressions reading `state.`/`key`: the key first, then
     /// the samples, then the conditions with all of it in the context.
+    @inline(never)
     private mutating func processFull(_ i: Int, _ rule: CompiledRule, _ event: RuleEvent, _ time: Double, _ explaining: Bool,
                                       _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
         var context = EvalContext(event: event, now: time)
