@@ -31,6 +31,8 @@ public final class Agent: Sendable {
     /// Prometheus metrics, when `metrics:` is configured.
     public let metrics: AgentMetrics?
     private let exporter: MetricsExporter?
+    /// Writes the rules' shared state under the spool directory, off the loop (nil in dry-run).
+    private let persister: StatePersister?
     /// Whether shutdown was asked for, and `run()` waiting for it.
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let clientStopped = Atomic<Bool>(false)
@@ -49,6 +51,8 @@ public final class Agent: Sendable {
         /// Metrics kept on the loop: events by the engine's labels, connection state.
         var eventCounts = EventCounts(labels: [])
         var connected: [String: Bool] = [:]
+        /// The shared state version last handed to the persister.
+        var persistedStateVersion: UInt64 = 0
 
         init(engine: RuleEngine) {
             self.engine = engine
@@ -68,7 +72,12 @@ public final class Agent: Sendable {
         self.logger = logger
         self.loop = eventLoop
         let ruleSet = try Self.loadRules(configuration, logger: logger)
-        let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock())
+        // The shared state survives restarts in the spool directory; dry runs read it but do not write it.
+        let stateStore = StatePersister(directory: configuration.spool.dir, logger: logger)
+        let initialState = stateStore.load(now: wallClock())
+        self.persister = configuration.dryRun ? nil : stateStore
+        // Namespaces count as down until they connect, so absence windows start at the connection.
+        let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState)
         let state = RuntimeState(engine: engine)
         let metrics = configuration.metrics.enabled ? AgentMetrics(version: AgentMetrics.sioagentVersion) : nil
         self.metrics = metrics
@@ -76,6 +85,7 @@ public final class Agent: Sendable {
             state.eventCounts = EventCounts(labels: ruleSet.eventLabels)
             for ns in configuration.server.namespaces.keys { state.connected[ns.hasPrefix("/") ? ns : "/" + ns] = false }
         }
+        state.persistedStateVersion = engine.stateVersion
         if let path = configuration.recordPath {
             state.recorder = try EventRecorder(
                 path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, logger: logger)
@@ -168,6 +178,7 @@ public final class Agent: Sendable {
             self.notifications?.stop()
         }.get()
         await executor.shutdown(timeout: configuration.shutdownTimeout)
+        await persister?.close()
         await client.disconnect()
         await exporter?.stop()
         logger.info("stopped")
@@ -266,12 +277,26 @@ public final class Agent: Sendable {
         for action in actions {
             executor.execute(action, ack: ack)
         }
+        afterEngine(state)
         if state.engine.nextDeadline != state.timerDeadline {
             rescheduleTimer()
         }
     }
 
-    /// Arms one timer for the engine's next deadline (`for` elapsing, `every`).
+    /// After the engine ran: logs its warnings (keys evicted, state full) and hands a changed
+    /// shared state to the persister.
+    @inline(__always)
+    private func afterEngine(_ state: RuntimeState) {
+        if !state.engine.warnings.isEmpty {
+            for w in state.engine.takeWarnings() { logger.warning("\(w)") }
+        }
+        if state.engine.stateVersion != state.persistedStateVersion {
+            state.persistedStateVersion = state.engine.stateVersion
+            persister?.submit(state.engine.sharedState)
+        }
+    }
+
+    /// Arms one timer for the engine's next deadline (`for`, `absent`, `every`, `at`, `cron`).
     private func rescheduleTimer() {
         let state = runtime.value
         state.timer?.cancel()
@@ -287,6 +312,7 @@ public final class Agent: Sendable {
             for action in state.engine.advance(to: max(deadline, wallClock())) {
                 self.executor.execute(action, ack: nil)
             }
+            self.afterEngine(state)
             self.rescheduleTimer()
         }
     }
