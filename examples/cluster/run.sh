@@ -23,12 +23,22 @@ REDIS="$(command -v redis-server || echo /usr/bin/redis-server)"
 
 pids=()
 cleanup() {
-    trap - EXIT INT TERM
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    trap '' INT TERM
+    trap - EXIT
+    kill "${pids[@]}" 2>/dev/null || true
+    # Up to 5 s for a clean stop, then SIGKILL.
+    for _ in $(seq 50); do
+        alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    kill -9 "${pids[@]}" 2>/dev/null || true
     wait 2>/dev/null || true
     rm -rf "$DIR"
 }
-trap cleanup EXIT INT TERM
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 "$REDIS" --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$DIR" >"$DIR/redis.log" 2>&1 &
 pids+=($!)
