@@ -1,5 +1,7 @@
 @testable import Agent
 import Glibc
+import Logging
+import SocketIO
 import TestSupport
 import Testing
 
@@ -36,5 +38,24 @@ struct FileHelperTests {
         #expect(refused)
         #expect(ftruncate(fd, 4) == 0)
         #expect(try readFile(path) == [0, 0, 0, 0])
+    }
+}
+
+struct RecorderFailureTests {
+    /// A record file the disk refuses (here: a directory took its place) is one error every
+    /// 10 s, not one per written batch: a full disk must not flood the journal.
+    @Test func aRefusedRecordFileIsReportedOncePerPeriod() async throws {
+        let dir = try TestPaths.temporaryDirectory("record-refused")
+        let path = dir + "/events.jsonl"
+        let log = CapturedLog()
+        let writer = DiskWriter()
+        let recorder = try EventRecorder(path: path, writer: writer, logger: Logger(label: "t", factory: { _ in log }))
+        #expect(unlink(path) == 0)
+        #expect(mkdir(path, 0o700) == 0)
+        for i in 0..<20 {
+            recorder.record(SocketIOEvent(namespace: "/", name: "e", args: [.number(Double(i))]), at: 1)
+            await writer.flush()
+        }
+        #expect(log.messages.filter { $0 == "cannot write the record file" }.count == 1)
     }
 }
