@@ -18,6 +18,8 @@ final class EventRecorder {
     private let writer: DiskWriter
     private let logger: Logger?
     private let dropped = DropCounter()
+    /// Batches the disk refused: one error every 10 s at most, not one per batch.
+    private let failures = DropCounter()
     private var open = true
 
     /// Checks that the file can be written (at start; this touches the disk).
@@ -51,8 +53,11 @@ final class EventRecorder {
         line.append(contentsOf: "}\n".utf8)
         let logger = self.logger
         let path = self.path
+        let failures = self.failures
         let queued = writer.append(line, to: target) { error in
-            logger?.error("cannot write the record file", metadata: ["record.path": "\(path)", "error": "\(error)"])
+            guard let count = failures.dropped() else { return }
+            logger?.error(
+                "cannot write the record file", metadata: ["record.path": "\(path)", "error": "\(error)", "record.failed_batches": "\(count)"])
         }
         if !queued, let count = dropped.dropped() {
             logger?.warning(

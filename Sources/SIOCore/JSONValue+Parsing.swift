@@ -199,6 +199,9 @@ struct JSONParser {
         }
         let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
         guard let value = Double(text) else { throw fail("invalid number", at: start) }
+        // `1e999` and 400-digit integers are valid JSON but not a Double: an error, not infinity
+        // (which would be written back as `null`, and which no rule can compare usefully).
+        guard value.isFinite else { throw fail("number out of range", at: start) }
         return value
     }
 

@@ -26,6 +26,18 @@ struct JSONValueTests {
         #expect(throws: JSONParseError.self) { try JSONValue(parsing: text) }
     }
 
+    @Test(arguments: ["1e999", "-1e999", "[1,1E400]", #"{"a":-2e308}"#, String(repeating: "9", count: 400)])
+    func rejectsNumbersBeyondDoubleRange(text: String) {
+        #expect(throws: JSONParseError.self) { try JSONValue(parsing: text) }
+    }
+
+    @Test func readsTheLargestAndSmallestDoubles() throws {
+        #expect(try JSONValue(parsing: "1.7976931348623157e308") == .number(.greatestFiniteMagnitude))
+        #expect(try JSONValue(parsing: "-1.7976931348623157e308") == .number(-.greatestFiniteMagnitude))
+        // Underflow is not an error: it reads as zero (or a subnormal).
+        #expect(try JSONValue(parsing: "1e-999") == .number(0))
+    }
+
     @Test func writesCompactJSONThatReadsBack() throws {
         let value: JSONValue = ["a": [1, 2.5, "x\"y\\z\n\u{1}"], "b": .null, "c": false, "d": -7, "é": "ü"]
         let text = value.jsonString()

@@ -96,9 +96,7 @@ final class AlertOutbox: @unchecked Sendable {
             if let file = entry.file { fileCounts[file, default: 0] += 1 }
             queue.append(entry)
         }
-        for entry in queue {
-            if let problem = permanentProblem(entry.item) { fail(entry, problem) }
-        }
+        failAll(queue.compactMap { entry in permanentProblem(entry.item).map { (entry, $0) } })
         if !queue.isEmpty {
             logger.info("alerts waiting in the spool", metadata: ["spool.count": "\(queue.count)"])
         }
@@ -144,7 +142,7 @@ final class AlertOutbox: @unchecked Sendable {
         guard message == "Invalid namespace" || message == "Unable to connect" else { return }
         unknownToServer.insert(namespace)
         let doomed = queue.filter { $0.item.namespace == namespace && $0.item.sequence != sending && $0.storage != .writing }
-        for entry in doomed { fail(entry, "the server does not know namespace \(namespace): \(message)") }
+        failAll(doomed.map { ($0, "the server does not know namespace \(namespace): \(message)") })
     }
 
     /// Writes every alert still in the client's hands or in memory to the spool, so that the next
@@ -197,11 +195,20 @@ final class AlertOutbox: @unchecked Sendable {
 
     /// Takes `entry` out of the queue for good: a copy goes to `failed/`.
     private func fail(_ entry: Entry, _ problem: String) {
-        queue.removeAll { $0.item.sequence == entry.item.sequence }
-        logFailed(entry.item, problem)
-        let name = Spool.fileName(entry.item.sequence)
-        keepFailed(entry.item)
-        release(entry)
+        failAll([(entry, problem)])
+    }
+
+    /// ``fail(_:_:)`` for many entries, with one pass over the queue (a whole spool can fail at
+    /// once: a namespace no longer configured, or one the server does not know).
+    private func failAll(_ doomed: [(entry: Entry, problem: String)]) {
+        guard !doomed.isEmpty else { return }
+        let sequences = Set(doomed.map(\.entry.item.sequence))
+        queue.removeAll { sequences.contains($0.item.sequence) }
+        for (entry, problem) in doomed {
+            logFailed(entry.item, problem)
+            keepFailed(entry.item)
+            release(entry)
+        }
     }
 
     /// Writes a copy of a failed alert to `failed/`, which holds at most `spool.max_items` of them

@@ -111,10 +111,13 @@ public final class DiskWriter: Sendable {
         let once = OneShot()
         return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
             once.set(c)
-            flush { once.resume(true) }
-            Task {
+            let timer = Task {
                 try? await Task.sleep(until: deadline)
                 once.resume(false)
+            }
+            flush {
+                once.resume(true)
+                timer.cancel()
             }
         }
     }
@@ -275,24 +278,27 @@ private final class FileTable: @unchecked Sendable {
     }
 }
 
-/// A continuation resumed once, by whichever comes first.
+/// A continuation resumed once, with the value of whichever ``resume(_:)`` comes first.
 private final class OneShot: Sendable {
-    private let continuation = Mutex<CheckedContinuation<Bool, Never>?>(nil)
-    private let early = Mutex<Bool?>(nil)
+    private enum State {
+        case empty
+        case waiting(CheckedContinuation<Bool, Never>)
+        case done
+    }
 
+    private let state = Mutex(State.empty)
+
+    /// Called before anything can call ``resume(_:)``.
     func set(_ c: CheckedContinuation<Bool, Never>) {
-        let value = early.withLock { $0 }
-        if let value {
-            c.resume(returning: value)
-        } else {
-            continuation.withLock { $0 = c }
-            // A resume may have come in between.
-            if let value = early.withLock({ $0 }), let c = continuation.withLock({ $0.take() }) { c.resume(returning: value) }
-        }
+        state.withLock { $0 = .waiting(c) }
     }
 
     func resume(_ value: Bool) {
-        early.withLock { if $0 == nil { $0 = value } }
-        continuation.withLock { $0.take() }?.resume(returning: value)
+        let c = state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard case .waiting(let c) = state else { return nil }
+            state = .done
+            return c
+        }
+        c?.resume(returning: value)
     }
 }

@@ -56,9 +56,13 @@ func listDirectory(_ path: String) -> [String] {
     return names
 }
 
-/// Reads a whole file.
+/// The largest file ``readFile(_:)`` reads (rule files, the configuration, recorded events):
+/// far beyond any of them, and small enough that a huge or sparse file never takes the memory.
+let maxReadFileBytes = 256 << 20
+
+/// Reads a whole file of at most ``maxReadFileBytes``.
 func readFile(_ path: String) throws -> [UInt8] {
-    try readRegularFile(path, maxBytes: Int.max)
+    try readRegularFile(path, maxBytes: maxReadFileBytes)
 }
 
 /// Reads a regular file of at most `maxBytes`. Never blocks on a FIFO or a device (opened with
@@ -146,8 +150,11 @@ func syncDirectory(_ path: String) throws {
 func fileStamp(_ path: String) -> (size: Int, modified: Int, isDirectory: Bool)? {
     var st = stat()
     guard stat(path, &st) == 0 else { return nil }
-    let modified = Int(st.st_mtim.tv_sec) * 1_000_000_000 + Int(st.st_mtim.tv_nsec)
-    return (Int(st.st_size), modified, (st.st_mode & S_IFMT) == S_IFDIR)
+    // Saturating: a time set far ahead (`touch -d 3000-01-01`) does not fit in nanoseconds.
+    let (seconds, overflow) = Int(st.st_mtim.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
+    let (modified, overflowAgain) = seconds.addingReportingOverflow(Int(st.st_mtim.tv_nsec))
+    let saturated = st.st_mtim.tv_sec < 0 ? Int.min : Int.max
+    return (Int(st.st_size), overflow || overflowAgain ? saturated : modified, (st.st_mode & S_IFMT) == S_IFDIR)
 }
 
 /// True for the errors of a full disk or an exhausted quota.
