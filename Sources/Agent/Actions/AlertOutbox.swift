@@ -385,10 +385,9 @@ final class AlertOutbox: @unchecked Sendable {
             let index = self.queue.firstIndex { $0.item.sequence == item.sequence }
             switch result {
             case .success:
-                // Its storage did not change while it was sent (a write is never retried for the
-                // alert being sent).
-                if let index { self.queue.remove(at: index) }
-                self.release(head)
+                // Release the entry as it is now: its storage may have changed while it was sent
+                // (written to the spool at shutdown, say), and that file must go too.
+                self.release(index.map { self.queue.remove(at: $0) } ?? head)
                 self.metrics?.action(index: 0, .ok)
                 self.logger.info(
                     item.ackTimeout == nil ? "spooled alert sent" : "spooled alert acknowledged",
