@@ -160,6 +160,9 @@ async def main():
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--sioagent", default=os.path.join(ROOT, ".build/release/sioagent"))
     parser.add_argument("--transports", default="websocket,polling")
+    parser.add_argument("--metrics", action="store_true",
+                        help="run sioagent with metrics on (listener + text file every 5 s)")
+    parser.add_argument("--no-python", action="store_true", help="measure sioagent only")
     args = parser.parse_args()
 
     port = free_port()
@@ -187,9 +190,13 @@ async def main():
                     cfg = os.path.join(work, "poll.yaml")
                     with open(cfg, "w") as f:
                         f.write(f"server: {{url: {url}, transports: [polling]}}\nrules: rules.yaml\n")
+                if args.metrics:
+                    with open(cfg, "a") as f:
+                        f.write(f"metrics: {{listen: 127.0.0.1:{free_port()}, textfile: {os.path.join(work, 'sioagent.prom')}, interval: 5s}}\n")
                 agent += ["--config", cfg]
                 python = [sys.executable, os.path.join(HERE, "py_agent.py"), url, transport]
-                for name, argv in (("sioagent", agent), ("python", python)):
+                clients = (("sioagent", agent),) if args.no_python else (("sioagent", agent), ("python", python))
+                for name, argv in clients:
                     r = await measure(server, name, argv, transport, args.events, rate)
                     results.append(r)
                     print(json.dumps(r), file=sys.stderr, flush=True)

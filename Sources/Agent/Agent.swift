@@ -26,6 +26,13 @@ public final class Agent: Sendable {
     private let loop: any EventLoop
     private let executor: any ActionExecutor
     private let runtime: NIOLoopBoundBox<RuntimeState>
+    /// systemd notifications (READY, STATUS, WATCHDOG) when started by systemd with `Type=notify`.
+    private let notifications: ServiceNotifications?
+    /// Prometheus metrics, when `metrics:` is configured.
+    public let metrics: AgentMetrics?
+    private let exporter: MetricsExporter?
+    /// Writes the rules' shared state under the spool directory, off the loop (nil in dry-run).
+    private let persister: StatePersister?
     /// Whether shutdown was asked for, and `run()` waiting for it.
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let clientStopped = Atomic<Bool>(false)
@@ -41,6 +48,11 @@ public final class Agent: Sendable {
         var timer: Scheduled<Void>?
         var timerDeadline: Double?
         var recorder: EventRecorder?
+        /// Metrics kept on the loop: events by the engine's labels, connection state.
+        var eventCounts = EventCounts(labels: [])
+        var connected: [String: Bool] = [:]
+        /// The shared state version last handed to the persister.
+        var persistedStateVersion: UInt64 = 0
 
         init(engine: RuleEngine) {
             self.engine = engine
@@ -60,25 +72,47 @@ public final class Agent: Sendable {
         self.logger = logger
         self.loop = eventLoop
         let ruleSet = try Self.loadRules(configuration, logger: logger)
-        let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock())
+        // The shared state survives restarts in the spool directory; dry runs read it but do not write it.
+        let stateStore = StatePersister(directory: configuration.spool.dir, logger: logger)
+        let initialState = stateStore.load(now: wallClock())
+        self.persister = configuration.dryRun ? nil : stateStore
+        // Namespaces count as down until they connect, so absence windows start at the connection.
+        let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState)
         let state = RuntimeState(engine: engine)
+        let metrics = configuration.metrics.enabled ? AgentMetrics(version: AgentMetrics.sioagentVersion) : nil
+        self.metrics = metrics
+        if metrics != nil {
+            state.eventCounts = EventCounts(labels: ruleSet.eventLabels)
+            for ns in configuration.server.namespaces.keys { state.connected[ns.hasPrefix("/") ? ns : "/" + ns] = false }
+        }
+        state.persistedStateVersion = engine.stateVersion
         if let path = configuration.recordPath {
             state.recorder = try EventRecorder(
                 path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, logger: logger)
         }
-        self.runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
+        let runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
+        self.runtime = runtime
 
         // The hook needs `self`; it is set once the client exists.
         let hook = HookBox()
-        self.client = SocketIOClient(
+        let client = SocketIOClient(
             configuration: configuration.clientConfiguration, eventLoop: eventLoop,
             logger: logger, onEvent: { event in hook.call(event) })
+        self.client = client
+        self.notifications = SystemdNotifier(environment: configuration.environment).map {
+            ServiceNotifications(notifier: $0, client: client, serverURL: configuration.server.url)
+        }
+        let chosen: any ActionExecutor
         if let executor {
-            self.executor = executor
+            chosen = executor
         } else if configuration.dryRun {
-            self.executor = DryRunExecutor()
+            chosen = DryRunExecutor()
         } else {
-            self.executor = try LiveExecutor(configuration: configuration, client: client, logger: logger)
+            chosen = try LiveExecutor(configuration: configuration, client: client, logger: logger, metrics: metrics)
+        }
+        self.executor = chosen
+        self.exporter = metrics.map { metrics in
+            MetricsExporter(loop: eventLoop, logger: logger) { Self.renderMetrics(runtime.value, executor: chosen, metrics: metrics) }
         }
         hook.set { [unowned self] event in self.handle(event) }
         logger.info(
@@ -91,7 +125,10 @@ public final class Agent: Sendable {
     /// until the shutdown deadline, keeps undelivered alerts on disk, and disconnects.
     public func run() async {
         client.connect()
-        loop.execute { self.rescheduleTimer() }
+        loop.execute {
+            self.rescheduleTimer()
+            self.notifications?.start()
+        }
         let watcher: Task<Void, Never>? =
             configuration.watchRules
             ? Task { [weak self] in
@@ -107,6 +144,20 @@ public final class Agent: Sendable {
                     }
                 }
             } : nil
+
+        if let exporter {
+            if let listen = configuration.metrics.listen {
+                do {
+                    _ = try await exporter.listen(host: listen.host, port: listen.port)
+                } catch {
+                    logger.error("cannot serve metrics; running without the listener", metadata: [
+                        "metrics.listen": "\(listen.host):\(listen.port)", "error": "\(error)"])
+                }
+            }
+            if let textfile = configuration.metrics.textfile {
+                exporter.startTextfile(path: textfile, interval: configuration.metrics.interval)
+            }
+        }
 
         await withCheckedContinuation { continuation in
             let already = stop.withLock { stop -> Bool in
@@ -124,9 +175,12 @@ public final class Agent: Sendable {
             state.timer?.cancel()
             state.timer = nil
             state.recorder?.close()
+            self.notifications?.stop()
         }.get()
         await executor.shutdown(timeout: configuration.shutdownTimeout)
+        await persister?.close()
         await client.disconnect()
+        await exporter?.stop()
         logger.info("stopped")
     }
 
@@ -155,6 +209,7 @@ public final class Agent: Sendable {
         let summary = try? await loop.submit {
             let state = self.runtime.value
             let summary = state.engine.reload(ruleSet, at: wallClock())
+            if self.metrics != nil { state.eventCounts.relabel(ruleSet.eventLabels) }
             self.rescheduleTimer()
             return summary
         }.get()
@@ -177,6 +232,7 @@ public final class Agent: Sendable {
 
     private func handle(_ event: SocketIOClientEvent) {
         let state = runtime.value
+        if let notifications, !event.isEvent { notifications.observe(event) }
         guard state.accepting else { return }
         let now = wallClock()
         let ruleEvent: RuleEvent
@@ -187,10 +243,12 @@ public final class Agent: Sendable {
             ruleEvent = RuleEvent(namespace: e.namespace, name: e.name, args: e.args, canReply: e.ack != nil)
             ack = e.ack
         case .connect(let namespace):
+            if metrics != nil { state.connected[namespace] = true }
             logger.info("connected", metadata: ["namespace": "\(namespace)"])
             executor.connectionChanged(namespace: namespace, connected: true)
             ruleEvent = RuleEvent(namespace: namespace, name: "connect", args: [])
         case .disconnect(let namespace, let reason):
+            if metrics != nil { state.connected[namespace] = false }
             logger.warning("disconnected", metadata: ["namespace": "\(namespace)", "reason": "\(reason)"])
             executor.connectionChanged(namespace: namespace, connected: false)
             ruleEvent = RuleEvent(namespace: namespace, name: "disconnect", args: [.string("\(reason)")])
@@ -199,6 +257,7 @@ public final class Agent: Sendable {
             if case .connectionRefused(_, let message, _) = error { executor.connectionRefused(namespace: namespace, message: message) }
             ruleEvent = RuleEvent(namespace: namespace, name: "connect_error", args: [.string("\(error)")])
         case .reconnect(let attempt):
+            metrics?.reconnects.add()
             logger.info("reconnected", metadata: ["reconnect.attempt": "\(attempt)"])
             ruleEvent = RuleEvent(namespace: "/", name: "reconnect", args: [.number(Double(attempt))])
         case .reconnectAttempt(let attempt):
@@ -214,15 +273,30 @@ public final class Agent: Sendable {
             return
         }
         let actions = state.engine.handle(ruleEvent, at: now)
+        if metrics != nil, event.isEvent { state.eventCounts.count(state.engine.lastEventLabel) }
         for action in actions {
             executor.execute(action, ack: ack)
         }
+        afterEngine(state)
         if state.engine.nextDeadline != state.timerDeadline {
             rescheduleTimer()
         }
     }
 
-    /// Arms one timer for the engine's next deadline (`for` elapsing, `every`).
+    /// After the engine ran: logs its warnings (keys evicted, state full) and hands a changed
+    /// shared state to the persister.
+    @inline(__always)
+    private func afterEngine(_ state: RuntimeState) {
+        if !state.engine.warnings.isEmpty {
+            for w in state.engine.takeWarnings() { logger.warning("\(w)") }
+        }
+        if state.engine.stateVersion != state.persistedStateVersion {
+            state.persistedStateVersion = state.engine.stateVersion
+            persister?.submit(state.engine.sharedState)
+        }
+    }
+
+    /// Arms one timer for the engine's next deadline (`for`, `absent`, `every`, `at`, `cron`).
     private func rescheduleTimer() {
         let state = runtime.value
         state.timer?.cancel()
@@ -238,6 +312,7 @@ public final class Agent: Sendable {
             for action in state.engine.advance(to: max(deadline, wallClock())) {
                 self.executor.execute(action, ack: nil)
             }
+            self.afterEngine(state)
             self.rescheduleTimer()
         }
     }

@@ -15,6 +15,12 @@ struct EventIndex: Sendable {
     private let tables: [NameTable]
     /// The merged lists, one after another.
     let rules: [Int32]
+    /// Per slot: the first of its event labels (the slot's fallback; its entries follow).
+    private let labelBase: [Int32]
+    /// Every (namespace, event) label: nil namespace for namespaces no rule names, nil event for
+    /// names no rule of that namespace uses. Fixed at load, for metrics that count events
+    /// without looking names up again.
+    let labels: [(namespace: String?, event: String?)]
 
     init(rules compiled: [CompiledRule]) {
         var byNamespace: [String: [String: Set<Int>]] = [:]
@@ -34,6 +40,8 @@ struct EventIndex: Sendable {
         }
         var tables: [NameTable] = []
         var nsEntries: [(String, Range<Int32>)] = []
+        var labelBase: [Int32] = []
+        var labels: [(namespace: String?, event: String?)] = []
         for (slot, ns) in slots.enumerated() {
             let own = ns.flatMap { byNamespace[$0] } ?? [:]
             /// What a name that is not a lifecycle event and that no rule names gets.
@@ -46,12 +54,25 @@ struct EventIndex: Sendable {
                 if list != fallback { entries.append((name, append(list))) }
             }
             tables.append(NameTable(entries, fallback: append(fallback)))
+            labelBase.append(Int32(labels.count))
+            labels.append((ns, nil))
+            for (name, _) in entries { labels.append((ns, name)) }
             if let ns { nsEntries.append((ns, Int32(slot)..<Int32(slot))) }
         }
         self.otherSlot = Int32(slots.count - 1)
         self.namespaces = NameTable(nsEntries, fallback: otherSlot..<otherSlot)
         self.tables = tables
         self.rules = flat
+        self.labelBase = labelBase
+        self.labels = labels
+    }
+
+    /// The rules for an event (as `range(namespace:event:)`) and its index in `labels`.
+    @inline(__always)
+    func lookup(namespace: String, event: String) -> (rules: Range<Int>, label: Int) {
+        let slot = Int(namespaces.lookup(namespace).lowerBound)
+        let (r, ordinal) = tables[slot].lookupEntry(event)
+        return (Int(r.lowerBound)..<Int(r.upperBound), Int(labelBase[slot] + 1 + ordinal))
     }
 
     /// The rules for an event, in load order, as a range of `rules`.

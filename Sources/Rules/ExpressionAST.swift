@@ -75,6 +75,34 @@ final class CompiledRegex: @unchecked Sendable {
     }
 }
 
+/// The window functions: aggregates over the events a rule's `on` matched in the last D, per key.
+enum WindowFunction: String, Sendable, CaseIterable {
+    case count = "count_over", avg = "avg_over", min = "min_over", max = "max_over", sum = "sum_over"
+    case delta = "delta_over", rate = "rate_over"
+}
+
+/// One window function call in a rule. `slot` (the rule's sample buffer it reads) is assigned once
+/// when the rule is compiled, before the rule is shared, and never changes after.
+final class WindowCall: @unchecked Sendable {
+    let function: WindowFunction
+    /// The sampled expression (nil for `count_over`).
+    let argument: Expr?
+    /// Its text, so equal calls share one buffer.
+    let argumentText: String
+    let seconds: Double
+    /// The call as written, for `--explain`.
+    let text: String
+    var slot = -1
+
+    init(function: WindowFunction, argument: Expr?, argumentText: String, seconds: Double, text: String) {
+        self.function = function
+        self.argument = argument
+        self.argumentText = argumentText
+        self.seconds = seconds
+        self.text = text
+    }
+}
+
 /// A node of a compiled expression. Nodes are built once at load and never change.
 final class Expr: Sendable {
     indirect enum Kind: Sendable {
@@ -95,6 +123,12 @@ final class Expr: Sendable {
         case equalsString(Bool, Expr, String)
         case matches(Expr, CompiledRegex)
         case call(Function, [Expr])
+        /// The rule's `key` value (null for a rule without `key`).
+        case key
+        /// `state.NAME`: shared state set by `set:` actions.
+        case state(String)
+        /// `count_over(D)`, `avg_over(EXPR, D)`…: a value over the rule's recent events.
+        case window(WindowCall)
     }
 
     let kind: Kind
@@ -108,6 +142,25 @@ final class Expr: Sendable {
         self.start = start
         self.end = end
         self.type = type
+    }
+
+    /// Calls `visit` on this node and every node below it (window arguments included).
+    func walk(_ visit: (Expr) -> Void) {
+        visit(self)
+        switch kind {
+        case .member(let b, _), .index(let b, _), .not(let b), .negate(let b), .compareNumber(_, let b, _),
+             .equalsString(_, let b, _), .matches(let b, _):
+            b.walk(visit)
+        case .dynamicIndex(let a, let b), .binary(_, let a, let b):
+            a.walk(visit)
+            b.walk(visit)
+        case .list(let items), .call(_, let items):
+            for i in items { i.walk(visit) }
+        case .window(let w):
+            w.argument?.walk(visit)
+        default:
+            break
+        }
     }
 }
 

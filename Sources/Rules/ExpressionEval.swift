@@ -1,9 +1,14 @@
 import SIOCore
 
-/// What an expression reads while it runs: the event (nil for `every:` timers) and the clock.
+/// What an expression reads while it runs: the event (nil for timers), the clock, and, for the
+/// rules that read them, the rule's key value, the shared state and the key's window samples.
+/// Rules that read none of these leave them empty, so building a context costs nothing more.
 struct EvalContext {
     let event: RuleEvent?
     let now: Double
+    var key: JSONValue = .null
+    var state: [String: StateEntry]? = nil
+    var windows: KeyWindows? = nil
 }
 
 /// Evaluates an expression. `nil` means "no value": a missing field, or an operation whose
@@ -86,6 +91,13 @@ func evaluate(_ e: Expr, _ c: EvalContext) -> JSONValue? {
         return .bool((try? regex.regex.firstMatch(in: s)) != nil)
     case .call(let f, let a):
         return evaluateCall(f, a, c)
+    case .key:
+        return c.key
+    case .state(let name):
+        guard let entry = c.state?[name], entry.expires > c.now else { return nil }
+        return entry.value
+    case .window(let w):
+        return c.windows?.value(w, at: c.now)
     }
 }
 
@@ -299,6 +311,13 @@ extension CompiledExpression {
     /// Why `e` has no value: the first missing step of a path, or a type that does not fit.
     func missing(_ e: Expr, _ c: EvalContext) -> String {
         switch e.kind {
+        case .window(let w):
+            return "`\(text(of: e))` has no value: no number in the last \(formatSeconds(w.seconds))"
+        case .state(let name):
+            if let entry = c.state?[name], entry.expires <= c.now { return "`\(text(of: e))` has no value: its ttl ran out" }
+            return "`\(text(of: e))` has no value: state \(name) is not set"
+        case .key:
+            return "`key` has no value"
         case .payload, .event, .namespace, .args:
             return "`\(text(of: e))` has no value: a timer has no event"
         case .undefined:

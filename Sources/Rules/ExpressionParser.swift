@@ -14,6 +14,15 @@ struct ExpressionScope {
     var environmentRead: Set<String> = []
     /// Non-fatal problems (an unset `env.NAME`).
     var warnings: [ExpressionError] = []
+    /// Whether `key` may be read (the rule has `key:`).
+    var allowKey = true
+    /// Whether window functions may be used (the rule has `on:`), and why not otherwise.
+    var allowWindows = true
+    var windowsForbiddenReason = "window functions need a rule with on: (they range over its events)"
+    /// `state.NAME` reads, with the offset of NAME (for "no rule sets X" warnings).
+    var stateRead: [(name: String, offset: Int)] = []
+    /// Inside a window function's argument (windows do not nest).
+    var insideWindow = false
 }
 
 private enum Token: Equatable {
@@ -21,6 +30,8 @@ private enum Token: Equatable {
     case string(String)
     case identifier(String)
     case op(String)
+    /// A duration literal (`10m`, `1h30m`): only the window of a window function.
+    case duration(Double, String)
     case end
 }
 
@@ -56,7 +67,18 @@ private func lex(_ scalars: [Unicode.Scalar]) throws(ExpressionError) -> [Lexeme
                 }
             }
             if i < scalars.count, isIdentStart(scalars[i]) {
-                throw ExpressionError(offset: start, message: "\"\(text)\(String(scalars[i]))…\" is not a number; durations are not allowed in expressions, write seconds (a number)")
+                var word = text
+                var j = i
+                while j < scalars.count, isIdentStart(scalars[j]) || isDigit(scalars[j]) || scalars[j] == "." {
+                    word.unicodeScalars.append(scalars[j])
+                    j += 1
+                }
+                guard let seconds = parseDurationSeconds(word) else {
+                    throw ExpressionError(offset: start, message: "\"\(word)\" is not a number or a duration (500ms, 10s, 5m, 1h, 1d)")
+                }
+                out.append(Lexeme(token: .duration(seconds, word), start: start, end: j))
+                i = j
+                continue
             }
             guard let value = Double(text) else {
                 throw ExpressionError(offset: start, message: "\"\(text)\" is not a number")
@@ -130,7 +152,7 @@ private func lex(_ scalars: [Unicode.Scalar]) throws(ExpressionError) -> [Lexeme
 }
 
 private let keywords: Set<String> = ["and", "or", "not", "in", "contains", "matches", "true", "false", "null"]
-private let roots = ["event", "namespace", "args", "payload", "vars", "env", "now"]
+private let roots = ["event", "namespace", "args", "payload", "vars", "env", "now", "key", "state"]
 
 /// Recursive-descent parser producing `Expr` trees, with load-time type checks.
 struct ExpressionParser {
@@ -164,6 +186,7 @@ struct ExpressionParser {
         case .string(let s): return "string \(JSONValue.string(s))"
         case .identifier(let s): return "\"\(s)\""
         case .op(let s): return "\"\(s)\""
+        case .duration(_, let s): return "duration \(s)"
         case .end: return "end of expression"
         }
     }
@@ -475,6 +498,22 @@ struct ExpressionParser {
             case "args": return Expr(.args, t.start, t.end, type: .list)
             case "payload": return Expr(.payload, t.start, t.end, type: .any)
             case "now": return Expr(.now, t.start, t.end, type: .number)
+            case "key":
+                if !scope.allowKey {
+                    errors.append(ExpressionError(offset: t.start, message: "key has no value in a rule without key: (add key: EXPRESSION)"))
+                }
+                return Expr(.key, t.start, t.end, type: .any)
+            case "state":
+                guard isOp(".") else {
+                    throw ExpressionError(offset: t.end, message: "state needs a name: state.NAME")
+                }
+                _ = advance()
+                let nameToken = advance()
+                guard case .identifier(let stateName) = nameToken.token else {
+                    throw ExpressionError(offset: nameToken.start, message: "expected a state name after \"state.\", found \(describe(nameToken.token))")
+                }
+                scope.stateRead.append((stateName, nameToken.start))
+                return Expr(.state(stateName), t.start, nameToken.end, type: .any)
             case "vars", "env":
                 guard isOp(".") || isOp("[") else {
                     throw ExpressionError(offset: t.end, message: "\(name) needs a name: \(name).NAME")
@@ -484,9 +523,12 @@ struct ExpressionParser {
             default:
                 break
             }
+            if isOp("("), let window = WindowFunction(rawValue: name) {
+                return try parseWindow(window, t)
+            }
             if isOp("(") {
                 guard let function = Function(rawValue: name) else {
-                    throw ExpressionError(offset: t.start, message: "unknown function \"\(name)\"" + suggestion(name, Function.allCases.map(\.rawValue)))
+                    throw ExpressionError(offset: t.start, message: "unknown function \"\(name)\"" + suggestion(name, Function.allCases.map(\.rawValue) + WindowFunction.allCases.map(\.rawValue)))
                 }
                 _ = advance()
                 var arguments: [Expr] = []
@@ -509,11 +551,56 @@ struct ExpressionParser {
                 throw ExpressionError(offset: t.start, message: "expected a value, found \"\(name)\"")
             }
             throw ExpressionError(offset: t.start, message: "unknown name \"\(name)\"" + suggestion(name, roots + Function.allCases.map(\.rawValue)) + " (names: \(roots.joined(separator: ", ")))")
+        case .duration(_, let text):
+            throw ExpressionError(offset: t.start, message: "a duration (\(text)) is only allowed as the window of count_over, avg_over…; elsewhere write seconds (a number)")
         case .end:
             throw ExpressionError(offset: t.start, message: "expression ends too early: expected a value")
         default:
             throw ExpressionError(offset: t.start, message: "expected a value, found \(describe(t.token))")
         }
+    }
+
+    /// `count_over(D)` or `F(EXPR, D)`, after the name; D is a duration literal fixed at load.
+    private mutating func parseWindow(_ f: WindowFunction, _ t: Lexeme) throws(ExpressionError) -> Expr {
+        _ = advance()  // (
+        if !scope.allowWindows {
+            errors.append(ExpressionError(offset: t.start, message: "\(f.rawValue)(): " + scope.windowsForbiddenReason))
+        }
+        if scope.insideWindow {
+            errors.append(ExpressionError(offset: t.start, message: "window functions do not nest"))
+        }
+        var argument: Expr?
+        var argumentText = ""
+        if f != .count {
+            let argStart = current.start
+            let wasInside = scope.insideWindow
+            scope.insideWindow = true
+            let a = try parseOr()
+            scope.insideWindow = wasInside
+            argument = a
+            argumentText = String(describing: tokens.filter { $0.start >= argStart && $0.end <= a.end }.map(\.token))
+            if a.type != .number && a.type != .any {
+                errors.append(ExpressionError(offset: a.start, message: "\(f.rawValue)() samples numbers, but this is a \(a.type.name)"))
+            }
+            try expectOp(",", "between the value and the window of \(f.rawValue)(EXPRESSION, DURATION)")
+        }
+        let d = current
+        var seconds = 0.0
+        switch d.token {
+        case .duration(let v, let text):
+            _ = advance()
+            if v <= 0 { errors.append(ExpressionError(offset: d.start, message: "the window \(text) must be longer than 0s")) }
+            seconds = v
+        case .number(let n):
+            _ = advance()
+            errors.append(ExpressionError(offset: d.start, message: "the window needs a unit: \(JSONValue.number(n))s, \(JSONValue.number(n))m… (500ms, 10s, 5m, 1h, 1d)"))
+        default:
+            throw ExpressionError(offset: d.start, message: "\(f.rawValue)() needs a duration literal like 10m as its window (fixed at load), found \(describe(d.token))")
+        }
+        let close = current
+        try expectOp(")", "to close \(f.rawValue)(" + (f == .count ? "DURATION)" : "EXPRESSION, DURATION)"))
+        let call = WindowCall(function: f, argument: argument, argumentText: argumentText, seconds: seconds, text: f.rawValue)
+        return Expr(.window(call), t.start, close.end, type: .number)
     }
 
     private mutating func functionType(_ f: Function, _ a: [Expr]) -> StaticType {

@@ -6,6 +6,8 @@ struct NameTable: Sendable {
         var hash: UInt64 = 0
         var name = ""
         var range: Range<Int32> = 0..<0
+        /// Position in the entries given to `init`.
+        var ordinal: Int32 = -1
     }
 
     private let slots: [Slot]
@@ -16,11 +18,11 @@ struct NameTable: Sendable {
         var capacity = 4
         while capacity < entries.count * 2 { capacity *= 2 }
         var slots = [Slot](repeating: Slot(), count: capacity)
-        for (name, range) in entries {
+        for (ordinal, (name, range)) in entries.enumerated() {
             let h = NameTable.hash(name)
             var i = Int(truncatingIfNeeded: h) & (capacity - 1)
             while slots[i].hash != 0 { i = (i + 1) & (capacity - 1) }
-            slots[i] = Slot(hash: h, name: name, range: range)
+            slots[i] = Slot(hash: h, name: name, range: range, ordinal: Int32(ordinal))
         }
         self.slots = slots
         self.mask = capacity - 1
@@ -48,6 +50,19 @@ struct NameTable: Sendable {
             let slotHash = slots[i].hash
             if slotHash == 0 { return fallback }
             if slotHash == h && slots[i].name == name { return slots[i].range }
+            i = (i + 1) & mask
+        }
+    }
+
+    /// Like `lookup`, with the entry's position in `init`'s list (-1 for the fallback).
+    @inline(__always)
+    func lookupEntry(_ name: String) -> (Range<Int32>, Int32) {
+        let h = NameTable.hash(name)
+        var i = Int(truncatingIfNeeded: h) & mask
+        while true {
+            let slotHash = slots[i].hash
+            if slotHash == 0 { return (fallback, -1) }
+            if slotHash == h && slots[i].name == name { return (slots[i].range, slots[i].ordinal) }
             i = (i + 1) & mask
         }
     }

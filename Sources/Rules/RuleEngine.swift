@@ -23,21 +23,30 @@ public struct ReloadSummary: Sendable, Equatable {
     public var added: [String] = []
     public var changed: [String] = []
     public var removed: [String] = []
-    /// Rules whose definition did not change: they kept their state (pending `for`, firing, cooldown).
+    /// Rules whose definition did not change: they kept their state (pending `for`, firing,
+    /// cooldown, windows, absence timers).
     public var kept: [String] = []
 }
 
 /// The state of one rule for one key value.
 struct KeyState: Sendable {
+    /// For `absent` rules: idle = watching, firing = the silence fired and waits for an event.
     enum Phase: Sendable { case idle, pending, firing }
     var phase: Phase = .idle
     /// When `when` started holding (pending).
     var since = 0.0
     /// When a pending key fires.
     var due = 0.0
-    /// The last event seen while pending or firing.
+    /// The last event seen while pending or firing (for `absent`: the last matching event).
     var last: RuleEvent?
     var lastFire: Double?
+    /// The last time an event touched the key: the start of its absence window, and the order of eviction.
+    var lastSeen = 0.0
+    /// Tells a key from an older one of the same value that was evicted (timer entries carry it).
+    var generation: UInt32 = 0
+    /// Whether a timer entry for this key is in the engine's heap (at most one at a time).
+    var queued = false
+    var windows: KeyWindows?
 }
 
 struct RuleState: Sendable {
@@ -46,8 +55,68 @@ struct RuleState: Sendable {
     var active = 0
     /// Keys pending.
     var pending = 0
+    /// The next firing of an `every`, `at` or `cron` rule.
     var nextEvery: Double?
+    /// `absent` rules: whether their namespace is down (their windows do not run), and when it last came up.
+    var paused = false
+    var windowStart = -Double.infinity
 }
+
+/// A deadline in the engine's timer heap. Entries are checked when they come due: one whose key
+/// changed meanwhile is dropped or pushed again for the key's current deadline, so each key has at
+/// most one entry and an event never scans other keys.
+struct TimerEntry: Sendable {
+    enum Kind: UInt8, Sendable { case key, every }
+    var due: Double
+    var rule: Int32
+    var kind: Kind
+    var generation: UInt32
+    var key: JSONValue
+}
+
+/// A binary min-heap of deadlines.
+struct TimerHeap: Sendable {
+    private(set) var items: [TimerEntry] = []
+
+    var top: TimerEntry? { items.first }
+    var count: Int { items.count }
+
+    mutating func push(_ e: TimerEntry) {
+        items.append(e)
+        var i = items.count - 1
+        while i > 0 {
+            let p = (i - 1) / 2
+            if items[p].due <= items[i].due { break }
+            items.swapAt(p, i)
+            i = p
+        }
+    }
+
+    mutating func pop() -> TimerEntry? {
+        guard !items.isEmpty else { return nil }
+        let first = items[0]
+        let last = items.removeLast()
+        if !items.isEmpty {
+            items[0] = last
+            var i = 0
+            while true {
+                let l = 2 * i + 1, r = l + 1
+                var m = i
+                if l < items.count && items[l].due < items[m].due { m = l }
+                if r < items.count && items[r].due < items[m].due { m = r }
+                if m == i { break }
+                items.swapAt(i, m)
+                i = m
+            }
+        }
+        return first
+    }
+
+    mutating func removeAll() { items.removeAll(keepingCapacity: true) }
+}
+
+/// At most this many shared state names; a `set` of a new name beyond it is skipped with a warning.
+let maxStateNames = 10_000
 
 /// Evaluates events against a `RuleSet` and plans actions. A value: the rules plus each rule's
 /// per-key state, which survives `reload` for rules whose definition did not change.
@@ -58,23 +127,82 @@ struct RuleState: Sendable {
 ///   (after `for` has elapsed with `when` true on every event in between, on time even if no
 ///   event arrives), stays firing until `clear_when` holds (or, without `clear_when`, until `when`
 ///   does not), then runs `on_clear` and re-arms.
+/// - `absent` rules fire when no matching event arrived for the duration (per key), once, and
+///   clear on the next one. Their windows do not run while their namespace is down.
 /// - `cooldown` is the least time between two firings of a rule for one key.
-/// - `every` rules fire on their period from `startTime`.
+/// - `every` rules fire on their period from `startTime`; `at`/`cron` rules on local time.
+/// - Keys are bounded per rule (`max_keys`): beyond it the idle keys seen longest ago are dropped.
 public struct RuleEngine: Sendable {
     public private(set) var ruleSet: RuleSet
     var states: [RuleState]
-    /// No timer is due before this (a lower bound).
-    var earliest = Double.infinity
+    /// The index in ``RuleSet/eventLabels`` of the last event handled: resolved by the same
+    /// lookup that finds the event's rules, so counting events by name costs no extra lookup.
+    public private(set) var lastEventLabel = 0
+    /// How often each rule fired (`then` planned), by index in ``RuleSet/ruleIDs``; kept across
+    /// reloads for rules that keep their id.
+    public private(set) var firingCounts: [UInt64]
+    var timers = TimerHeap()
+    var generation: UInt32 = 0
+    /// Shared state (`set`/`unset`, read as `state.NAME`).
+    public private(set) var sharedState: [String: StateEntry]
+    /// Changes each time the shared state changes (so the agent knows when to persist it).
+    public private(set) var stateVersion: UInt64 = 0
+    /// Namespaces whose status a lifecycle event gave; others are `namespacesUp`.
+    var namespaceStatus: [String: Bool] = [:]
+    let namespacesUp: Bool
+    /// The time zone of `at`/`cron` schedules (a TZ name); nil: the system's.
+    public let timeZone: String?
+    /// Whether a rule has `absent:` (the engine then follows connects and disconnects).
+    var hasAbsence: Bool
+    /// Problems met while running (keys evicted, state full), for the caller to log.
+    public private(set) var warnings: [String] = []
 
-    public init(ruleSet: RuleSet, startTime: Double) {
+    /// - Parameters:
+    ///   - startTime: when `every` timers start.
+    ///   - namespacesConnected: whether namespaces count as connected before a `connect` event says
+    ///     so (tests and replays: yes; the agent: no, it waits for the real connection).
+    ///   - timeZone: the local time of schedules (nil: the system's).
+    ///   - state: the shared state to start from.
+    public init(ruleSet: RuleSet, startTime: Double, namespacesConnected: Bool = true, timeZone: String? = nil,
+                state: [String: StateEntry] = [:]) {
         self.ruleSet = ruleSet
-        self.states = ruleSet.rules.map { rule in
-            var s = RuleState()
-            if let every = rule.every { s.nextEvery = startTime + every }
-            return s
-        }
-        recomputeEarliest()
+        self.firingCounts = [UInt64](repeating: 0, count: ruleSet.rules.count)
+        self.namespacesUp = namespacesConnected
+        self.timeZone = timeZone
+        self.sharedState = state
+        self.hasAbsence = ruleSet.rules.contains { $0.absent != nil }
+        self.states = []
+        self.states = ruleSet.rules.map { freshState($0, at: startTime) }
+        rebuildTimers()
     }
+
+    private mutating func freshState(_ rule: CompiledRule, at time: Double) -> RuleState {
+        var s = RuleState()
+        if let every = rule.every { s.nextEvery = time + every }
+        if let schedule = rule.schedule { s.nextEvery = schedule.next(after: time, timeZone: timeZone) }
+        if rule.absent != nil {
+            s.paused = !isUp(rule)
+            s.windowStart = time
+            if rule.key == nil && !s.paused {
+                generation &+= 1
+                s.keys[.null] = KeyState(lastSeen: time, generation: generation)
+            }
+        }
+        return s
+    }
+
+    /// Hands over (and forgets) the warnings collected since the last call.
+    public mutating func takeWarnings() -> [String] {
+        defer { warnings.removeAll() }
+        return warnings
+    }
+
+    private mutating func warn(_ message: String) {
+        if warnings.count < 100 { warnings.append(message) }
+    }
+
+    /// How many keys the rules hold (all rules together).
+    public var keyCount: Int { states.reduce(0) { $0 + $1.keys.count } }
 
     // MARK: Events
 
@@ -92,22 +220,84 @@ public struct RuleEngine: Sendable {
     @inline(__always)
     private mutating func handle(_ event: RuleEvent, at time: Double, explaining: Bool, into explain: inout [Explanation]) -> [PlannedAction] {
         var out: [PlannedAction] = time >= earliest ? advance(to: time) : []
-        for k in ruleSet.index.range(namespace: event.namespace, event: event.name) {
+        if hasAbsence, event.name == "connect" || event.name == "disconnect" {
+            namespaceChanged(event.namespace, up: event.name == "connect", at: time)
+        }
+        let (range, label) = ruleSet.index.lookup(namespace: event.namespace, event: event.name)
+        lastEventLabel = label
+        for k in range {
             process(Int(ruleSet.index.rules[k]), event, time, explaining, &explain, &out)
         }
         return out
+    }
+
+    /// No timer is due before this (the heap's top, kept in a stored property for the hot path).
+    var earliest = Double.infinity
+
+    @inline(__always)
+    private mutating func pushTimer(_ e: TimerEntry) {
+        timers.push(e)
+        if e.due < earliest { earliest = e.due }
+    }
+
+    private func isUp(_ namespace: String) -> Bool {
+        if namespace == "*" { return namespacesUp || namespaceStatus.values.contains(true) }
+        return namespaceStatus[namespace] ?? namespacesUp
+    }
+
+    private func isUp(_ rule: CompiledRule) -> Bool {
+        rule.triggers.allSatisfy { isUp($0.namespace) }
+    }
+
+    /// A namespace connected or disconnected: pauses or restarts the absence windows that depend on it.
+    private mutating func namespaceChanged(_ namespace: String, up: Bool, at time: Double) {
+        namespaceStatus[namespace] = up
+        for i in ruleSet.rules.indices {
+            let rule = ruleSet.rules[i]
+            guard let d = rule.absent, rule.triggers.contains(where: { $0.namespace == namespace || $0.namespace == "*" }) else { continue }
+            let running = isUp(rule)
+            if !running {
+                states[i].paused = true
+                continue
+            }
+            // (Re)connected: every window restarts now.
+            states[i].paused = false
+            states[i].windowStart = time
+            if rule.key == nil && states[i].keys[.null] == nil {
+                generation &+= 1
+                states[i].keys[.null] = KeyState(lastSeen: time, generation: generation)
+            }
+            for key in Array(states[i].keys.keys) {
+                guard var s = states[i].keys[key], s.phase == .idle, !s.queued else { continue }
+                s.queued = true
+                states[i].keys[key] = s
+                pushTimer(TimerEntry(due: max(s.lastSeen, time) + d, rule: Int32(i), kind: .key, generation: s.generation, key: key))
+            }
+        }
     }
 
     @inline(__always)
     private mutating func process(_ i: Int, _ event: RuleEvent, _ time: Double, _ explaining: Bool,
                                   _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
         let rule = ruleSet.rules[i]
+        if !rule.plain {
+            processFull(i, rule, event, time, explaining, &explain, &out)
+            return
+        }
         var holds = true
         if let when = rule.fastWhen { holds = when.truth(event, time) == .yes }
         if !holds && (!rule.stateful || states[i].active == 0) {
             if explaining { note(&explain, rule, event, time, "when: " + rule.when!.explainNotTrue(EvalContext(event: event, now: time))) }
             return
         }
+        processMatched(i, rule, holds, event, time, explaining, &explain, &out)
+    }
+
+    /// A plain rule whose `when` holds, or that has keys pending or firing: out of line, so the
+    /// common path (a false `when`) stays small.
+    @inline(never)
+    private mutating func processMatched(_ i: Int, _ rule: CompiledRule, _ holds: Bool, _ event: RuleEvent, _ time: Double,
+                                         _ explaining: Bool, _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
         let context = EvalContext(event: event, now: time)
         var key = JSONValue.null
         if let k = rule.keyRoot {
@@ -123,13 +313,44 @@ public struct RuleEngine: Sendable {
                     if explaining { note(&explain, rule, event, time, "cooldown: fired at \(JSONValue.number(last)), \(formatSeconds(last + cooldown - time)) left") }
                     return
                 }
-                states[i].keys[key, default: KeyState()].lastFire = time
-                pruneCooldowns(i, time)
+                var s = states[i].keys[key] ?? newKey(time)
+                s.lastFire = time
+                s.lastSeen = time
+                if states[i].keys.updateValue(s, forKey: key) == nil {
+                    pruneCooldowns(i, time)
+                    bound(i, keeping: key, time)
+                }
             }
-            plan(rule, rule.then, .then, event, time, explaining, &explain, &out)
+            firingCounts[i] &+= 1
+            plan(rule, rule.then, .then, event, time, key, nil, explaining, &explain, &out)
             return
         }
-        var state = states[i].keys[key] ?? KeyState()
+        var state = states[i].keys[key] ?? newKey(time)
+        step(i, rule, &state, key, holds, event, context, time, explaining, &explain, &out)
+        store(i, rule, key, state, time)
+    }
+
+    private mutating func newKey(_ time: Double) -> KeyState {
+        generation &+= 1
+        return KeyState(lastSeen: time, generation: generation)
+    }
+
+    /// Writes a key's state back (dropping keys that hold nothing), and bounds the rule's keys.
+    @inline(__always)
+    private mutating func store(_ i: Int, _ rule: CompiledRule, _ key: JSONValue, _ state: KeyState, _ time: Double) {
+        if state.phase == .idle && rule.cooldown == nil && state.windows == nil && rule.absent == nil && !state.queued {
+            states[i].keys[key] = nil
+        } else if states[i].keys.updateValue(state, forKey: key) == nil {
+            bound(i, keeping: key, time)
+        }
+    }
+
+    /// The state machine of `for` / `clear_when` rules for one key, once `when` is known.
+    @inline(__always)
+    private mutating func step(_ i: Int, _ rule: CompiledRule, _ state: inout KeyState, _ key: JSONValue, _ holds: Bool,
+                               _ event: RuleEvent, _ context: EvalContext, _ time: Double, _ explaining: Bool,
+                               _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
+        state.lastSeen = time
         switch state.phase {
         case .idle:
             guard holds else {
@@ -144,17 +365,25 @@ public struct RuleEngine: Sendable {
                 state.last = event
                 states[i].active += 1
                 states[i].pending += 1
-                earliest = min(earliest, state.due)
+                if !state.queued {
+                    state.queued = true
+                    pushTimer(TimerEntry(due: state.due, rule: Int32(i), kind: .key, generation: state.generation, key: key))
+                }
                 if explaining { note(&explain, rule, event, time, "pending: fires at \(JSONValue.number(state.due)) if when holds until then (for: \(formatSeconds(f)))") }
             } else if time < cooldownEnd {
                 if explaining { note(&explain, rule, event, time, "cooldown: fired at \(JSONValue.number(state.lastFire!)), \(formatSeconds(cooldownEnd - time)) left") }
                 return
+            } else if !rule.stateful {
+                state.lastFire = time
+                firingCounts[i] &+= 1
+                plan(rule, rule.then, .then, event, time, key, state.windows, explaining, &explain, &out)
             } else {
                 state.phase = .firing
                 state.lastFire = time
                 state.last = event
                 states[i].active += 1
-                plan(rule, rule.then, .then, event, time, explaining, &explain, &out)
+                firingCounts[i] &+= 1
+                plan(rule, rule.then, .then, event, time, key, state.windows, explaining, &explain, &out)
             }
         case .pending:
             if holds {
@@ -169,8 +398,12 @@ public struct RuleEngine: Sendable {
             }
         case .firing:
             let clears: Bool
-            if let clearWhen = rule.fastClearWhen {
-                clears = clearWhen.truth(event, time) == .yes
+            if let clearWhen = rule.clearWhen {
+                if rule.plain, let fast = rule.fastClearWhen {
+                    clears = fast.truth(event, time) == .yes
+                } else {
+                    clears = evaluate(clearWhen.root, context) == .bool(true)
+                }
             } else {
                 clears = !holds
             }
@@ -178,7 +411,7 @@ public struct RuleEngine: Sendable {
                 state.phase = .idle
                 state.last = nil
                 states[i].active -= 1
-                plan(rule, rule.onClear, .onClear, event, time, explaining, &explain, &out)
+                plan(rule, rule.onClear, .onClear, event, time, key, state.windows, explaining, &explain, &out)
             } else {
                 state.last = event
                 if explaining {
@@ -187,16 +420,136 @@ public struct RuleEngine: Sendable {
                 }
             }
         }
-        if state.phase == .idle && rule.cooldown == nil {
-            states[i].keys[key] = nil
-        } else {
-            states[i].keys[key] = state
+    }
+
+    /// Rules with windows, `absent`, or expressions reading `state.`/`key`: the key first, then
+    /// the samples, then the conditions with all of it in the context.
+    @inline(never)
+    private mutating func processFull(_ i: Int, _ rule: CompiledRule, _ event: RuleEvent, _ time: Double, _ explaining: Bool,
+                                      _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
+        var context = EvalContext(event: event, now: time)
+        if rule.readsState { context.state = sharedState }
+        var key = JSONValue.null
+        if let k = rule.keyRoot {
+            guard let v = evaluate(k, context) else {
+                if explaining { note(&explain, rule, event, time, "key: " + rule.key!.missing(k, context)) }
+                return
+            }
+            key = v
         }
+        context.key = key
+        let index = states[i].keys.index(forKey: key)
+        if index == nil && rule.windowSpecs.isEmpty && rule.absent == nil {
+            // Nothing to remember unless `when` holds.
+            if let when = rule.when, evaluate(when.root, context) != .bool(true) {
+                if explaining { note(&explain, rule, event, time, "when: " + when.explainNotTrue(context)) }
+                return
+            }
+        }
+        var created: KeyState?
+        var windows: KeyWindows?
+        var phase = KeyState.Phase.idle
+        var queued = false
+        if let index {
+            // Read in place (the getter would copy the whole state).
+            (windows, phase, queued) = RuleEngine.peek(&states[i].keys.values[index])
+        } else {
+            created = newKey(time)
+        }
+        if !rule.windowSpecs.isEmpty {
+            let w = windows ?? KeyWindows(specs: rule.windowSpecs, capacity: rule.windowSamples)
+            windows = w
+            if created != nil { created!.windows = w }
+            let arguments = rule.windowArguments
+            for slot in arguments.indices {
+                if let argument = arguments[slot] {
+                    if case .number(let v)? = evaluate(argument, context), v.isFinite { w.rings[slot].append(time, v) }
+                } else {
+                    w.rings[slot].append(time, 0)
+                }
+            }
+            context.windows = w
+        }
+        var holds = true
+        if let when = rule.whenRoot { holds = evaluate(when, context) == .bool(true) }
+        // The common cases change nothing but the time seen: done in place, without copying the key's state.
+        if let index {
+            if let d = rule.absent {
+                if holds && phase == .idle && (queued || states[i].paused) {
+                    states[i].keys.values[index].lastSeen = time
+                    states[i].keys.values[index].last = event
+                    if explaining { note(&explain, rule, event, time, "absent: seen; fires at \(JSONValue.number(max(time, states[i].windowStart) + d)) if nothing matches until then") }
+                    return
+                }
+            } else if !holds && phase == .idle {
+                states[i].keys.values[index].lastSeen = time
+                if explaining { note(&explain, rule, event, time, "when: " + (rule.when?.explainNotTrue(context) ?? "")) }
+                return
+            }
+        }
+        let existing = index.map { states[i].keys.values[$0] }
+        var state = existing ?? created!
+        if let d = rule.absent {
+            guard holds else {
+                if explaining { note(&explain, rule, event, time, "when: " + rule.when!.explainNotTrue(context) + " (not counted as a sign of life)") }
+                if existing != nil || state.windows != nil { store(i, rule, key, state, time) }
+                return
+            }
+            if state.phase == .firing {
+                state.phase = .idle
+                states[i].active -= 1
+                plan(rule, rule.onClear, .onClear, event, time, key, state.windows, explaining, &explain, &out)
+            } else if explaining {
+                note(&explain, rule, event, time, "absent: seen; fires at \(JSONValue.number(time + d)) if nothing matches until then")
+            }
+            state.lastSeen = time
+            state.last = event
+            if !state.queued && !states[i].paused {
+                state.queued = true
+                pushTimer(TimerEntry(due: max(time, states[i].windowStart) + d, rule: Int32(i), kind: .key, generation: state.generation, key: key))
+            }
+            store(i, rule, key, state, time)
+            return
+        }
+        step(i, rule, &state, key, holds, event, context, time, explaining, &explain, &out)
+        store(i, rule, key, state, time)
+    }
+
+    @inline(__always)
+    private static func peek(_ s: inout KeyState) -> (KeyWindows?, KeyState.Phase, Bool) {
+        (s.windows, s.phase, s.queued)
+    }
+
+    /// Keeps a rule's keys within `max_keys`: drops the idle keys seen longest ago (then, if all
+    /// are busy, the busy ones seen longest ago), a sixteenth of the bound at a time, with a warning.
+    private mutating func bound(_ i: Int, keeping current: JSONValue, _ time: Double) {
+        let rule = ruleSet.rules[i]
+        guard states[i].keys.count > rule.maxKeys else { return }
+        let target = max(1, rule.maxKeys - max(1, rule.maxKeys / 16))
+        var idle: [(Double, JSONValue)] = [], busy: [(Double, JSONValue)] = []
+        for (k, s) in states[i].keys where k != current {
+            if s.phase == .idle { idle.append((s.lastSeen, k)) } else { busy.append((s.lastSeen, k)) }
+        }
+        idle.sort { $0.0 < $1.0 }
+        busy.sort { $0.0 < $1.0 }
+        var drop = states[i].keys.count - target
+        var dropped = 0
+        for (_, k) in idle + busy {
+            if drop <= 0 { break }
+            if let s = states[i].keys.removeValue(forKey: k) {
+                if s.phase != .idle { states[i].active -= 1 }
+                if s.phase == .pending { states[i].pending -= 1 }
+            }
+            drop -= 1
+            dropped += 1
+        }
+        warn("rule \(rule.id): more than max_keys (\(rule.maxKeys)) keys; dropped the \(dropped) seen longest ago")
     }
 
     /// Drops idle keys whose cooldown is over, so keys that come and go do not pile up.
     private mutating func pruneCooldowns(_ i: Int, _ time: Double) {
-        guard states[i].keys.count > 64, let cooldown = ruleSet.rules[i].cooldown else { return }
+        guard states[i].keys.count > 64, states[i].keys.count.nonzeroBitCount == 1, let cooldown = ruleSet.rules[i].cooldown,
+              ruleSet.rules[i].plain, !ruleSet.rules[i].stateful else { return }
         states[i].keys = states[i].keys.filter { _, s in s.phase != .idle || (s.lastFire.map { time < $0 + cooldown } ?? false) }
     }
 
@@ -206,46 +559,91 @@ public struct RuleEngine: Sendable {
 
     // MARK: Timers
 
-    /// Fires what is due by `time`: `for` timers that elapsed (each at its own due time, with the
-    /// last event it saw) and `every:` timers. An `every:` timer that is several periods behind
-    /// (the agent was suspended) fires once, not once per missed period; `run(until:)` steps
-    /// through every period on a virtual clock.
+    /// Fires what is due by `time`: `for` timers that elapsed and silences that reached their
+    /// `absent` duration (each at its own due time, with the last event seen), and `every`/`at`/
+    /// `cron` timers. A timer that is several periods behind (the machine was suspended) fires
+    /// once, not once per missed period; `run(until:)` steps through every period on a virtual clock.
     public mutating func advance(to time: Double) -> [PlannedAction] {
         guard time >= earliest else { return [] }
         var firings: [(at: Double, rule: Int, actions: [PlannedAction])] = []
         var ignored: [Explanation] = []
-        for i in ruleSet.everyRules {
-            guard let next = states[i].nextEvery, next <= time, let period = ruleSet.rules[i].every else { continue }
+        while let top = timers.top, top.due <= time {
+            _ = timers.pop()
+            let i = Int(top.rule)
+            guard i < states.count else { continue }
             let rule = ruleSet.rules[i]
-            var out: [PlannedAction] = []
-            let context = EvalContext(event: nil, now: next)
-            var holds = true
-            if let when = rule.when { if case .bool(true)? = evaluate(when.root, context) {} else { holds = false } }
-            if holds { plan(rule, rule.then, .then, nil, next, false, &ignored, &out) }
-            firings.append((next, i, out))
-            var following = next + period
-            if following <= time { following = next + period * ((time - next) / period).rounded(.down) + period }
-            states[i].nextEvery = following
-        }
-        for i in ruleSet.rules.indices where states[i].pending > 0 {
-            let rule = ruleSet.rules[i]
-            for (key, var state) in states[i].keys where state.phase == .pending && state.due <= time {
-                state.phase = .firing
-                state.lastFire = state.due
-                states[i].pending -= 1
+            if top.kind == .every {
+                guard states[i].nextEvery == top.due else { continue }
+                let next = top.due
                 var out: [PlannedAction] = []
-                plan(rule, rule.then, .then, state.last, state.due, false, &ignored, &out)
-                firings.append((state.due, i, out))
-                states[i].keys[key] = state
+                var context = EvalContext(event: nil, now: next)
+                if rule.readsState { context.state = sharedState }
+                var holds = true
+                if let when = rule.when { holds = evaluate(when.root, context) == .bool(true) }
+                if holds {
+                    firingCounts[i] &+= 1
+                    plan(rule, rule.then, .then, nil, next, .null, nil, false, &ignored, &out)
+                }
+                firings.append((next, i, out))
+                var following: Double?
+                if let period = rule.every {
+                    var f = next + period
+                    if f <= time { f = next + period * ((time - next) / period).rounded(.down) + period }
+                    following = f
+                } else if let schedule = rule.schedule {
+                    following = schedule.next(after: max(next, time), timeZone: timeZone)
+                }
+                states[i].nextEvery = following
+                if let following { pushTimer(TimerEntry(due: following, rule: top.rule, kind: .every, generation: 0, key: .null)) }
+                continue
+            }
+            guard var s = states[i].keys[top.key], s.generation == top.generation, s.queued else { continue }
+            s.queued = false
+            if let d = rule.absent {
+                if s.phase == .idle && !states[i].paused {
+                    let deadline = max(s.lastSeen, states[i].windowStart) + d
+                    if deadline > top.due {
+                        s.queued = true
+                        pushTimer(TimerEntry(due: deadline, rule: top.rule, kind: .key, generation: s.generation, key: top.key))
+                    } else {
+                        s.phase = .firing
+                        s.lastFire = deadline
+                        states[i].active += 1
+                        var out: [PlannedAction] = []
+                        firingCounts[i] &+= 1
+                        plan(rule, rule.then, .then, s.last, deadline, top.key, s.windows, false, &ignored, &out)
+                        firings.append((deadline, i, out))
+                    }
+                }
+            } else if s.phase == .pending {
+                if s.due > top.due {
+                    s.queued = true
+                    pushTimer(TimerEntry(due: s.due, rule: top.rule, kind: .key, generation: s.generation, key: top.key))
+                } else {
+                    s.phase = .firing
+                    s.lastFire = s.due
+                    states[i].pending -= 1
+                    var out: [PlannedAction] = []
+                    firingCounts[i] &+= 1
+                    plan(rule, rule.then, .then, s.last, s.due, top.key, s.windows, false, &ignored, &out)
+                    firings.append((s.due, i, out))
+                }
+            }
+            if s.phase == .idle && rule.cooldown == nil && s.windows == nil && rule.absent == nil && !s.queued {
+                states[i].keys[top.key] = nil
+            } else {
+                states[i].keys[top.key] = s
             }
         }
-        recomputeEarliest()
-        firings.sort { ($0.at, $0.rule) < ($1.at, $1.rule) }
+        earliest = timers.top?.due ?? .infinity
+        if firings.count > 1 {
+            firings = firings.enumerated().sorted { ($0.element.at, $0.element.rule, $0.offset) < ($1.element.at, $1.element.rule, $1.offset) }.map(\.element)
+        }
         return firings.flatMap(\.actions)
     }
 
     /// Steps a virtual clock to `time`, firing every timer at its own due time, every period of
-    /// every `every:` timer included. After `maxSteps` deadlines (a recording that jumps years
+    /// every timer included. After `maxSteps` deadlines (a recording that jumps years
     /// ahead), the rest is coalesced as `advance(to:)` does.
     public mutating func run(until time: Double, maxSteps: Int = 10_000) -> [PlannedAction] {
         var out: [PlannedAction] = []
@@ -258,29 +656,45 @@ public struct RuleEngine: Sendable {
         return out
     }
 
-    /// The earliest time at which `advance(to:)` would do something, or nil.
+    /// The earliest time at which `advance(to:)` may do something, or nil. (A deadline whose key
+    /// changed since may do nothing: the timer is then set again for the next one.)
     public var nextDeadline: Double? {
-        var best = Double.infinity
-        for i in ruleSet.everyRules { if let n = states[i].nextEvery { best = min(best, n) } }
-        for i in states.indices where states[i].pending > 0 {
-            for (_, s) in states[i].keys where s.phase == .pending { best = min(best, s.due) }
-        }
-        return best.isFinite ? best : nil
+        timers.top?.due
     }
 
-    private mutating func recomputeEarliest() {
-        earliest = nextDeadline ?? .infinity
+    /// Rebuilds the heap from the rules' states (at start and on reload).
+    private mutating func rebuildTimers() {
+        timers.removeAll()
+        earliest = .infinity
+        for i in states.indices {
+            let rule = ruleSet.rules[i]
+            if let n = states[i].nextEvery { pushTimer(TimerEntry(due: n, rule: Int32(i), kind: .every, generation: 0, key: .null)) }
+            for key in Array(states[i].keys.keys) {
+                guard var s = states[i].keys[key] else { continue }
+                var due: Double?
+                if let d = rule.absent {
+                    if s.phase == .idle && !states[i].paused { due = max(s.lastSeen, states[i].windowStart) + d }
+                } else if s.phase == .pending {
+                    due = s.due
+                }
+                s.queued = due != nil
+                states[i].keys[key] = s
+                if let due { pushTimer(TimerEntry(due: due, rule: Int32(i), kind: .key, generation: s.generation, key: key)) }
+            }
+        }
     }
 
     // MARK: Reload
 
-    /// Swaps in new rules, keeping the state (pending `for`, firing, cooldown, `every` phase) of
-    /// each rule whose definition did not change. New and changed rules start fresh at `time`.
+    /// Swaps in new rules, keeping the state (pending `for`, firing, cooldown, windows, absence
+    /// timers, `every` phase) of each rule whose definition did not change. New and changed rules
+    /// start fresh at `time`. The shared state is kept whole.
     public mutating func reload(_ newSet: RuleSet, at time: Double) -> ReloadSummary {
         var old: [String: Int] = [:]
         for (i, r) in ruleSet.rules.enumerated() { old[r.id] = i }
         var summary = ReloadSummary()
         var newStates: [RuleState] = []
+        let newCounts = newSet.rules.map { old[$0.id].map { firingCounts[$0] } ?? 0 }
         for rule in newSet.rules {
             if let i = old[rule.id] {
                 if ruleSet.rules[i].fingerprint == rule.fingerprint {
@@ -292,28 +706,53 @@ public struct RuleEngine: Sendable {
             } else {
                 summary.added.append(rule.id)
             }
-            var s = RuleState()
-            if let every = rule.every { s.nextEvery = time + every }
-            newStates.append(s)
+            newStates.append(freshState(rule, at: time))
         }
         let newIDs = Set(newSet.rules.map(\.id))
         summary.removed = ruleSet.rules.map(\.id).filter { !newIDs.contains($0) }
         ruleSet = newSet
         states = newStates
-        recomputeEarliest()
+        firingCounts = newCounts
+        lastEventLabel = 0
+        hasAbsence = newSet.rules.contains { $0.absent != nil }
+        rebuildTimers()
         return summary
+    }
+
+    // MARK: Shared state
+
+    /// Sets (or, with nil, removes) a shared state value, as `set`/`unset` actions do.
+    public mutating func setState(_ name: String, _ entry: StateEntry?) {
+        if let entry {
+            if sharedState[name] == nil && sharedState.count >= maxStateNames {
+                warn("state is full (\(maxStateNames) names); \"set: \(name)\" skipped")
+                return
+            }
+            sharedState[name] = entry
+        } else {
+            guard sharedState.removeValue(forKey: name) != nil else { return }
+        }
+        stateVersion &+= 1
+    }
+
+    /// Drops state values whose ttl ran out by `time`.
+    public mutating func expireState(at time: Double) {
+        let before = sharedState.count
+        sharedState = sharedState.filter { $0.value.expires > time }
+        if sharedState.count != before { stateVersion &+= 1 }
     }
 
     // MARK: Planning actions
 
-    private func plan(_ rule: CompiledRule, _ actions: [ActionTemplate], _ phase: PlannedAction.Phase, _ trigger: RuleEvent?,
-                      _ time: Double, _ explaining: Bool, _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
-        let c = EvalContext(event: trigger, now: time)
+    private mutating func plan(_ rule: CompiledRule, _ actions: [ActionTemplate], _ phase: PlannedAction.Phase, _ trigger: RuleEvent?,
+                               _ time: Double, _ key: JSONValue, _ windows: KeyWindows?, _ explaining: Bool,
+                               _ explain: inout [Explanation], _ out: inout [PlannedAction]) {
+        var c = EvalContext(event: trigger, now: time, key: key, state: rule.readsState ? sharedState : nil, windows: windows)
         for action in actions {
             let kind: PlannedAction.Kind
             switch action {
             case .emit(let namespace, let event, let args, let ack):
-                let ns = namespace.map { $0.renderText(c) } ?? trigger?.namespace ?? "/"
+                let ns = namespace.map { $0.renderText(c) } ?? trigger?.namespace ?? rule.defaultNamespace
                 kind = .emit(namespace: ns, event: event.renderText(c), args: args.map { $0.render(c) }, ack: ack)
             case .run(let argv, let env, let cwd, let timeout):
                 kind = .run(argv: argv.map { $0.renderText(c) }, env: renderEnv(env, c), cwd: cwd, timeout: timeout)
@@ -337,6 +776,14 @@ public struct RuleEngine: Sendable {
                     continue
                 }
                 kind = .reply(args: args.map { $0.render(c) })
+            case .set(let name, let value, let ttl):
+                setState(name, StateEntry(value: value.render(c), expires: ttl.map { time + $0 } ?? .infinity))
+                if rule.readsState { c.state = sharedState }
+                continue
+            case .unset(let name):
+                setState(name, nil)
+                if rule.readsState { c.state = sharedState }
+                continue
             }
             out.append(PlannedAction(at: time, rule: rule.id, phase: phase, kind: kind, trigger: trigger))
         }

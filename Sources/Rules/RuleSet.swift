@@ -27,6 +27,10 @@ public struct RuleSet: Sendable {
     /// The ids of the rules, in load order.
     public var ruleIDs: [String] { rules.map(\.id) }
 
+    /// The (namespace, event) pairs that ``RuleEngine/lastEventLabel`` indexes: nil namespace
+    /// for a namespace no rule names, nil event for a name no rule of that namespace uses.
+    public var eventLabels: [(namespace: String?, event: String?)] { index.labels }
+
     public var count: Int { rules.count }
 
     /// Each rule's definition fingerprint (its YAML, the file's vars and the environment values it

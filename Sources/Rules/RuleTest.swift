@@ -28,6 +28,12 @@ public struct RuleTest: Sendable {
     public var expect: [Expectation]
     /// Runs the clock on to this time after the last event (to see `for` timers fire); default: the last event's time.
     public var until: Double?
+    /// `clock: {start, tz}`: the Unix time the virtual clock starts at (times in the test are
+    /// offsets from it) and the time zone of `at`/`cron` schedules.
+    public var clockStart: Double = 0
+    public var timeZone: String? = "UTC"
+    /// `state: {NAME: value}`: the shared state the test starts with.
+    public var initialState: [String: StateEntry] = [:]
 }
 
 /// The keys an expectation may give, which are those of `PlannedAction.replayJSON()`.

@@ -21,15 +21,19 @@ public enum RuleTestRunner {
     /// times), runs the clock on to `until`, then compares the planned actions with the expected
     /// ones in order and number, each by the fields it gives.
     public static func run(_ test: RuleTest, in ruleSet: RuleSet) -> TestOutcome {
-        var engine = RuleEngine(ruleSet: ruleSet.restricted(toFile: test.rulesFile), startTime: 0)
+        let start = test.clockStart
+        var engine = RuleEngine(ruleSet: ruleSet.restricted(toFile: test.rulesFile), startTime: start, timeZone: test.timeZone,
+                                state: test.initialState)
         var actual: [PlannedAction] = []
         var last = 0.0
         for e in test.events {
-            actual += engine.run(until: e.at)
-            actual += engine.handle(e.event, at: e.at)
+            actual += engine.run(until: start + e.at)
+            actual += engine.handle(e.event, at: start + e.at)
             last = e.at
         }
-        actual += engine.run(until: max(last, test.until ?? last))
+        actual += engine.run(until: start + max(last, test.until ?? last))
+        // Times in the test are offsets from the clock's start.
+        if start != 0 { for i in actual.indices { actual[i].at -= start } }
         let report = compare(test, actual)
         return TestOutcome(test: test, passed: report.isEmpty, actual: actual, report: report)
     }

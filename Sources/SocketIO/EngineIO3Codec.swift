@@ -106,21 +106,26 @@ enum EngineIO3Codec {
         var remaining = length
         while remaining > 0 {
             guard i < count else { return nil }
-            let b = bytes[i]
-            let size: Int
-            switch b {
-            case 0..<0x80: size = 1
-            case 0xC0..<0xE0: size = 2
-            case 0xE0..<0xF0: size = 3
-            case 0xF0..<0xF8: size = 4
-            default: size = 1  // a stray continuation byte counts as one unit
-            }
+            let size = min(sequenceLength(lead: bytes[i]), count - i)
             let units = unit == .utf16 && size == 4 ? 2 : 1
-            guard units <= remaining, size <= count - i else { return nil }
+            guard units <= remaining else { return nil }
             remaining -= units
             i += size
         }
         return i
+    }
+
+    /// The bytes of the UTF-8 sequence a lead byte starts; a byte that cannot lead one (a stray
+    /// continuation byte, 0xF8...0xFF) counts as a character of its own, so malformed text is
+    /// counted the same way when it is written and when it is read.
+    @inline(__always)
+    static func sequenceLength(lead b: UInt8) -> Int {
+        switch b {
+        case 0xC0..<0xE0: 2
+        case 0xE0..<0xF0: 3
+        case 0xF0..<0xF8: 4
+        default: 1
+        }
     }
 
     /// Whether `<digits>:` starts at `index`.
@@ -223,11 +228,15 @@ enum EngineIO3Codec {
         return out
     }
 
-    /// UTF-16 code units of UTF-8 text (a 4-byte sequence counts 2).
+    /// UTF-16 code units of UTF-8 text (a 4-byte sequence counts 2), stepping through the bytes
+    /// as the decoder does.
     static func utf16Count(_ bytes: [UInt8]) -> Int {
         var n = 0
-        for b in bytes where b & 0xC0 != 0x80 {
-            n += b >= 0xF0 ? 2 : 1
+        var i = 0
+        while i < bytes.count {
+            let size = min(sequenceLength(lead: bytes[i]), bytes.count - i)
+            n += size == 4 ? 2 : 1
+            i += size
         }
         return n
     }

@@ -15,6 +15,10 @@ struct EngineSettings: Sendable {
     /// The most bytes accepted in one polling body, WebSocket message or packet's attachments,
     /// whatever the server's maxPayload says.
     var payloadCeiling: Int = 1_000_000
+    /// The Engine.IO revision this session speaks.
+    var revision: EngineIORevision = .eio4
+    /// Engine.IO 3 only: the namespaces' auth as query parameters, encoded (may be empty).
+    var legacyAuthQuery: String = ""
 }
 
 /// Cookies shared by every request of a client (loop only).
@@ -66,6 +70,8 @@ final class EngineSession {
         case closed(reason: DisconnectReason, detail: String, sessionGone: Bool)
         /// The write backlog went down after it was full: writes are taken again.
         case drained
+        /// The handshake got an HTTP answer other than success (the session is over).
+        case refused(HandshakeRefusal)
     }
 
     private enum State { case idle, opening, open, closed }
@@ -108,6 +114,10 @@ final class EngineSession {
     private var lastReceived = NIODeadline.now()
     private var livenessTimer: Scheduled<Void>?
     private var upgradeTimer: Scheduled<Void>?
+    /// Engine.IO 3: the next ping, and the deadline for the pong of the last one.
+    private var pingTimer: Scheduled<Void>?
+    private var pongTimer: Scheduled<Void>?
+    private var isEIO3: Bool { settings.revision == .eio3 }
     private var warnedPong = false
     /// Bytes accepted in one polling body, WebSocket message or packet's attachments.
     private(set) var payloadLimit: Int
@@ -161,7 +171,13 @@ final class EngineSession {
         var uri = settings.path
         uri += "?"
         if !settings.baseQuery.isEmpty { uri += settings.baseQuery + "&" }
-        uri += "EIO=4&transport=" + transport + "&t=" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+        if isEIO3 {
+            if !settings.legacyAuthQuery.isEmpty { uri += settings.legacyAuthQuery + "&" }
+            uri += "EIO=3&b64=1&transport=" + transport
+        } else {
+            uri += "EIO=4&transport=" + transport
+        }
+        uri += "&t=" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         if let sid { uri += "&sid=" + percentEncodeQuery(sid) }
         return uri
     }
@@ -189,7 +205,11 @@ final class EngineSession {
         attachMain(ws)
         ws.connect(target: settings.target, uri: uri(transport: "websocket", sid: nil), headers: headers())
             .assumeIsolated().whenFailure { [weak self] error in
-                self?.fail(.transportError, describeIOError(error))
+                if let refusal = error as? HandshakeRefusal {
+                    self?.refuse(refusal)
+                } else {
+                    self?.fail(.transportError, describeIOError(error))
+                }
             }
     }
 
@@ -214,13 +234,14 @@ final class EngineSession {
             case .success(let response):
                 cookies.absorb(response.headers, logger: logger)
                 guard response.status == .ok else {
-                    fail(.transportError, "handshake answered \(response.status.code): \(describeBody(response.body))")
+                    let body = String(decoding: response.body.readableBytesView.prefix(HandshakeRefusal.maxBody), as: UTF8.self)
+                    refuse(HandshakeRefusal(status: Int(response.status.code), body: body))
                     return
                 }
                 let packets: [EngineIOPacket]
                 do {
                     packets = try response.body.withUnsafeReadableBytes { buffer in
-                        try EngineIOCodec.decodePayload(buffer)
+                        try decodePayload(buffer)
                     }
                 } catch {
                     fail(.parseError, "\(error)")
@@ -275,7 +296,11 @@ final class EngineSession {
             "payloadLimit": "\(payloadLimit)",
         ])
         lastReceived = .now()
-        armLiveness()
+        if isEIO3 {
+            schedulePing(in: .milliseconds(Int64(max(h.pingInterval, 100))))
+        } else {
+            armLiveness()
+        }
         onEvent?(.open(h))
         return state == .open
     }
@@ -359,7 +384,17 @@ final class EngineSession {
                 logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
             }
         case .binary(let buffer):
-            receive(.binaryMessage(Array(buffer.readableBytesView)))
+            guard isEIO3 else {
+                receive(.binaryMessage(Array(buffer.readableBytesView)))
+                return
+            }
+            // Engine.IO 3: the frame starts with the packet type.
+            do {
+                receive(try EngineIO3Codec.decodeWebSocketBinary(Array(buffer.readableBytesView)))
+            } catch {
+                lastReceived = .now()
+                logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
+            }
         }
     }
 
@@ -382,7 +417,13 @@ final class EngineSession {
             send([OutgoingFrame(bytes: bytes, isBinary: false)], promise: nil)
         case .close:
             fail(.transportClose, "the server closed the session")
-        case .pong, .noop, .upgrade:
+        case .pong:
+            if isEIO3, pongTimer != nil {
+                pongTimer?.cancel()
+                pongTimer = nil
+                schedulePing(in: .milliseconds(Int64(max(handshake?.pingInterval ?? 25_000, 100))))
+            }
+        case .noop, .upgrade:
             break
         case .open:
             logger.warning("ignoring a second open packet")
@@ -394,7 +435,7 @@ final class EngineSession {
         pollingRequest(.GET, on: lane, sid: sid, body: nil, what: "poll") { [weak self] response in
             guard let self else { return }
             let decoded = response.body.withUnsafeReadableBytes { bytes in
-                Result { () throws(EngineIOParseError) in try EngineIOCodec.decodePayload(bytes) }
+                Result { () throws(EngineIOParseError) in try decodePayload(bytes) }
             }
             switch decoded {
             case .success(let packets):
@@ -491,7 +532,7 @@ final class EngineSession {
                 for (i, frame) in unit.frames.enumerated() {
                     let promise = i == unit.frames.count - 1 ? unit.promise : nil
                     if frame.isBinary {
-                        ws.sendBinary(frame.bytes, flush: false, promise: promise)
+                        ws.sendBinary(isEIO3 ? EngineIO3Codec.webSocketBinaryFrame(frame.bytes) : frame.bytes, flush: false, promise: promise)
                     } else {
                         ws.sendText(frame.bytes, flush: false, promise: promise)
                     }
@@ -510,11 +551,22 @@ final class EngineSession {
     }
 
     /// How many frames of `queue` go in the next POST: at most 16 packets (python-engineio drops
-    /// bigger payloads) and `byteLimit` bytes; a single larger packet still goes alone.
-    static func postBatch(_ frames: some Sequence<OutgoingFrame>, byteLimit: Int) -> (count: Int, body: [UInt8]) {
+    /// bigger payloads) and `byteLimit` bytes; a single larger packet still goes alone. Engine.IO 3
+    /// writes `<length>:<packet>` records instead of `\x1e`-separated ones.
+    static func postBatch(_ frames: some Sequence<OutgoingFrame>, byteLimit: Int,
+                          revision: EngineIORevision = .eio4) -> (count: Int, body: [UInt8]) {
         var body: [UInt8] = []
         var count = 0
         for frame in frames {
+            if revision == .eio3 {
+                // A record's size is known once it is encoded.
+                var record: [UInt8] = []
+                EngineIO3Codec.appendPayloadRecord(frame.bytes, isBinary: frame.isBinary, into: &record)
+                if count == 16 || (count > 0 && body.count + record.count > byteLimit) { break }
+                body.append(contentsOf: record)
+                count += 1
+                continue
+            }
             let size = frame.isBinary ? 2 + (frame.bytes.count + 2) / 3 * 4 : frame.bytes.count + 1
             if count == 16 || (count > 0 && body.count + size > byteLimit) { break }
             if !body.isEmpty { body.append(EngineIOCodec.recordSeparator) }
@@ -535,7 +587,7 @@ final class EngineSession {
         // `StreamReader.read(n)` that can return a truncated body when it arrives in several
         // segments.
         let byteLimit = min(h.maxPayload, 60_000)
-        let (count, body) = Self.postBatch(queue.lazy.flatMap { $0.frames[$0.sent...] }, byteLimit: byteLimit)
+        let (count, body) = Self.postBatch(queue.lazy.flatMap { $0.frames[$0.sent...] }, byteLimit: byteLimit, revision: settings.revision)
         postInFlight = count
         pollingRequest(.POST, on: lane, sid: h.sid, body: body, what: "POST") { [weak self] _ in
             guard let self else { return }
@@ -559,6 +611,26 @@ final class EngineSession {
     }
 
     // MARK: Heartbeat
+
+    /// Decodes a polling payload in this session's revision.
+    private func decodePayload(_ bytes: UnsafeRawBufferPointer) throws(EngineIOParseError) -> [EngineIOPacket] {
+        isEIO3 ? try EngineIO3Codec.decodePayload(bytes) : try EngineIOCodec.decodePayload(bytes)
+    }
+
+    /// Engine.IO 3: the client pings every pingInterval and expects the pong within pingTimeout
+    /// (at least a second, so `pingTimeout: 0` is tolerated). The server never pings.
+    private func schedulePing(in delay: TimeAmount) {
+        pingTimer?.cancel()
+        pingTimer = loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            guard let self, state == .open, let h = handshake else { return }
+            send([OutgoingFrame(bytes: [UInt8(ascii: "2")], isBinary: false)], promise: nil)
+            let timeout = max(h.pingTimeout, 1000)
+            pongTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(timeout))) { [weak self] in
+                guard let self, state == .open else { return }
+                fail(.pingTimeout, "no pong from the server within \(timeout) ms")
+            }
+        }
+    }
 
     private func armLiveness() {
         guard let h = handshake else { return }
@@ -584,10 +656,21 @@ final class EngineSession {
         onEvent = nil
     }
 
+    /// Ends the session because the handshake was answered with an HTTP error.
+    private func refuse(_ refusal: HandshakeRefusal) {
+        guard state != .closed else { return }
+        logger.debug("engine.io handshake refused", metadata: ["status": "\(refusal.status)", "body": "\(refusal.body)"])
+        teardown()
+        onEvent?(.refused(refusal))
+        onEvent = nil
+    }
+
     /// Closes every connection the session owns (the upgrade probe too) and fails what is queued.
     private func teardown() {
         state = .closed
         livenessTimer?.cancel()
+        pingTimer?.cancel()
+        pongTimer?.cancel()
         upgradeTimer?.cancel()
         switch transport {
         case .none: break

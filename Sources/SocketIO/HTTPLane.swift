@@ -23,6 +23,8 @@ struct ConnectionTarget: Sendable {
     var url: ServerURL
     var sslContext: NIOSSLContext?
     var connectTimeout: TimeAmount
+    /// The HTTP proxy in between, if any (see Proxy.swift).
+    var proxy: ProxyURL? = nil
 
     func bootstrap(on loop: any EventLoop) -> ClientBootstrap {
         ClientBootstrap(group: loop)
@@ -85,6 +87,12 @@ final class HTTPLane {
                 guard self.pending?.futureResult === promise.futureResult else { return }
                 var head = head
                 if let body { head.headers.replaceOrAdd(name: "Content-Length", value: String(body.count)) }
+                if self.target.usesAbsoluteForm {
+                    // Plain http through the proxy: absolute-form request, credentials on each.
+                    head.uri = "http://" + self.target.url.hostHeader + head.uri
+                    if let auth = self.target.proxy?.authorization { head.headers.replaceOrAdd(name: "Proxy-Authorization", value: auth) }
+                    head.headers.replaceOrAdd(name: "Connection", value: "close")
+                }
                 channel.write(HTTPClientRequestPart.head(head), promise: nil)
                 if let body {
                     channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil)
@@ -101,15 +109,11 @@ final class HTTPLane {
         let target = self.target
         // The lane is confined to its loop; the initializer runs there too (checked).
         let lane = NIOLoopBound(self, eventLoop: loop)
-        let future = target.bootstrap(on: loop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try target.addTLS(to: channel)
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(lane: lane.value))
-                }
-            }
-            .connect(host: target.url.host, port: target.url.port)
+        let future = target.connect(on: loop, tunnel: !target.usesAbsoluteForm) { channel in
+            try target.addTLS(to: channel)
+            try channel.pipeline.syncOperations.addHTTPClientHandlers()
+            try channel.pipeline.syncOperations.addHandler(HTTPResponseCollector(lane: lane.value))
+        }
         future.assumeIsolated().whenSuccess { [self] channel in
             if self.closed {
                 channel.close(promise: nil)
@@ -122,12 +126,20 @@ final class HTTPLane {
 
     fileprivate func received(_ response: HTTPResponse, from channel: any Channel) {
         guard self.channel === channel else { return }
-        if !response.keepAlive {
+        // Through a proxy in absolute form, one request per connection: proxies (tinyproxy)
+        // close client connections after a response without saying so.
+        if !response.keepAlive || target.usesAbsoluteForm {
             self.channel = nil
             channel.close(promise: nil)
         }
         let promise = pending
         pending = nil
+        if target.usesAbsoluteForm, response.status == .proxyAuthenticationRequired {
+            self.channel = nil
+            channel.close(promise: nil)
+            promise?.fail(target.proxyAuthenticationError())
+            return
+        }
         promise?.succeed(response)
     }
 

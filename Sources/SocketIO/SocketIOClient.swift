@@ -263,6 +263,12 @@ final class ClientCore {
     private var nextWaiterId = 0
     private var assembler = SocketIOBinaryAssembler()
     private var lastError: SocketIOError?
+    /// The Engine.IO revision of the next session: `auto` starts with 4 and keeps whatever the
+    /// server last accepted, for every reconnect.
+    private var revision: EngineIORevision
+    /// Whether `auto` already switched revisions since the last open session (switch once, then
+    /// back off like any failure).
+    private var revisionSwitched = false
 
     init(configuration: SocketIOClientConfiguration, loop: any EventLoop, logger: Logger,
          hook: (@Sendable (SocketIOClientEvent) -> Void)?, subscribers: EventSubscribers) {
@@ -272,6 +278,7 @@ final class ClientCore {
         self.logger = logger
         self.hook = hook
         self.settings = Result { () throws(SocketIOError) in try Self.makeSettings(configuration) }
+        self.revision = configuration.protocolVersion == .v3 ? .eio3 : .eio4
         self.backoff = ReconnectBackoff(policy: configuration.reconnection)
         self.buffer = OfflineBuffer(limit: configuration.offlineBufferLimit)
         for (name, auth) in configuration.namespaces {
@@ -305,8 +312,9 @@ final class ClientCore {
         var path = c.path.isEmpty ? "/socket.io/" : c.path
         if !path.hasPrefix("/") { path = "/" + path }
         let connectTimeout = TimeAmount(saturating: c.connectTimeout)
+        let proxy = try ProxyURL.resolve(c.proxy, for: url, environment: c.environment ?? processEnvironment())
         return EngineSettings(
-            target: ConnectionTarget(url: url, sslContext: sslContext, connectTimeout: connectTimeout),
+            target: ConnectionTarget(url: url, sslContext: sslContext, connectTimeout: connectTimeout, proxy: proxy),
             path: path,
             mode: c.transports,
             baseQuery: query.joined(separator: "&"),
@@ -356,7 +364,9 @@ final class ClientCore {
     }
 
     private func startEngine() {
-        guard case .success(let settings) = settings, phase != .closed else { return }
+        guard case .success(var settings) = settings, phase != .closed else { return }
+        settings.revision = revision
+        if revision == .eio3 { settings.legacyAuthQuery = legacyAuthQuery() }
         generation += 1
         let generation = self.generation
         var engineLogger = logger
@@ -385,13 +395,17 @@ final class ClientCore {
             assembler.byteLimit = engine?.payloadLimit ?? configuration.maxPayloadCeiling
             if backoff.attempt > 0 { deliver(.reconnect(attempt: backoff.attempt)) }
             lastError = nil
+            revisionSwitched = false
             for ns in namespaces.values.sorted(by: { $0.name < $1.name }) where ns.status != .kicked {
-                sendConnect(ns)
+                // Socket.IO v2: the server connects `/` by itself and sends its CONNECT.
+                sendConnect(ns, implicit: revision == .eio3 && ns.name == "/")
             }
         case .packet(let packet):
             receive(packet)
         case .closed(let reason, let detail, let sessionGone):
             engineClosed(reason: reason, detail: detail, sessionGone: sessionGone)
+        case .refused(let refusal):
+            handshakeRefused(refusal)
         case .drained:
             // The transport takes writes again: what waited in the buffer goes first.
             for ns in namespaces.values.sorted(by: { $0.name < $1.name }) where ns.status == .connected {
@@ -400,7 +414,46 @@ final class ClientCore {
         }
     }
 
-    private func sendConnect(_ ns: Namespace) {
+    /// The handshake got an HTTP error. With `protocol: auto`, the server's "unsupported version"
+    /// answer switches to the other Engine.IO revision at once; python-socketio 4.x refuses `/` with
+    /// a 401 whose body is the refusal; anything else is a failed attempt.
+    private func handshakeRefused(_ refusal: HandshakeRefusal) {
+        if configuration.protocolVersion == .auto, !revisionSwitched,
+            EngineIO3Codec.isUnsupportedVersionAnswer(status: refusal.status, body: refusal.body) {
+            let refused = revision
+            revision = refused.other
+            revisionSwitched = true
+            logger.info("the server does not speak \(refused); trying \(revision)", metadata: ["answer": "\(refusal.shortBody)"])
+            engine = nil
+            connectTimer?.cancel()
+            startEngine()
+            return
+        }
+        if refusal.status == 401, revision == .eio3 {
+            let answer = (try? JSONValue(parsing: Array(refusal.body.utf8))) ?? .string(refusal.body)
+            let (message, data) = SocketIO2.refusal(answer)
+            engineClosed(reason: .transportError, detail: refusal.description, sessionGone: false,
+                         error: .connectionRefused(namespace: "/", message: message, data: data))
+            return
+        }
+        engineClosed(reason: .transportError, detail: refusal.description, sessionGone: false)
+    }
+
+    /// Engine.IO 3: every namespace's auth as query parameters of the Engine.IO URL (`/` first,
+    /// each parameter once), where python-socketio 4.x reads it.
+    private func legacyAuthQuery() -> String {
+        var parameters: [(name: String, value: String)] = []
+        for ns in namespaces.values.sorted(by: { $0.name < $1.name }) {
+            for p in SocketIO2.queryParameters(ns.auth) where !parameters.contains(where: { $0 == p }) {
+                parameters.append(p)
+            }
+        }
+        return SocketIO2.queryString(parameters)
+    }
+
+    /// Sends the namespace CONNECT and waits for the answer. `implicit`: the server connects the
+    /// namespace by itself (`/` on Socket.IO v2), so only the answer is awaited.
+    private func sendConnect(_ ns: Namespace, implicit: Bool = false) {
         guard phase == .open, let engine else { return }
         ns.status = .connecting
         ns.early = []
@@ -411,12 +464,24 @@ final class ClientCore {
             guard self.generation == generation, ns.status == .connecting else { return }
             connectFailed(ns, error: .connectTimeout, message: "no answer to the namespace CONNECT", refused: false)
         }
-        let encoded = SocketIOCodec.encode(SocketIOPacket(.connect, namespace: ns.name, data: ns.auth), prefix: UInt8(ascii: "4"))
-        engine.send(frames(encoded), promise: nil)
+        if implicit {
+            logger.debug("waiting for the server to connect the namespace", metadata: ["sio.namespace": "\(ns.name)"])
+            return
+        }
+        if revision == .eio3 {
+            // Socket.IO v2: no CONNECT payload; the auth rides as a query after the namespace.
+            let text = ns.name == "/" ? Array("40".utf8) : SocketIO2.connectPacket(namespace: ns.name, auth: ns.auth, prefix: UInt8(ascii: "4"))
+            engine.send([OutgoingFrame(bytes: text, isBinary: false)], promise: nil)
+        } else {
+            let encoded = SocketIOCodec.encode(SocketIOPacket(.connect, namespace: ns.name, data: ns.auth), prefix: UInt8(ascii: "4"))
+            engine.send(frames(encoded), promise: nil)
+        }
         logger.debug("connecting namespace", metadata: ["sio.namespace": "\(ns.name)"])
     }
 
-    private func engineClosed(reason: DisconnectReason, detail: String, sessionGone: Bool) {
+    /// The session ended or could not open. `refusal`: the server refused the connection (reported
+    /// instead of a transport error, and to every waiter at once).
+    private func engineClosed(reason: DisconnectReason, detail: String, sessionGone: Bool, error refusal: SocketIOError? = nil) {
         let wasOpen = phase == .open
         engine = nil
         connectTimer?.cancel()
@@ -430,7 +495,7 @@ final class ClientCore {
         } else {
             logger.info("connection attempt failed", metadata: ["detail": "\(detail)"])
         }
-        let error = SocketIOError.transport(detail)
+        let error = refusal ?? SocketIOError.transport(detail)
         for ns in namespaces.values.sorted(by: { $0.name < $1.name }) {
             ns.retryTimer?.cancel()
             ns.connectTimer?.cancel()
@@ -445,7 +510,7 @@ final class ClientCore {
         }
         if !wasOpen {
             lastError = error
-            failWaiters(error, onlyFailFast: true)
+            failWaiters(error, onlyFailFast: refusal == nil)
         }
         // Emits written on the lost session and still waiting for an ack are sent again.
         for e in acks.elements where !e.inBuffer && !e.finished { enqueue(e, warnOnOverflow: true) }
@@ -503,8 +568,12 @@ final class ClientCore {
         do {
             decoded = try packet.payload.withUnsafeBytes { bytes throws(SocketIOParseError) in try SocketIOCodec.decode(bytes) }
         } catch {
-            logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
-            return
+            // Socket.IO v2 ERROR packets may carry a list or nothing.
+            guard revision == .eio3, let legacy = SocketIO2.decodeError(packet.payload) else {
+                logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
+                return
+            }
+            decoded = legacy
         }
         if assembler.isAssembling {
             logger.warning("a text packet arrived while binary attachments were expected; dropping the binary packet")
@@ -581,14 +650,7 @@ final class ClientCore {
             succeedWaiters(namespace: ns.name)
         case .connectError:
             guard ns.status == .connecting else { return }
-            let message: String
-            var data: JSONValue?
-            if let s = packet.data?.stringValue {
-                message = s
-            } else {
-                message = packet.data?["message"]?.stringValue ?? packet.data?.description ?? "refused"
-                data = packet.data?["data"]
-            }
+            let (message, data) = SocketIO2.refusal(packet.data)
             connectFailed(ns, error: .connectionRefused(namespace: ns.name, message: message, data: data), message: "namespace refused", refused: true)
         case .disconnect:
             guard ns.status == .connected || ns.status == .connecting else { return }
@@ -909,4 +971,16 @@ final class ClientCore {
         terminate(error: .disconnected)
         return closing
     }
+}
+
+extension SocketIOClient {
+    /// The transport of the open Engine.IO session (`"websocket"` or `"polling"`), nil while
+    /// not connected. Read it on ``eventLoop`` (e.g. from the event hook).
+    public var currentTransport: String? {
+        core.value.currentTransport
+    }
+}
+
+extension ClientCore {
+    var currentTransport: String? { engine.flatMap { $0.isOpen ? $0.transportName : nil } }
 }

@@ -124,6 +124,10 @@ public struct SocketIOClientConfiguration: Sendable {
     /// Protocol generation (default `.auto`: Engine.IO 4, falling back to Engine.IO 3 / Socket.IO v2
     /// when the server refuses version 4).
     public var protocolVersion: ProtocolVersion = .auto
+    /// The HTTP proxy (default: from `https_proxy`/`http_proxy`/`no_proxy`).
+    public var proxy: ProxySetting = .environment
+    /// The environment the proxy variables are read from (nil: the process environment).
+    public var environment: [String: String]? = nil
 
     public init(
         url: String,

@@ -43,9 +43,8 @@ final class WebSocketConnection {
         let maxSize = max(maxMessageSize, 1024)
         // The connection is confined to its loop; the initializers run there too (checked).
         let connection = NIOLoopBound(self, eventLoop: loop)
-        let connectFuture = target.bootstrap(on: loop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+        let refusal = RefusedUpgradeReader()
+        let connectFuture = target.connect(on: loop, tunnel: true) { channel in
                     try target.addTLS(to: channel)
                     let upgrader = NIOTypedWebSocketClientUpgrader<Bool>(
                         maxFrameSize: maxSize,
@@ -68,7 +67,12 @@ final class WebSocketConnection {
                         upgradeConfiguration: NIOTypedHTTPClientUpgradeConfiguration(
                             upgradeRequestHead: requestHead,
                             upgraders: [upgrader],
-                            notUpgradingCompletionHandler: { channel in channel.eventLoop.makeSucceededFuture(false) }
+                            notUpgradingCompletionHandler: { channel in
+                                channel.eventLoop.makeCompletedFuture {
+                                    try channel.pipeline.syncOperations.addHandler(refusal)
+                                    return false
+                                }
+                            }
                         )
                     )
                     configuration.leftOverBytesStrategy = .forwardBytes
@@ -76,17 +80,21 @@ final class WebSocketConnection {
                         configuration: configuration
                     )
                     result.cascade(to: upgraded)
-                }
-            }
-            .connect(host: target.url.host, port: target.url.port)
+        }
+        // Without a channel (refused, or a proxy tunnel that failed) the upgrade never starts.
+        connectFuture.whenFailure { upgraded.fail($0) }
         return connectFuture.assumeIsolated().flatMap { [self] channel in
             self.channel = channel
             if self.closed { channel.close(promise: nil) }
-            return upgraded.futureResult.flatMapThrowing { ok in
-                guard ok else {
+            return upgraded.futureResult.flatMap { ok in
+                guard !ok else { return channel.eventLoop.makeSucceededVoidFuture() }
+                // Not upgraded: the status and body say why (HandshakeRefusal).
+                let answered = channel.eventLoop.makePromise(of: Void.self)
+                refusal.whenComplete(on: channel.eventLoop, deadline: .seconds(2)) { answer in
                     channel.close(promise: nil)
-                    throw SocketIOError.transport("the server refused the WebSocket upgrade")
+                    answered.fail(answer)
                 }
+                return answered.futureResult
             }
         }.nonisolated()
     }

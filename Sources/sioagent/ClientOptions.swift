@@ -22,6 +22,7 @@ struct ClientOptions {
         .option("path", "Engine.IO path.", default: "/socket.io/"),
         .option("ca-file", "PEM file of CA certificates to trust instead of the system roots."),
         .flag("insecure", "Do not verify TLS certificates."),
+        .option("proxy", "HTTP proxy: http://[user:password@]host:port, or 'none'. Default: https_proxy/http_proxy/no_proxy."),
         .flag("verbose", "Log connection details to stderr."),
     ]
 
@@ -34,6 +35,7 @@ struct ClientOptions {
     var path: String
     var caFile: String?
     var insecure: Bool
+    var proxy: String?
     var verbose: Bool
 
     init(_ arguments: ParsedArguments) throws(ValidationError) {
@@ -46,6 +48,7 @@ struct ClientOptions {
         path = arguments.string("path") ?? "/socket.io/"
         caFile = arguments.string("ca-file")
         insecure = arguments.flag("insecure")
+        proxy = arguments.string("proxy")
         verbose = arguments.flag("verbose")
     }
 
@@ -64,6 +67,13 @@ struct ClientOptions {
             _ = try ServerURLCheck.check(url)
         } catch {
             throw ValidationError("\(error)")
+        }
+        if let proxy, proxy != "none" {
+            do {
+                _ = try ProxyURL(proxy)
+            } catch {
+                throw ValidationError("--proxy: \(error)")
+            }
         }
     }
 
@@ -87,6 +97,7 @@ struct ClientOptions {
             tls: TLSOptions(caFile: caFile, insecure: insecure)
         )
         configuration.protocolVersion = protocolVersion
+        if let proxy { configuration.proxy = proxy == "none" ? .direct : .url(proxy) }
         return configuration
     }
 

@@ -135,7 +135,7 @@ struct ExpressionTests {
         ("payload = 1", "8: \"=\" is not an operator; use \"==\" to compare"),
         ("payload < 1 < 2", "12: comparisons do not chain; join them with \"and\""),
         ("(payload < 1", "12: expected \")\" to close the \"(\", found end of expression"),
-        ("payload.level > 10s", "16: \"10s…\" is not a number; durations are not allowed in expressions, write seconds (a number)"),
+        ("payload.level > 10s", "16: a duration (10s) is only allowed as the window of count_over, avg_over…; elsewhere write seconds (a number)"),
         ("'abc", "0: unterminated string: missing closing '"),
         ("payload matches 3", "16: \"matches\" needs a quoted regular expression after it (compiled when the rules load)"),
         ("foo(1)", "0: unknown function \"foo\""),

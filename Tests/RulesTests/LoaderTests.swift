@@ -8,7 +8,7 @@ struct LoaderDiagnosticTests {
         // Unknown keys, with did-you-mean.
         ("rules:\n  - id: a\n    on: x\n    wehn: payload < 1\n    then: [{log: stdout}]\n", "4:5: unknown key \"wehn\" in a rule; did you mean \"when\"?"),
         ("rule:\n  - id: a\n", "1:1: unknown key \"rule\" in the file; did you mean \"rules\"?"),
-        ("rules:\n  - id: a\n    on: x\n    then:\n      - emitt: alert\n", "5:9: unknown action \"emitt\"; did you mean \"emit\"? (actions: emit, run, shell, log, reply)"),
+        ("rules:\n  - id: a\n    on: x\n    then:\n      - emitt: alert\n", "5:9: unknown action \"emitt\"; did you mean \"emit\"? (actions: emit, run, shell, log, reply, set, unset)"),
         ("rules:\n  - id: a\n    on: x\n    then:\n      - emit: alert\n        arg: [1]\n", "6:9: unknown key \"arg\" in a emit action; did you mean \"args\"?"),
         // Expression errors at the exact column inside the file.
         ("rules:\n  - id: a\n    on: x\n    when: payload <\n    then: [{log: stdout}]\n", "4:20: in when: expression ends too early: expected a value"),
@@ -17,14 +17,14 @@ struct LoaderDiagnosticTests {
         ("rules:\n  - id: a\n    on: x\n    when: 'payload[\"odd key\"] < vars.nope'\n    then: [{log: stdout}]\n", "4:38: unknown variable \"nope\" (this file has no vars:)"),
         ("vars: {low: 20}\nrules:\n  - id: a\n    on: x\n    when: payload < vars.lwo\n    then: [{log: stdout}]\n", "5:26: unknown variable \"lwo\"; did you mean \"low\"?"),
         ("rules:\n  - id: a\n    on: x\n    when: |\n      payload.a > 1 and\n      lenn(args) > 2\n    then: [{log: stdout}]\n", "6:7: in when: unknown function \"lenn\"; did you mean \"len\"?"),
-        ("rules:\n  - id: a\n    on: x\n    when: paylod > 1\n    then: [{log: stdout}]\n", "4:11: in when: unknown name \"paylod\"; did you mean \"payload\"? (names: event, namespace, args, payload, vars, env, now)"),
+        ("rules:\n  - id: a\n    on: x\n    when: paylod > 1\n    then: [{log: stdout}]\n", "4:11: in when: unknown name \"paylod\"; did you mean \"payload\"? (names: event, namespace, args, payload, vars, env, now, key, state)"),
         ("rules:\n  - id: a\n    on: x\n    when: payload matches \"([\"\n    then: [{log: stdout}]\n", ""),  // quoted inside a plain scalar: see regexCase
         // Types known at load.
         ("rules:\n  - id: a\n    on: x\n    when: '\"a\" < 3'\n    then: [{log: stdout}]\n", "4:16: \"<\" between a string and a number never holds: values are not converted (use number() or string())"),
         ("rules:\n  - id: a\n    on: x\n    when: payload + 1\n    then: [{log: stdout}]\n", "4:11: when must give true or false, but this gives a number"),
         ("rules:\n  - id: a\n    on: x\n    when: payload > 1 and 5\n    then: [{log: stdout}]\n", "4:27: \"and\" needs true or false, but this is a number"),
         ("rules:\n  - id: a\n    on: x\n    when: len(3) > 1\n    then: [{log: stdout}]\n", "4:15: len() needs a string, list or object, but this is a number"),
-        ("rules:\n  - id: a\n    on: x\n    when: a < b < c\n    then: [{log: stdout}]\n", "4:11: in when: unknown name \"a\" (names: event, namespace, args, payload, vars, env, now)"),
+        ("rules:\n  - id: a\n    on: x\n    when: a < b < c\n    then: [{log: stdout}]\n", "4:11: in when: unknown name \"a\" (names: event, namespace, args, payload, vars, env, now, key, state)"),
         ("rules:\n  - id: a\n    on: x\n    when: payload < 1 < 2\n    then: [{log: stdout}]\n", "4:23: in when: comparisons do not chain; join them with \"and\""),
         // Durations.
         ("rules:\n  - id: a\n    on: x\n    for: 2\n    then: [{log: stdout}]\n", "4:10: for needs a unit: 2s, 2m… (500ms, 10s, 5m, 1h, 1d)"),
@@ -38,12 +38,12 @@ struct LoaderDiagnosticTests {
         // Wrong types and missing keys.
         ("rules:\n  - id: [a]\n    on: x\n    then: [{log: stdout}]\n", "2:9: id must be text, not a list"),
         ("rules:\n  - on: x\n    then: [{log: stdout}]\n", "2:5: a rule needs an id: (unique across all loaded files)"),
-        ("rules:\n  - id: a\n    then: [{log: stdout}]\n", "2:5: a rule needs on: (the events it handles) or every: (a timer)"),
+        ("rules:\n  - id: a\n    then: [{log: stdout}]\n", "2:5: a rule needs on: (the events it handles) or every:, at: or cron: (a timer)"),
         ("rules:\n  - id: a\n    on: x\n", "2:5: a rule needs then: (the actions to take)"),
         ("rules:\n  - id: a\n    on: x\n    then: {emit: x}\n", "4:11: then: must be a list of actions (each starting with \"- emit:\", \"- run:\", \"- shell:\", \"- log:\" or \"- reply:\"), not a mapping"),
         ("rules:\n  - id: a\n    on: x\n    then:\n      - emit: x\n        args: 5\n", "6:15: args: must be a list, not a number 5 (for one value use data:)"),
         ("rules:\n  - id: a\n    on: {event: x, namespace: devices}\n    then: [{log: stdout}]\n", "3:31: a namespace starts with \"/\" (or is \"*\" for any), not \"devices\""),
-        ("rules:\n  - id: a\n    on: x\n    on_clear: [{log: stdout}]\n    then: [{log: stdout}]\n", "4:5: on_clear: needs clear_when: or for: (without them a rule never clears)"),
+        ("rules:\n  - id: a\n    on: x\n    on_clear: [{log: stdout}]\n    then: [{log: stdout}]\n", "4:5: on_clear: needs clear_when:, for: or absent: (without them a rule never clears)"),
         ("rules:\n  - id: a\n    every: 1m\n    key: payload\n    then: [{log: stdout}]\n", "4:5: key: does not apply to an every: timer rule"),
         ("rules:\n  - id: a\n    on: x\n    enabled: yes\n    then: [{log: stdout}]\n", "4:14: enabled must be true or false, not the text \"yes\""),
         ("rules:\n  - id: a\n    on: x\n    then:\n      - emit: x\n        log: stdout\n", "5:9: one action per list item: found emit and log; start each with \"- \""),

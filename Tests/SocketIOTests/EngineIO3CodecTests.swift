@@ -150,3 +150,45 @@ struct SocketIO2Tests {
     }
 
 }
+
+/// Seeded fuzzing of the Engine.IO 3 / Socket.IO v2 decoders: nothing may trap, and what decodes
+/// must encode and decode again to as many packets.
+struct EngineIO3FuzzTests {
+    static let corpus: [[UInt8]] = [
+        Array(#"107:0{"sid":"fdf45e253eb442f8aabf3baa7ac40ddf","upgrades":["websocket"],"pingTimeout":2000,"pingInterval":1000}2:40"#.utf8),
+        Array("6:4hello10:b4AQIDBA==1:31:6".utf8), Array("2:4€4:4€5:4😀2:4😀".utf8),
+        Array(#"35:42["echoed",["\u00e9\ud83d\ude00"]]"#.utf8),
+        [0x00, 0x06, 0xFF, 0x34, 0x68, 0x65, 0x6C, 0x6C, 0x6F, 0x01, 0x05, 0xFF, 0x04, 0x01, 0x02, 0x03, 0x04],
+        Array(#"4/admin,["Not authorized",{"r":1}]"#.utf8), Array("4/admin?x=1,".utf8),
+    ]
+
+    @Test func decodersNeverTrap() throws {
+        var rng = SplitMix64(state: 0xE103_3D3C)
+        var decoded = 0
+        for i in 0..<50_000 {
+            let input: [UInt8]
+            if i % 5 == 0 {
+                input = (0..<Int.random(in: 0...64, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            } else {
+                input = DecoderFuzzTests.mutate(Self.corpus.randomElement(using: &rng)!, &rng)
+            }
+            if let packets = try? EngineIO3Codec.decodePayload(input) {
+                decoded += 1
+                // Text the client writes is valid UTF-8 (it comes from Swift strings); counts of
+                // malformed text cannot be matched by a reader that does not know where it ends.
+                guard packets.allSatisfy({ $0.isBinary || String(validating: $0.payload, as: UTF8.self) != nil }) else { continue }
+                let encoded = EngineIO3Codec.encodePayload(packets)
+                let again = try? EngineIO3Codec.decodePayload(encoded)
+                #expect(again?.count == packets.count, "input \(input), encoded \(encoded)")
+            }
+        }
+        for i in 0..<20_000 {
+            var input = (0..<Int.random(in: 0...32, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if i % 2 == 0 { input = Array("42".utf8) + input }
+            _ = try? EngineIO3Codec.decodeWebSocketBinary(input)
+            _ = SocketIO2.decodeError(input)
+            _ = EngineIO3Codec.escapingNonASCIIJSON(input)
+        }
+        #expect(decoded > 1000)
+    }
+}

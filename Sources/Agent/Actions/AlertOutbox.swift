@@ -67,10 +67,15 @@ final class AlertOutbox: @unchecked Sendable {
     /// Alerts in `failed/` (files there at start, plus those written since).
     private var failedKept = 0
     private let failedDropped = DropCounter()
+    private let metrics: AgentMetrics?
 
     /// Reads the spool (at start, before the loop runs it: this blocks on the disk).
     /// - Parameter namespaces: the namespaces the client connects to.
-    init(client: SocketIOClient, spool: Spool, writer: DiskWriter, logger: Logger, retryDelay: Duration, namespaces: Set<String>) {
+    init(
+        client: SocketIOClient, spool: Spool, writer: DiskWriter, logger: Logger, retryDelay: Duration, namespaces: Set<String>,
+        metrics: AgentMetrics? = nil
+    ) {
+        self.metrics = metrics
         self.client = client
         self.spool = spool
         self.writer = writer
@@ -102,7 +107,8 @@ final class AlertOutbox: @unchecked Sendable {
     /// Alerts not yet delivered (on disk, in memory, or handed to the client and not yet written).
     var pending: Int { queue.count + direct.count }
 
-    func enqueue(_ item: SpoolItem) {
+    /// - Parameter plannedAt: when the rule planned it (for `sioagent_event_to_action_seconds`).
+    func enqueue(_ item: SpoolItem, plannedAt: Double? = nil) {
         loop.preconditionInEventLoop()
         if let problem = permanentProblem(item) {
             var item = item
@@ -112,7 +118,7 @@ final class AlertOutbox: @unchecked Sendable {
             return
         }
         if item.ackTimeout == nil, connected.contains(item.namespace), !queue.contains(where: { $0.item.namespace == item.namespace }) {
-            sendDirectly(item)
+            sendDirectly(item, plannedAt: plannedAt)
         } else {
             store(item)
         }
@@ -180,6 +186,7 @@ final class AlertOutbox: @unchecked Sendable {
     }
 
     private func logFailed(_ item: SpoolItem, _ problem: String) {
+        metrics?.action(index: 0, .failed)
         logger.error(
             "alert can never be delivered; moved to the failed directory",
             metadata: [
@@ -225,7 +232,7 @@ final class AlertOutbox: @unchecked Sendable {
         }
     }
 
-    private func sendDirectly(_ item: SpoolItem) {
+    private func sendDirectly(_ item: SpoolItem, plannedAt: Double?) {
         let id = nextDirectID
         nextDirectID += 1
         direct[id] = item
@@ -234,6 +241,10 @@ final class AlertOutbox: @unchecked Sendable {
             guard let item = self.direct.removeValue(forKey: id) else { return }
             switch result {
             case .success:
+                if let metrics = self.metrics {
+                    metrics.action(index: 0, .ok)
+                    if let plannedAt { metrics.actionDone(plannedAt: plannedAt) }
+                }
                 self.logger.debug("alert sent", metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)"])
             case .failure(let error):
                 if let problem = self.permanentProblem(error) {
@@ -251,6 +262,7 @@ final class AlertOutbox: @unchecked Sendable {
 
     /// Queues a new alert and has the writer thread store it.
     private func store(_ item: SpoolItem) {
+        metrics?.action(index: 0, .spooled)
         var item = item
         item.sequence = spool.takeSequence()
         queue.append(Entry(item: item, storage: .writing, file: nil))
@@ -370,6 +382,7 @@ final class AlertOutbox: @unchecked Sendable {
                 // alert being sent).
                 if let index { self.queue.remove(at: index) }
                 self.release(head)
+                self.metrics?.action(index: 0, .ok)
                 self.logger.info(
                     item.ackTimeout == nil ? "spooled alert sent" : "spooled alert acknowledged",
                     metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)", "spool.left": "\(self.queue.count)"])

@@ -27,17 +27,23 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
     private let commands: AgentConfiguration.Commands
     private let tasks = TaskTracker()
     private let loop: any EventLoop
+    private let metrics: AgentMetrics?
 
     /// Reads the spool (this blocks on the disk: call it at start, not on the event loop).
     /// - Parameter writer: the thread that writes spool files and `log` lines.
-    public init(configuration: AgentConfiguration, client: SocketIOClient, logger: Logger, writer: DiskWriter = .shared) throws {
+    /// - Parameter metrics: counts actions and their latency, when metrics are configured.
+    public init(
+        configuration: AgentConfiguration, client: SocketIOClient, logger: Logger, writer: DiskWriter = .shared,
+        metrics: AgentMetrics? = nil
+    ) throws {
+        self.metrics = metrics
         let spool = try Spool(directory: configuration.spool.dir, maxItems: configuration.spool.maxItems)
         self.loop = client.eventLoop
         self.writer = writer
         let namespaces = Set(configuration.server.namespaces.keys.map { $0.hasPrefix("/") ? $0 : "/" + $0 })
         self.outbox = AlertOutbox(
             client: client, spool: spool, writer: writer, logger: logger, retryDelay: configuration.reconnection.maxDelay,
-            namespaces: namespaces)
+            namespaces: namespaces, metrics: metrics)
         var passed: [String: String] = [:]
         for name in configuration.commands.passEnv {
             if let value = configuration.environment[name] { passed[name] = value }
@@ -56,6 +62,9 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
     public var pendingAlerts: EventLoopFuture<Int> {
         loop.submit { self.outbox.pending }
     }
+
+    /// Alerts not yet delivered; on the loop.
+    var pendingOnLoop: Int { outbox.pending }
 
     public func connectionChanged(namespace: String, connected: Bool) {
         outbox.connectionChanged(namespace: namespace, connected: connected)
@@ -77,29 +86,34 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
                 metadata: meta.merging([
                     "emit.event": "\(event)", "emit.namespace": "\(namespace)", "emit.args": "\(JSONValue.array(args).jsonString())",
                 ]) { $1 })
-            outbox.enqueue(SpoolItem(namespace: namespace, event: event, args: args, ackTimeout: ackTimeout, rule: action.rule))
+            outbox.enqueue(
+                SpoolItem(namespace: namespace, event: event, args: args, ackTimeout: ackTimeout, rule: action.rule), plannedAt: action.at)
 
         case .reply(let args):
             if let ack {
                 ack.reply(args)
+                metrics?.action(action.kind, .ok)
+                metrics?.actionDone(plannedAt: action.at)
                 logger.info("reply", metadata: meta)
             } else {
+                metrics?.action(action.kind, .skipped)
                 logger.warning("reply: the event did not ask for an acknowledgement; nothing sent", metadata: meta)
             }
 
         case .run(let argv, let env, let cwd, let timeout):
             let spec = CommandSpec(argv: argv, environment: env, workingDirectory: cwd.map(resolveInCwd), timeout: timeout)
-            startCommand(spec, metadata: meta)
+            startCommand(spec, metadata: meta, kind: 2, plannedAt: action.at)
 
         case .shell(let script, let env, let stdin, let cwd, let timeout):
             guard commands.allowShell else {
+                metrics?.action(action.kind, .skipped)
                 logger.error("shell actions are disabled (commands.allow_shell: false); not run", metadata: meta)
                 return
             }
             let spec = CommandSpec(
                 argv: ["/bin/sh", "-c", script], environment: env, workingDirectory: cwd.map(resolveInCwd), timeout: timeout,
                 standardInput: Array(stdin.utf8), redundantEnvironment: ["SIOAGENT_PAYLOAD", "SIOAGENT_ARGS"])
-            startCommand(spec, metadata: meta)
+            startCommand(spec, metadata: meta, kind: 3, plannedAt: action.at)
 
         case .log(let target, let message):
             let destination: DiskWriter.LineTarget
@@ -112,8 +126,14 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             line.append(0x0A)
             let logger = self.logger
             let failureMetadata = meta
+            let metrics = self.metrics
             let queued = writer.append(line, to: destination) { error in
+                metrics?.action(index: 4, .failed)
                 logger.error("log action failed", metadata: failureMetadata.merging(["error": "\(error)"]) { $1 })
+            }
+            if let metrics {
+                metrics.action(index: 4, queued ? .ok : .failed)
+                if queued { metrics.actionDone(plannedAt: action.at) }
             }
             if !queued, let count = dropped.dropped() {
                 logger.warning(
@@ -152,14 +172,22 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
         }
     }
 
-    private func startCommand(_ spec: CommandSpec, metadata: Logger.Metadata) {
+    private func startCommand(_ spec: CommandSpec, metadata: Logger.Metadata, kind: Int, plannedAt: Double) {
         let runner = self.runner
         let logger = self.logger
+        let metrics = self.metrics
         tasks.started()
         logger.info("command started", metadata: metadata.merging(["command": "\(spec.argv.first ?? "")"]) { $1 })
         Task { [tasks] in
             defer { tasks.finished() }
             let outcome = await runner.run(spec)
+            if let metrics {
+                let seconds = outcome.duration.secondsValue
+                metrics.action(index: kind, outcome.timedOut ? .timeout : outcome.succeeded ? .ok : .failed)
+                metrics.commandDuration.observe(seconds)
+                // Carried out when the process started.
+                metrics.actionDone(plannedAt: plannedAt, now: wallClock() - seconds)
+            }
             var meta = metadata
             meta["command"] = "\(spec.argv.first ?? "")"
             meta["command.status"] = "\(outcome.status)"

@@ -160,7 +160,7 @@ extension AgentConfiguration {
     private mutating func read(_ root: YAMLNode, reader: inout ConfigReader, base: String, url: inout String?, rules: inout String?) {
         let top = reader.mapping(
             root, "the configuration",
-            known: ["server", "reconnection", "rules", "spool", "commands", "log", "log_files", "shutdown", "record", "watch_rules"])
+            known: ["server", "reconnection", "rules", "spool", "commands", "log", "log_files", "shutdown", "record", "watch_rules", "metrics"])
         for (key, _, value) in top {
             switch key {
             case "server": readServer(value, reader: &reader, url: &url)
@@ -230,13 +230,14 @@ extension AgentConfiguration {
                     if let d = reader.duration(v, "shutdown.timeout") { shutdownTimeout = d }
                 }
             case "record": if let r = reader.string(value, "record") { recordPath = resolve(r, base: base) }
+            case "metrics": readMetrics(value, reader: &reader, base: base)
             default: if let b = reader.bool(value, "watch_rules") { watchRules = b }
             }
         }
     }
 
     private mutating func readServer(_ node: YAMLNode, reader: inout ConfigReader, url: inout String?) {
-        for (key, _, value) in reader.mapping(node, "server", known: ["url", "path", "transports", "protocol", "namespaces", "headers", "tls"]) {
+        for (key, _, value) in reader.mapping(node, "server", known: ["url", "path", "transports", "protocol", "namespaces", "headers", "tls", "proxy"]) {
             switch key {
             case "url":
                 if let u = reader.string(value, "server.url") {
@@ -248,6 +249,7 @@ extension AgentConfiguration {
                     }
                 }
             case "path": if let p = reader.string(value, "server.path") { server.path = p }
+            case "proxy": readProxy(value, reader: &reader)
             case "transports":
                 guard let list = reader.stringList(value, "server.transports") else { continue }
                 switch list {

@@ -27,6 +27,8 @@ public struct AgentConfiguration: Sendable {
     public var watchRules: Bool
     /// The environment that `${NAME}` and the rules' `env.NAME` read.
     public var environment: [String: String]
+    /// Prometheus metrics (`metrics:`); off by default.
+    public var metrics = Metrics()
 
     public struct Server: Sendable {
         public var url: String
@@ -38,6 +40,8 @@ public struct AgentConfiguration: Sendable {
         public var tls: TLSOptions = TLSOptions()
         /// `server.protocol`: auto (default), 4 or 3 (Socket.IO v2 / Engine.IO 3 servers).
         public var protocolVersion: ProtocolVersion = .auto
+        /// `server.proxy`; by default the `https_proxy`/`http_proxy`/`no_proxy` environment.
+        public var proxy: ProxySetting = .environment
 
         public init(url: String) { self.url = url }
     }
@@ -126,6 +130,8 @@ public struct AgentConfiguration: Sendable {
         c.tls = server.tls
         c.protocolVersion = server.protocolVersion
         c.reconnection = reconnection
+        c.proxy = server.proxy
+        c.environment = environment
         return c
     }
 }

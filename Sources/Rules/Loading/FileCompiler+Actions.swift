@@ -7,6 +7,8 @@ private let actionOptions: [String: [String]] = [
     "shell": ["timeout", "env", "cwd"],
     "log": ["message"],
     "reply": ["args", "data"],
+    "set": ["value", "ttl"],
+    "unset": [],
 ]
 
 extension FileCompiler {
@@ -26,7 +28,7 @@ extension FileCompiler {
         let kinds = raw.compactMap { $0.key.scalar?.string }.filter { actionKinds.contains($0) }
         guard let kind = kinds.first else {
             let firstKey = raw.first?.key.scalar?.string ?? ""
-            error(raw.first?.key ?? n, "unknown action \"\(firstKey)\"" + suggestion(firstKey, actionKinds) + " (actions: emit, run, shell, log, reply)")
+            error(raw.first?.key ?? n, "unknown action \"\(firstKey)\"" + suggestion(firstKey, actionKinds) + " (actions: emit, run, shell, log, reply, set, unset)")
             return nil
         }
         if kinds.count > 1 {
@@ -116,6 +118,8 @@ extension FileCompiler {
                 message = mt
             }
             return .log(target: t, message: message)
+        case "set", "unset":
+            return compileStateAction(kind, value, m, environmentRead: &environmentRead)
         case "reply":
             if isTimer { error(m[kind]!.keyNode, "reply: answers an event's acknowledgement; an every: timer has none"); return nil }
             if isNull(value) {

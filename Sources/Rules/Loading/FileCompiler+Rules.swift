@@ -1,7 +1,8 @@
 import SIOCore
 import SIOYAML
 
-private let ruleKeys = ["id", "description", "enabled", "on", "every", "when", "clear_when", "for", "cooldown", "key", "then", "on_clear"]
+private let ruleKeys = ["id", "description", "enabled", "on", "every", "at", "cron", "when", "clear_when", "for", "cooldown", "key",
+                        "absent", "max_keys", "window_samples", "then", "on_clear"]
 
 extension FileCompiler {
     // MARK: Rules
@@ -34,17 +35,24 @@ extension FileCompiler {
             every = duration(e.value, "every")
             if let v = every, v <= 0 { error(e.value, "every must be longer than 0s"); every = nil }
         }
-        if m["on"] == nil && m["every"] == nil {
-            error(n, "a rule needs on: (the events it handles) or every: (a timer)")
+        let timerKeys = ["every", "at", "cron"].filter { m[$0] != nil }
+        if m["on"] == nil && timerKeys.isEmpty {
+            error(n, "a rule needs on: (the events it handles) or every:, at: or cron: (a timer)")
         }
-        if let on = m["on"], m["every"] != nil {
-            error(on.keyNode, "a rule has either on: (events) or every: (a timer), not both")
+        if let on = m["on"], let timer = timerKeys.first {
+            error(on.keyNode, "a rule has either on: (events) or \(timer): (a timer), not both")
         }
-        if m["every"] != nil {
-            for key in ["for", "clear_when", "key", "on_clear", "cooldown"] {
-                if let e = m[key] { error(e.keyNode, "\(key): does not apply to an every: timer rule") }
+        if timerKeys.count > 1, let second = m[timerKeys[1]] {
+            error(second.keyNode, "a rule has one timer: \(timerKeys[0]): or \(timerKeys[1]):, not both")
+        }
+        if let timer = timerKeys.first {
+            for key in ["for", "clear_when", "key", "on_clear", "cooldown", "absent"] {
+                if let e = m[key] { error(e.keyNode, "\(key): does not apply to an \(timer): timer rule") }
             }
         }
+        let time = compileTimeKeys(m)
+        ruleScope = RuleScope(allowKey: m["key"] != nil, allowWindows: m["on"] != nil)
+        defer { ruleScope = RuleScope() }
         let when = m["when"].flatMap { condition($0.value, "when", needsBool: true, environmentRead: &environmentRead) }
         let clearWhen = m["clear_when"].flatMap { condition($0.value, "clear_when", needsBool: true, environmentRead: &environmentRead) }
         let key = m["key"].flatMap { condition($0.value, "key", needsBool: false, environmentRead: &environmentRead) }
@@ -53,15 +61,15 @@ extension FileCompiler {
         let cooldown = m["cooldown"].flatMap { duration($0.value, "cooldown") }
         var then: [ActionTemplate] = []
         if let e = m["then"] {
-            then = compileActions(e.value, "then", isTimer: every != nil, environmentRead: &environmentRead)
+            then = compileActions(e.value, "then", isTimer: !timerKeys.isEmpty, environmentRead: &environmentRead)
             if then.isEmpty, case .sequence(let s) = e.value, s.isEmpty { error(e.value, "then: has no actions") }
         } else {
             error(n, "a rule needs then: (the actions to take)")
         }
         var onClear: [ActionTemplate] = []
         if let e = m["on_clear"] {
-            if m["for"] == nil && m["clear_when"] == nil && m["every"] == nil {
-                error(e.keyNode, "on_clear: needs clear_when: or for: (without them a rule never clears)")
+            if m["for"] == nil && m["clear_when"] == nil && m["absent"] == nil && timerKeys.isEmpty {
+                error(e.keyNode, "on_clear: needs clear_when:, for: or absent: (without them a rule never clears)")
             }
             onClear = compileActions(e.value, "on_clear", isTimer: false, environmentRead: &environmentRead)
         }
@@ -70,7 +78,8 @@ extension FileCompiler {
         let fingerprint = json(n).jsonString() + "|vars:" + varsText + "|env:" + envText
         return CompiledRule(id: id, description: description, file: source.path, line: rulePosition.line, column: rulePosition.column,
                             triggers: triggers, every: every, when: when, clearWhen: clearWhen, key: key, forSeconds: forSeconds,
-                            cooldown: cooldown, then: then, onClear: onClear, fingerprint: fingerprint)
+                            cooldown: cooldown, then: then, onClear: onClear, fingerprint: fingerprint,
+                            absent: time.absent, schedule: time.schedule, maxKeys: time.maxKeys, windowSamples: time.windowSamples)
     }
 
     mutating func compileTriggers(_ n: YAMLNode) -> [Trigger] {

@@ -6,11 +6,15 @@ extension FileCompiler {
 
     /// Compiles the expression `text` found in node `n` at `offset` of its text.
     mutating func compileExpression(_ text: String, in n: YAMLNode, offset: Int, what: String, environmentRead: inout Set<String>) -> CompiledExpression? {
-        let scope = ExpressionScope(vars: vars, environment: environment)
+        var scope = ExpressionScope(vars: vars, environment: environment)
+        scope.allowKey = ruleScope.allowKey
+        scope.allowWindows = ruleScope.allowWindows
+        scope.windowsForbiddenReason = ruleScope.windowsForbiddenReason
         do {
             var parser = try ExpressionParser(text: text, scope: scope)
             let root = try parser.parseAll()
             environmentRead.formUnion(parser.scope.environmentRead)
+            for r in parser.scope.stateRead { stateReads.append((r.name, contentPosition(n, offset: offset + r.offset))) }
             for w in parser.scope.warnings { warning(contentPosition(n, offset: offset + w.offset), w.message) }
             for e in parser.errors { error(contentPosition(n, offset: offset + e.offset), e.message) }
             return parser.errors.isEmpty ? CompiledExpression(root: root, source: text) : nil

@@ -5,7 +5,7 @@ extension FileCompiler {
     // MARK: Tests
 
     mutating func compileTest(_ n: YAMLNode) -> RuleTest? {
-        guard let m = mapping(n, "a test", known: ["name", "events", "expect", "until"]) else { return nil }
+        guard let m = mapping(n, "a test", known: ["name", "clock", "state", "events", "expect", "until"]) else { return nil }
         let before = diagnostics.filter { $0.severity == .error }.count
         let p = position(n)
         var name = "test at line \(p.line)"
@@ -37,9 +37,15 @@ extension FileCompiler {
             error(n, "a test needs expect: (use expect: [] when nothing should happen)")
         }
         let until = m["until"].flatMap { testTime($0.value, "until") }
+        let clock = m["clock"].flatMap { compileClock($0.value) }
+        let initialState = m["state"].flatMap { compileInitialState($0.value) } ?? [:]
         guard diagnostics.filter({ $0.severity == .error }).count == before else { return nil }
-        return RuleTest(name: name, file: source.path, line: p.line, column: p.column, rulesFile: source.path,
-                        events: events, expect: expect, until: until)
+        var test = RuleTest(name: name, file: source.path, line: p.line, column: p.column, rulesFile: source.path,
+                            events: events, expect: expect, until: until)
+        test.clockStart = clock?.start ?? 0
+        test.timeZone = clock?.timeZone ?? "UTC"
+        test.initialState = initialState
+        return test
     }
 
     /// A test time: a duration (`1s`, `2m`) or a number of seconds.

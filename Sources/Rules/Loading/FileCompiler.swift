@@ -3,7 +3,7 @@ import SIOYAML
 
 // MARK: - Compiling one file
 
-let actionKinds = ["emit", "run", "shell", "log", "reply"]
+let actionKinds = ["emit", "run", "shell", "log", "reply", "set", "unset"]
 
 struct FileCompiler {
     let source: SourceText
@@ -17,6 +17,11 @@ struct FileCompiler {
     var idsWritten: [(String, SourcePosition)] = []
     /// Where each expectation's `rule:` value is written, by "line:column" of the expectation.
     var expectationRulePositions: [String: SourcePosition] = [:]
+    /// What expressions of the rule being compiled may read (`key`, window functions).
+    var ruleScope = RuleScope()
+    /// `state.NAME` reads, and the names `set:` actions write (checked across files).
+    var stateReads: [(name: String, position: SourcePosition)] = []
+    var stateSets: Set<String> = []
 
     init(source: SourceText, environment: [String: String]) {
         self.source = source

@@ -11,6 +11,8 @@ extension RuleSet {
         var tests: [RuleTest] = []
         var seen: [String: (file: String, line: Int, column: Int)] = [:]
         var pendingTests: [(RuleTest, SourceText, [String: SourcePosition])] = []
+        var stateReads: [(name: String, position: SourcePosition, source: SourceText)] = []
+        var stateSets: Set<String> = []
         let paths = Set(sources.map(\.path))
         for (path, text) in sources {
             var compiler = FileCompiler(source: SourceText(path: path, text: text), environment: environment)
@@ -38,6 +40,13 @@ extension RuleSet {
                 pendingTests.append((test, compiler.source, compiler.expectationRulePositions))
             }
             diagnostics += compiler.diagnostics
+            stateReads += compiler.stateReads.map { ($0.name, $0.position, compiler.source) }
+            stateSets.formUnion(compiler.stateSets)
+        }
+        // `state.X` read where no rule sets X.
+        for read in stateReads where !stateSets.contains(read.name) {
+            diagnostics.append(read.source.diagnostic(read.position, "state.\(read.name) is read but no rule sets it" + suggestion(read.name, stateSets.sorted()),
+                                                      severity: .warning))
         }
         // Expectations naming a rule must name one the test can see.
         for (test, source, rulePositions) in pendingTests {

@@ -5,7 +5,7 @@ server of 4.6.1 cannot emit on Python 3.11 (it passes coroutines to asyncio.wait
 Usage: legacy_server.py [--port N] [--ping-interval S] [--ping-timeout S]
 Prints "READY <port>" on stdout once it accepts connections.
 
-Namespaces: "/" (connected implicitly by the server), "/admin" (requires token=secret in the
+Namespaces: "/" (connected implicitly by the server; refused when the query has deny=1), "/admin" (requires token=secret in the
 query of the Engine.IO URL, the only place a v2 client can put auth), "/early" (emits "early" with
 the query it saw from its connect handler).
 Events (every namespace): alert/batery -> emit feedback {"retorno": true}; echo -> ack with the
@@ -13,13 +13,16 @@ arguments; echo_event -> emit "echoed" with the arguments; ask -> server calls "
 client with an ack and emits "answer" with the reply; kick -> namespace DISCONNECT; close_engine
 -> Engine.IO close; record -> remembered; records -> ack with what was recorded; transport -> ack
 with the current transport name; query -> ack with the query of the Engine.IO URL; versions -> ack
-with how many handshakes asked for each EIO value; stall -> never answers. python-socketio 4.x has no catch-all handler, so each event is registered by name.
+with how many handshakes asked for each EIO value; stall -> never answers. Each `record` is also
+printed on stdout as a JSON line. python-socketio 4.x has no catch-all handler, so each event is
+registered by name.
 """
 import eventlet
 
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 from urllib.parse import parse_qs  # noqa: E402
 
@@ -101,6 +104,8 @@ def register(ns):
     @on("record")
     def record(sid, *data):
         records.append(data[0] if data else None)
+        # For tests that read the server's output (the agent's end-to-end tests).
+        print(json.dumps({"type": "event", "event": "record", "namespace": ns, "args": list(data)}), flush=True)
 
     @on("records")
     def records_(sid, *data):
@@ -129,6 +134,9 @@ for ns in ("/", "/admin", "/early"):
 
 @sio.on("connect")
 def root_connect(sid, environ):
+    if query_of(environ).get("deny"):
+        # python-socketio 4.x refuses `/` at the Engine.IO handshake: HTTP 401 with this as body.
+        raise socketio.exceptions.ConnectionRefusedError("Go away", {"code": 7})
     queries[sid] = query_of(environ)
 
 

@@ -1,0 +1,254 @@
+import NIOCore
+import Rules
+import Synchronization
+
+/// The agent's Prometheus metrics: a small fixed registry, no dependency.
+///
+/// What the event path touches costs no lock, no allocation and no name lookup: events and rule
+/// firings are counted in plain arrays on the event loop, by slots the rule engine resolves in
+/// the lookup it does anyway (``RuleEngine/lastEventLabel``, ``RuleEngine/firingCounts``).
+/// What happens elsewhere (commands finishing, log lines written) goes to relaxed atomics.
+/// The text is rendered only when scraped or written, from a snapshot taken on the loop.
+public final class AgentMetrics: Sendable {
+    /// A monotonic counter, updated from any thread.
+    final class Counter: Sendable {
+        private let cell = Atomic<UInt64>(0)
+        func add(_ n: UInt64 = 1) { cell.wrappingAdd(n, ordering: .relaxed) }
+        var value: UInt64 { cell.load(ordering: .relaxed) }
+    }
+
+    /// A histogram with fixed buckets (seconds); the sum is kept in nanoseconds.
+    final class Histogram: Sendable {
+        let bounds: [Double]
+        /// One per bound, then +Inf; not cumulative (rendering sums them).
+        private let buckets: [Counter]
+        private let sumNanoseconds = Counter()
+        private let count = Counter()
+
+        init(bounds: [Double]) {
+            self.bounds = bounds
+            self.buckets = (0...bounds.count).map { _ in Counter() }
+        }
+
+        func observe(_ seconds: Double) {
+            let s = seconds.isFinite ? max(seconds, 0) : 0
+            var i = 0
+            while i < bounds.count && s > bounds[i] { i += 1 }
+            buckets[i].add()
+            // Saturating: a day is far beyond any bucket; nanoseconds fit UInt64 for 584 years.
+            sumNanoseconds.add(UInt64(min(s, 86_400 * 365) * 1e9))
+            count.add()
+        }
+
+        func render(_ name: String, into out: inout String) {
+            var cumulative: UInt64 = 0
+            for (i, bound) in bounds.enumerated() {
+                cumulative &+= buckets[i].value
+                out += "\(name)_bucket{le=\"\(formatBound(bound))\"} \(cumulative)\n"
+            }
+            cumulative &+= buckets[bounds.count].value
+            out += "\(name)_bucket{le=\"+Inf\"} \(cumulative)\n"
+            out += "\(name)_sum \(formatDouble(Double(sumNanoseconds.value) / 1e9))\n"
+            out += "\(name)_count \(count.value)\n"
+        }
+    }
+
+    /// What an action's outcome is counted as (`sioagent_actions_total{action,outcome}`).
+    public enum Outcome: Int, CaseIterable, Sendable {
+        /// Carried out: alert written or acknowledged, reply sent, command exited 0, line written.
+        case ok
+        /// Alert kept in the disk spool to be delivered later.
+        case spooled
+        /// Command exited non-zero or could not start; log line could not be written.
+        case failed
+        /// Command overran its timeout.
+        case timeout
+        /// Not carried out: a reply to an event without ack, a shell action with allow_shell off.
+        case skipped
+
+        var name: String {
+            switch self {
+            case .ok: "ok"
+            case .spooled: "spooled"
+            case .failed: "failed"
+            case .timeout: "timeout"
+            case .skipped: "skipped"
+            }
+        }
+    }
+
+    /// Action kinds, in label order.
+    static let actionNames = ["emit", "reply", "run", "shell", "log"]
+
+    static func actionIndex(_ kind: PlannedAction.Kind) -> Int {
+        switch kind {
+        case .emit: 0
+        case .reply: 1
+        case .run: 2
+        case .shell: 3
+        case .log: 4
+        }
+    }
+
+    /// What is read on the loop when rendering.
+    struct LoopSnapshot {
+        var events: [(namespace: String, event: String, count: UInt64)] = []
+        var firings: [(rule: String, count: UInt64)] = []
+        var spoolItems: Int?
+        var connected: [(namespace: String, up: Bool)] = []
+    }
+
+    let version: String
+    let reconnects = Counter()
+    private let actions: [Counter]
+    let commandDuration = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
+    let eventToAction = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5])
+
+    public init(version: String) {
+        self.version = version
+        self.actions = (0..<(Self.actionNames.count * Outcome.allCases.count)).map { _ in Counter() }
+    }
+
+    func action(_ kind: PlannedAction.Kind, _ outcome: Outcome) {
+        actions[Self.actionIndex(kind) * Outcome.allCases.count + outcome.rawValue].add()
+    }
+
+    func action(index: Int, _ outcome: Outcome) {
+        actions[index * Outcome.allCases.count + outcome.rawValue].add()
+    }
+
+    /// Seconds from the event (or timer) that planned an action to the action being carried out.
+    func actionDone(plannedAt: Double, now: Double = wallClock()) {
+        eventToAction.observe(now - plannedAt)
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    func render(_ snapshot: LoopSnapshot) -> String {
+        var out = ""
+        out.reserveCapacity(4096)
+        out += "# HELP sioagent_build_info The running sioagent's version.\n# TYPE sioagent_build_info gauge\n"
+        out += "sioagent_build_info{version=\"\(escape(version))\"} 1\n"
+
+        out += "# HELP sioagent_connected Whether the namespace is connected (1) or not (0).\n# TYPE sioagent_connected gauge\n"
+        for (ns, up) in snapshot.connected {
+            out += "sioagent_connected{namespace=\"\(escape(ns))\"} \(up ? 1 : 0)\n"
+        }
+
+        out += "# HELP sioagent_events_received_total Events received, by namespace and event name (names no rule uses: _other).\n"
+        out += "# TYPE sioagent_events_received_total counter\n"
+        for e in snapshot.events {
+            out += "sioagent_events_received_total{namespace=\"\(escape(e.namespace))\",event=\"\(escape(e.event))\"} \(e.count)\n"
+        }
+
+        out += "# HELP sioagent_rule_firings_total Times each rule fired (planned its then actions).\n"
+        out += "# TYPE sioagent_rule_firings_total counter\n"
+        for f in snapshot.firings {
+            out += "sioagent_rule_firings_total{rule=\"\(escape(f.rule))\"} \(f.count)\n"
+        }
+
+        out += "# HELP sioagent_actions_total Actions by kind and outcome.\n# TYPE sioagent_actions_total counter\n"
+        for (a, name) in Self.actionNames.enumerated() {
+            for outcome in Outcome.allCases {
+                let value = actions[a * Outcome.allCases.count + outcome.rawValue].value
+                if value > 0 || outcome == .ok {
+                    out += "sioagent_actions_total{action=\"\(name)\",outcome=\"\(outcome.name)\"} \(value)\n"
+                }
+            }
+        }
+
+        if let spool = snapshot.spoolItems {
+            out += "# HELP sioagent_spool_items Alerts accepted and not yet delivered.\n# TYPE sioagent_spool_items gauge\n"
+            out += "sioagent_spool_items \(spool)\n"
+        }
+
+        out += "# HELP sioagent_reconnects_total Successful reconnections after a lost connection.\n"
+        out += "# TYPE sioagent_reconnects_total counter\n"
+        out += "sioagent_reconnects_total \(reconnects.value)\n"
+
+        out += "# HELP sioagent_command_duration_seconds How long run and shell commands ran.\n"
+        out += "# TYPE sioagent_command_duration_seconds histogram\n"
+        commandDuration.render("sioagent_command_duration_seconds", into: &out)
+
+        out += "# HELP sioagent_event_to_action_seconds From the event (or timer) to its action being carried out.\n"
+        out += "# TYPE sioagent_event_to_action_seconds histogram\n"
+        eventToAction.render("sioagent_event_to_action_seconds", into: &out)
+        return out
+    }
+}
+
+/// A label value as the text format wants it: backslash, double quote and newline escaped.
+func escape(_ s: String) -> String {
+    guard s.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return s }
+    var out = ""
+    for c in s {
+        switch c {
+        case "\\": out += "\\\\"
+        case "\"": out += "\\\""
+        case "\n": out += "\\n"
+        default: out.append(c)
+        }
+    }
+    return out
+}
+
+private func formatBound(_ d: Double) -> String { formatDouble(d) }
+
+private func formatDouble(_ d: Double) -> String {
+    if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }
+    return "\(d)"
+}
+
+/// Event counts by the rule engine's labels, kept on the event loop (no lock: only the loop
+/// touches them). Survives reloads: counts move to the same (namespace, event) label.
+struct EventCounts {
+    private(set) var labels: [(namespace: String?, event: String?)] = []
+    private(set) var counts: [UInt64] = []
+
+    init(labels: [(namespace: String?, event: String?)]) {
+        self.labels = labels
+        self.counts = [UInt64](repeating: 0, count: labels.count)
+    }
+
+    @inline(__always)
+    mutating func count(_ label: Int) {
+        counts[label] &+= 1
+    }
+
+    /// New labels after a reload; counts of labels that remain are kept.
+    mutating func relabel(_ newLabels: [(namespace: String?, event: String?)]) {
+        var old: [String: UInt64] = [:]
+        for (i, l) in labels.enumerated() { old[Self.key(l)] = counts[i] }
+        labels = newLabels
+        counts = newLabels.map { old[Self.key($0)] ?? 0 }
+    }
+
+    private static func key(_ l: (namespace: String?, event: String?)) -> String {
+        (l.namespace ?? "\u{0}") + "\u{1}" + (l.event ?? "\u{0}")
+    }
+
+    /// Non-zero counts, with `_other` for names and namespaces no rule names.
+    var nonZero: [(namespace: String, event: String, count: UInt64)] {
+        var out: [(namespace: String, event: String, count: UInt64)] = []
+        for (i, l) in labels.enumerated() where counts[i] > 0 {
+            out.append((l.namespace ?? "_other", l.event ?? "_other", counts[i]))
+        }
+        return out
+    }
+}
+
+extension AgentMetrics {
+    /// The version `sioagent_build_info` reports.
+    public static let sioagentVersion = "0.1.0"
+}
+
+extension Agent {
+    /// The exposition text; on the loop (reads the loop-confined counts).
+    static func renderMetrics(_ state: RuntimeState, executor: any ActionExecutor, metrics: AgentMetrics) -> String {
+        var snapshot = AgentMetrics.LoopSnapshot()
+        snapshot.events = state.eventCounts.nonZero
+        snapshot.firings = zip(state.engine.ruleSet.ruleIDs, state.engine.firingCounts).map { ($0, $1) }
+        snapshot.spoolItems = (executor as? LiveExecutor)?.pendingOnLoop
+        snapshot.connected = state.connected.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+        return metrics.render(snapshot)
+    }
+}

@@ -1,0 +1,152 @@
+import Logging
+import NIOPosix
+import Rules
+import SIOCore
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Keeps the rules' shared state (`set:`/`unset:`) in `state.json` under the spool directory, so
+/// it survives restarts.
+///
+/// Writes leave the event loop: the loop hands over the latest snapshot (a copy-on-write
+/// dictionary, no encoding on the loop) and a thread of its own writes it, batched (changes
+/// within `batchDelay` make one write) and bounded (only the latest snapshot waits). Each write
+/// goes to a temporary file opened with `O_EXCL | O_NOFOLLOW` (0600), is fsynced, renamed over
+/// the old file, and the directory is fsynced.
+///
+/// Self-contained on purpose: it can move onto the agent's shared writer thread later.
+final class StatePersister: Sendable {
+    static let fileName = "state.json"
+    /// A state file larger than this is not read (moved aside as corrupt).
+    static let maxFileBytes = 8 << 20
+
+    let path: String
+    private let directory: String
+    private let logger: Logger
+    private let batchDelay: Duration
+    private let pool: NIOThreadPool
+    /// The snapshot waiting to be written, and whether a write is scheduled.
+    private let pending = Mutex<(snapshot: [String: StateEntry]?, scheduled: Bool)>((nil, false))
+
+    init(directory: String, logger: Logger, batchDelay: Duration = .milliseconds(200)) {
+        self.directory = directory
+        self.path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
+        self.logger = logger
+        self.batchDelay = batchDelay
+        self.pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+    }
+
+    /// Reads the state file (at start, before the loop runs). Expired values are dropped; a file
+    /// that cannot be read is moved to `state.json.corrupt` with a warning.
+    func load(now: Double) -> [String: StateEntry] {
+        guard let stamp = fileStamp(path) else { return [:] }
+        do {
+            guard stamp.size <= Self.maxFileBytes else { throw FileError(description: "larger than \(Self.maxFileBytes) bytes") }
+            let bytes = try readFile(path)
+            let value = try JSONValue(parsing: String(decoding: bytes, as: UTF8.self))
+            guard case .object(let top) = value, case .object(let entries)? = top["state"] else {
+                throw FileError(description: "not a {\"state\": {…}} object")
+            }
+            var out: [String: StateEntry] = [:]
+            for (name, item) in entries {
+                guard case .object(let o) = item, let v = o["value"] else { continue }
+                var expires = Double.infinity
+                if case .number(let e)? = o["expires"], e.isFinite { expires = e }
+                if expires > now { out[name] = StateEntry(value: v, expires: expires) }
+            }
+            return out
+        } catch {
+            logger.warning("state file unreadable; starting with no state", metadata: ["path": "\(path)", "error": "\(error)"])
+            rename(path, path + ".corrupt")
+            return [:]
+        }
+    }
+
+    /// Hands over the latest state; returns at once.
+    func submit(_ snapshot: [String: StateEntry]) {
+        let schedule = pending.withLock { p -> Bool in
+            p.snapshot = snapshot
+            if p.scheduled { return false }
+            p.scheduled = true
+            return true
+        }
+        guard schedule else { return }
+        let delay = batchDelay
+        pool.submit { [self] _ in
+            let nanos = delay.components.seconds * 1_000_000_000 + delay.components.attoseconds / 1_000_000_000
+            if nanos > 0 {
+                // Batching, not synchronisation: changes in this interval coalesce into one write.
+                var ts = timespec(tv_sec: Int(nanos / 1_000_000_000), tv_nsec: Int(nanos % 1_000_000_000))
+                var rest = timespec()
+                while nanosleep(&ts, &rest) != 0 && errno == EINTR { ts = rest }
+            }
+            writePending()
+        }
+    }
+
+    private func writePending() {
+        let snapshot = pending.withLock { p -> [String: StateEntry]? in
+            defer { p.snapshot = nil; p.scheduled = false }
+            return p.snapshot
+        }
+        guard let snapshot else { return }
+        do {
+            try write(snapshot)
+        } catch {
+            logger.warning("cannot write the state file", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+    }
+
+    /// Writes what is waiting and stops the thread (at shutdown).
+    func close() async {
+        try? await pool.runIfActive { self.writePending() }
+        try? await pool.shutdownGracefully()
+    }
+
+    /// The state as JSON: `{"version":1,"state":{"NAME":{"value":…,"expires":SECONDS}}}` (no
+    /// `expires` without ttl), names sorted.
+    static func encode(_ state: [String: StateEntry]) -> String {
+        var entries: [(String, JSONValue)] = []
+        for name in state.keys.sorted() {
+            let e = state[name]!
+            var o: [(String, JSONValue)] = [("value", e.value)]
+            if e.expires.isFinite { o.append(("expires", .number(e.expires))) }
+            entries.append((name, .object(.init(o, uniquingKeysWith: { a, _ in a }))))
+        }
+        let top: JSONValue = .object(.init([("version", .number(1)), ("state", .object(.init(entries, uniquingKeysWith: { a, _ in a })))],
+                                           uniquingKeysWith: { a, _ in a }))
+        return top.jsonString()
+    }
+
+    private func write(_ state: [String: StateEntry]) throws {
+        try makeDirectories(directory)
+        let bytes = Array(Self.encode(state).utf8) + [10]
+        let tmp = path + ".tmp"
+        var fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        if fd < 0 && errno == EEXIST {
+            // Left by a crash mid-write.
+            unlink(tmp)
+            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        }
+        guard fd >= 0 else { throw systemError("cannot create \(tmp)") }
+        fchmod(fd, 0o600)
+        let ok = writeAll(fd, bytes) && fsync(fd) == 0
+        Glibc.close(fd)
+        guard ok else {
+            unlink(tmp)
+            throw systemError("cannot write \(tmp)")
+        }
+        guard rename(tmp, path) == 0 else { throw systemError("cannot rename \(tmp)") }
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            Glibc.close(dfd)
+        }
+    }
+}

@@ -1,0 +1,360 @@
+import NIOCore
+import NIOPosix
+import SIOCore
+
+/// Which HTTP proxy the client uses.
+public enum ProxySetting: Sendable, Equatable {
+    /// `https_proxy` (for https/wss) or `http_proxy` (for http/ws), lower or upper case, unless
+    /// `no_proxy`/`NO_PROXY` names the server (the default).
+    case environment
+    /// No proxy, whatever the environment says.
+    case direct
+    /// This proxy: `http://[user:password@]host[:port]` (the environment is not read).
+    case url(String)
+}
+
+/// An HTTP proxy: where it is and, when given, the Basic credentials for it.
+///
+/// Its ``description`` never shows the credentials, so it can go into logs and errors.
+public struct ProxyURL: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    var username: String?
+    var password: String?
+
+    /// Parses `http://[user:password@]host[:port]` (port 80 when left out; a value without a
+    /// scheme is taken as http, as curl does). User and password may be percent-encoded.
+    public init(_ text: String) throws(SocketIOError) {
+        var rest = Substring(text.trimmingCharacters(in: " \t"))
+        if let scheme = rest.firstRange(of: "://") {
+            let name = rest[..<scheme.lowerBound].lowercased()
+            guard name == "http" else {
+                throw .invalidURL("proxy \(Self.redacted(text)): only http:// proxies are supported")
+            }
+            rest = rest[scheme.upperBound...]
+        }
+        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        if let at = rest.lastIndex(of: "@") {
+            let userinfo = rest[..<at]
+            rest = rest[rest.index(after: at)...]
+            if let colon = userinfo.firstIndex(of: ":") {
+                username = percentDecode(userinfo[..<colon])
+                password = percentDecode(userinfo[userinfo.index(after: colon)...])
+            } else {
+                username = percentDecode(userinfo)
+                password = ""
+            }
+        }
+        var hostPart = rest
+        var portValue = 80
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { throw .invalidURL("proxy \(Self.redacted(text)): bad IPv6 address") }
+            hostPart = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if after.hasPrefix(":") {
+                guard let p = Int(after.dropFirst()), (1...65535).contains(p) else { throw .invalidURL("proxy \(Self.redacted(text)): bad port") }
+                portValue = p
+            } else if !after.isEmpty {
+                throw .invalidURL("proxy \(Self.redacted(text)): bad address")
+            }
+        } else if let colon = rest.lastIndex(of: ":") {
+            hostPart = rest[..<colon]
+            guard let p = Int(rest[rest.index(after: colon)...]), (1...65535).contains(p) else {
+                throw .invalidURL("proxy \(Self.redacted(text)): bad port")
+            }
+            portValue = p
+        }
+        guard !hostPart.isEmpty else { throw .invalidURL("proxy \(Self.redacted(text)): no host") }
+        host = String(hostPart)
+        port = portValue
+    }
+
+    /// `http://host:port`, without credentials.
+    public var description: String {
+        "http://" + (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+    }
+
+    /// The `Proxy-Authorization` value, when credentials were given.
+    var authorization: String? {
+        guard let username else { return nil }
+        return "Basic " + Base64.encode(Array((username + ":" + (password ?? "")).utf8))
+    }
+
+    /// `text` with any user info replaced by `***`, for error messages.
+    static func redacted(_ text: String) -> String {
+        guard let at = text.lastIndex(of: "@") else { return text }
+        let start = text.firstRange(of: "://")?.upperBound ?? text.startIndex
+        guard start <= at else { return text }
+        return String(text[..<start]) + "***" + String(text[at...])
+    }
+
+    /// The proxy to use for `server`: the explicit one, none, or the environment's.
+    static func resolve(_ setting: ProxySetting, for server: ServerURL, environment: [String: String]) throws(SocketIOError) -> ProxyURL? {
+        switch setting {
+        case .direct:
+            return nil
+        case .url(let text):
+            return try ProxyURL(text)
+        case .environment:
+            let names = server.secure ? ["https_proxy", "HTTPS_PROXY"] : ["http_proxy", "HTTP_PROXY"]
+            guard let text = names.lazy.compactMap({ environment[$0] }).first(where: { !$0.isEmpty }) else { return nil }
+            let noProxy = environment["no_proxy"].flatMap { $0.isEmpty ? nil : $0 } ?? environment["NO_PROXY"] ?? ""
+            if bypasses(noProxy, host: server.host, port: server.port) { return nil }
+            return try ProxyURL(text)
+        }
+    }
+
+    /// Whether `no_proxy` names `host`: `*` (everything), a host name that matches exactly or as
+    /// a domain suffix (`example.com` and `.example.com` both match `a.example.com`; a leading
+    /// `*.` is read as `.`), or an IP address as written; an entry with `:port` matches only that
+    /// port. Case-insensitive; entries are separated by commas or spaces.
+    static func bypasses(_ noProxy: String, host: String, port: Int) -> Bool {
+        let host = host.lowercased().trimmingCharacters(in: ".")
+        for raw in noProxy.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {
+            var entry = Substring(raw.lowercased())
+            if entry == "*" { return true }
+            var entryPort: Int?
+            if entry.hasPrefix("[") {
+                // [v6] or [v6]:port
+                guard let close = entry.firstIndex(of: "]") else { continue }
+                let after = entry[entry.index(after: close)...]
+                if after.hasPrefix(":") { entryPort = Int(after.dropFirst()) }
+                entry = entry[entry.index(after: entry.startIndex)..<close]
+            } else if entry.filter({ $0 == ":" }).count == 1, let colon = entry.lastIndex(of: ":") {
+                entryPort = Int(entry[entry.index(after: colon)...])
+                entry = entry[..<colon]
+            }
+            if let entryPort, entryPort != port { continue }
+            if entry.hasPrefix("*.") { entry = entry.dropFirst() }
+            let name = String(entry).trimmingCharacters(in: ".")
+            guard !name.isEmpty else { continue }
+            if host == name || host.hasSuffix("." + name) { return true }
+        }
+        return false
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        var s = Substring(self)
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return String(s)
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingCharacters(in set: String) -> Substring {
+        var s = self
+        while let f = s.first, set.contains(f) { s = s.dropFirst() }
+        while let l = s.last, set.contains(l) { s = s.dropLast() }
+        return s
+    }
+}
+
+private func percentDecode(_ s: Substring) -> String {
+    var bytes: [UInt8] = []
+    var it = Array(s.utf8)[...]
+    while let b = it.popFirst() {
+        if b == UInt8(ascii: "%"), it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) {
+            bytes.append(v)
+            it = it.dropFirst(2)
+        } else {
+            bytes.append(b)
+        }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+// MARK: - Connecting through the proxy
+
+extension ConnectionTarget {
+    /// Whether plain-http polling requests go to the proxy in absolute form (no tunnel).
+    var usesAbsoluteForm: Bool { proxy != nil && !url.secure }
+
+    /// Opens a connection to the server (through the proxy when there is one) and then runs
+    /// `configure` on the channel's pipeline (TLS, HTTP handlers), on the loop.
+    ///
+    /// - `tunnel`: through the proxy with `CONNECT host:port` first (https, wss, and ws); TLS
+    ///   then runs inside the tunnel with the server's name for SNI and verification.
+    ///   Otherwise (plain-http polling) the connection goes to the proxy and requests use the
+    ///   absolute form.
+    func connect(
+        on loop: any EventLoop, tunnel: Bool,
+        configure: @escaping @Sendable (any Channel) throws -> Void
+    ) -> EventLoopFuture<any Channel> {
+        guard let proxy else {
+            return bootstrap(on: loop)
+                .channelInitializer { channel in channel.eventLoop.makeCompletedFuture { try configure(channel) } }
+                .connect(host: url.host, port: url.port)
+        }
+        let established = loop.makePromise(of: Void.self)
+        let authority = (url.host.contains(":") ? "[\(url.host)]" : url.host) + ":\(url.port)"
+        let proxyName = proxy.description
+        return bootstrap(on: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    if tunnel {
+                        try channel.pipeline.syncOperations.addHandler(
+                            ProxyConnectHandler(authority: authority, authorization: proxy.authorization, proxy: proxyName, established: established))
+                    } else {
+                        established.succeed()
+                    }
+                }
+            }
+            .connect(host: proxy.host, port: proxy.port)
+            .flatMapErrorThrowing { error in
+                let failure = SocketIOError.transport("cannot reach the proxy \(proxyName): \(describeIOError(error))")
+                established.fail(failure)
+                throw failure
+            }
+            .flatMap { channel in
+                established.futureResult.flatMapErrorThrowing { error in
+                    channel.close(promise: nil)
+                    throw error
+                }.flatMapThrowing {
+                    try configure(channel)
+                    return channel
+                }
+            }
+    }
+
+    /// The error for a proxy's 407 answer to an absolute-form request.
+    func proxyAuthenticationError() -> SocketIOError {
+        .transport(
+            proxy?.authorization == nil
+                ? "the proxy \(proxy.map { "\($0)" } ?? "") requires authentication (407); give user:password in the proxy URL"
+                : "the proxy \(proxy.map { "\($0)" } ?? "") rejected the credentials (407)")
+    }
+}
+
+/// Sends `CONNECT authority` to the proxy, reads its answer (at most 16 KiB of head), and
+/// removes itself on a 2xx; fails `established` with a readable error otherwise.
+final class ProxyConnectHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    static let maxHeadBytes = 16 * 1024
+
+    private let authority: String
+    private let authorization: String?
+    private let proxy: String
+    private let established: EventLoopPromise<Void>
+    private var buffer = ByteBuffer()
+    private var done = false
+
+    init(authority: String, authorization: String?, proxy: String, established: EventLoopPromise<Void>) {
+        self.authority = authority
+        self.authorization = authorization
+        self.proxy = proxy
+        self.established = established
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { sendConnect(context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        sendConnect(context)
+        context.fireChannelActive()
+    }
+
+    private var sent = false
+
+    private func sendConnect(_ context: ChannelHandlerContext) {
+        guard !sent else { return }
+        sent = true
+        var text = "CONNECT \(authority) HTTP/1.1\r\nHost: \(authority)\r\n"
+        if let authorization { text += "Proxy-Authorization: \(authorization)\r\n" }
+        text += "\r\n"
+        context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer(string: text)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !done else { return context.fireChannelRead(data) }
+        var chunk = Self.unwrapInboundIn(data)
+        buffer.writeBuffer(&chunk)
+        let view = buffer.readableBytesView
+        guard let end = headEnd(view) else {
+            if buffer.readableBytes > Self.maxHeadBytes { finish(context, .transport("the proxy \(proxy) sent an over-long answer to CONNECT")) }
+            return
+        }
+        let head = String(decoding: view[view.startIndex..<end], as: UTF8.self)
+        let statusLine = head.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
+        let parts = statusLine.split(separator: " ", maxSplits: 2)
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let code = Int(parts[1]) else {
+            return finish(context, .transport("the proxy \(proxy) did not answer CONNECT with HTTP"))
+        }
+        let reason = parts.count > 2 ? String(parts[2]) : ""
+        switch code {
+        case 200..<300:
+            guard end + 4 == view.endIndex else {
+                return finish(context, .transport("the proxy \(proxy) sent data after its answer to CONNECT"))
+            }
+            done = true
+            established.succeed()
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+        case 407, 401 where authorization != nil:
+            // tinyproxy answers wrong credentials with 401; before CONNECT succeeds, any answer is the proxy's.
+            finish(
+                context,
+                .transport(
+                    authorization == nil
+                        ? "the proxy \(proxy) requires authentication (407); give user:password in the proxy URL"
+                        : "the proxy \(proxy) rejected the credentials (\(code))"))
+        default:
+            finish(context, .transport("the proxy \(proxy) refused CONNECT to \(authority): \(code) \(reason)"))
+        }
+    }
+
+    /// Index of the blank line's first byte ("\r\n\r\n").
+    private func headEnd(_ view: ByteBufferView) -> Int? {
+        guard view.count >= 4 else { return nil }
+        var i = view.startIndex
+        while i + 3 < view.endIndex {
+            if view[i] == 13 && view[i + 1] == 10 && view[i + 2] == 13 && view[i + 3] == 10 { return i }
+            i += 1
+        }
+        return nil
+    }
+
+    private func finish(_ context: ChannelHandlerContext, _ error: SocketIOError) {
+        guard !done else { return }
+        done = true
+        established.fail(error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !done { finish(context, .transport("the proxy \(proxy) closed the connection during CONNECT")) }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if !done { finish(context, .transport("proxy \(proxy): \(describeIOError(error))")) }
+        context.fireErrorCaught(error)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The process environment as a dictionary.
+func processEnvironment() -> [String: String] {
+    var out: [String: String] = [:]
+    guard var p = environ as UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? else { return out }
+    while let entry = p.pointee {
+        let text = String(cString: entry)
+        if let eq = text.firstIndex(of: "=") {
+            out[String(text[..<eq])] = String(text[text.index(after: eq)...])
+        }
+        p += 1
+    }
+    return out
+}

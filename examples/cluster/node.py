@@ -1,0 +1,52 @@
+"""One Socket.IO node of the example cluster: python-socketio behind nginx, sharing a Redis
+manager with the other nodes, so that an emit on any node reaches clients on every node.
+
+    python node.py --port 5001 --name node-a [--redis redis://127.0.0.1:6390/0]
+
+Each node answers `alert` with `feedback` {"retorno": true, "node": NAME} and prints one line per
+event, so you can see which node a device landed on.
+"""
+
+import argparse
+import os
+
+import socketio
+from aiohttp import web
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--name", required=True)
+parser.add_argument("--redis", default="redis://127.0.0.1:6390/0")
+args = parser.parse_args()
+
+NAME = args.name
+manager = socketio.AsyncRedisManager(args.redis)
+sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+app = web.Application()
+sio.attach(app)
+
+
+def log(*parts):
+    print(f"[{args.name}]", *parts, flush=True)
+
+
+@sio.event
+async def connect(sid, environ, auth=None):
+    log("connect", sid, environ.get("HTTP_X_DEVICE_ID", ""))
+
+
+@sio.event
+async def disconnect(sid, reason=None):
+    log("disconnect", sid, reason)
+
+
+@sio.on("*")
+async def any_event(event, sid, *args):
+    log("event", event, args)
+    if event == "alert":
+        await sio.emit("feedback", {"retorno": True, "node": NAME}, to=sid)
+    return True
+
+
+if __name__ == "__main__":
+    web.run_app(app, host="127.0.0.1", port=args.port, print=lambda *_: log("listening on", args.port, "pid", os.getpid()))
