@@ -19,7 +19,7 @@ struct CLIParsingTests {
         ("check", ["<paths>", "--format <format>", "(default: text)"]),
         ("test", ["<paths>"]),
         ("replay", ["<events>", "--rules <path>", "--explain"]),
-        ("listen", ["<url>", "--namespace <namespace>", "--header <header>", "--transport <transport>", "--protocol <protocol-version>", "--ca-file <ca-file>", "--insecure", "--count <count>", "--timeout <timeout>"]),
+        ("listen", ["<url>", "--namespace <namespace>", "--header <header>", "--transport <transport>", "--protocol <protocol-version>", "--ca-file <ca-file>", "--insecure", "--proxy <proxy>", "--count <count>", "--timeout <timeout>"]),
         ("emit", ["<url>", "<event>", "<json-args>", "--ack <duration>", "--wait <wait>", "--timeout <timeout>", "Exit codes:"]),
     ])
     func subcommandHelpNamesItsOptions(command: String, expected: [String]) throws {
