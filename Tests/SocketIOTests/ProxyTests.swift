@@ -22,6 +22,7 @@ struct ProxyTests {
     @Test(arguments: [TransportMode.websocket, .polling, .auto])
     func everyTransportGoesThroughTheProxy(mode: TransportMode) async throws {
         let server = try await PeerServer.start()
+        defer { server.kill() }
         let proxy = try await Tinyproxy()
         defer { proxy.stop() }
         let c = client(server, mode, proxy: .url(proxy.url))
@@ -60,6 +61,7 @@ struct ProxyTests {
     @Test(arguments: [TransportMode.websocket, .polling])
     func basicAuthIsRequiredAndAccepted(mode: TransportMode) async throws {
         let server = try await PeerServer.start()
+        defer { server.kill() }
         let proxy = try await Tinyproxy(basicAuth: ("alice", "s3cret"))
         defer { proxy.stop() }
         let host = "127.0.0.1:\(proxy.port)"
@@ -106,6 +108,7 @@ struct ProxyTests {
 
     @Test func refusedConnectAndUnreachableProxyAreClearErrors() async throws {
         let server = try await PeerServer.start()
+        defer { server.kill() }
         // CONNECT only to port 443: our server's port is refused.
         let proxy = try await Tinyproxy(connectPorts: [443])
         defer { proxy.stop() }
@@ -139,6 +142,7 @@ struct ProxyTests {
     @Test(arguments: ["http_proxy", "HTTP_PROXY"])
     func environmentProxyAndNoProxyBypass(variable: String) async throws {
         let server = try await PeerServer.start()
+        defer { server.kill() }
         let proxy = try await Tinyproxy()
         defer { proxy.stop() }
 
@@ -183,6 +187,7 @@ struct ProxyTests {
         openssl.waitUntilExit()
         try #require(openssl.terminationStatus == 0)
         let server = try await PeerServer.start(tls: (cert, key))
+        defer { server.kill() }
         let proxy = try await Tinyproxy()
         defer { proxy.stop() }
 
@@ -215,6 +220,7 @@ struct ProxyTests {
 
     @Test func emitTakesProxyFromTheCommandLine() async throws {
         let server = try await PeerServer.start()
+        defer { server.kill() }
         let proxy = try await Tinyproxy(basicAuth: ("alice", "s3cret"))
         defer { proxy.stop() }
         let proxied = "http://alice:s3cret@127.0.0.1:\(proxy.port)"
