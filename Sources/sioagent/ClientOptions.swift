@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import NIOCore
 import Rules
@@ -11,41 +10,49 @@ import Musl
 #endif
 
 /// Options shared by `listen` and `emit`.
-struct ClientOptions: ParsableArguments {
-    @Argument(help: "Server URL: http, https, ws or wss (may carry a query).")
+struct ClientOptions {
+    /// The positional URL, then the options, in the order the help lists them.
+    static let urlArgument = ArgumentSpec(name: "url", help: "Server URL: http, https, ws or wss (may carry a query).")
+    static let options: [OptionSpec] = [
+        .option("namespace", "Namespace to join (repeatable; default /).", repeatable: true),
+        .option("auth", "Auth payload (a JSON object) sent with every namespace CONNECT."),
+        .option("header", "Extra HTTP header 'Name: value' (repeatable).", repeatable: true),
+        .option("transport", "Transport: auto (polling, then upgrade), websocket or polling.", default: "auto"),
+        .option("protocol", value: "protocol-version", "Protocol: auto (4, falling back to 3), 4, or 3 (Socket.IO v2 / Engine.IO 3 servers).", default: "auto"),
+        .option("path", "Engine.IO path.", default: "/socket.io/"),
+        .option("ca-file", "PEM file of CA certificates to trust instead of the system roots."),
+        .flag("insecure", "Do not verify TLS certificates."),
+        .option("proxy", "HTTP proxy: http://[user:password@]host:port, or 'none'. Default: https_proxy/http_proxy/no_proxy."),
+        .flag("verbose", "Log connection details to stderr."),
+    ]
+
     var url: String
-
-    @Option(name: .customLong("namespace"), help: "Namespace to join (repeatable; default /).")
-    var namespaces: [String] = []
-
-    @Option(help: "Auth payload (a JSON object) sent with every namespace CONNECT.")
+    var namespaces: [String]
     var auth: String?
-
-    @Option(name: .customLong("header"), help: "Extra HTTP header 'Name: value' (repeatable).")
-    var headers: [String] = []
-
-    @Option(help: "Transport: auto (polling, then upgrade), websocket or polling.")
-    var transport: TransportMode = .auto
-
-    @Option(name: .customLong("protocol"), help: "Protocol: auto (4, falling back to 3), 4, or 3 (Socket.IO v2 / Engine.IO 3 servers).")
-    var protocolVersion: ProtocolVersion = .auto
-
-    @Option(help: "Engine.IO path.")
-    var path: String = "/socket.io/"
-
-    @Option(name: .customLong("ca-file"), help: "PEM file of CA certificates to trust instead of the system roots.")
+    var headers: [String]
+    var transport: TransportMode
+    var protocolVersion: ProtocolVersion
+    var path: String
     var caFile: String?
-
-    @Flag(help: "Do not verify TLS certificates.")
-    var insecure = false
-
-    @Option(help: "HTTP proxy: http://[user:password@]host:port, or 'none'. Default: https_proxy/http_proxy/no_proxy.")
+    var insecure: Bool
     var proxy: String?
+    var verbose: Bool
 
-    @Flag(help: "Log connection details to stderr.")
-    var verbose = false
+    init(_ arguments: ParsedArguments) throws(ValidationError) {
+        url = arguments.argument("url") ?? ""
+        namespaces = arguments.strings("namespace")
+        auth = arguments.string("auth")
+        headers = arguments.strings("header")
+        transport = try arguments.value("transport", choices: choiceList(TransportMode.self)) ?? .auto
+        protocolVersion = try arguments.value("protocol", valueName: "protocol-version", choices: choiceList(ProtocolVersion.self)) ?? .auto
+        path = arguments.string("path") ?? "/socket.io/"
+        caFile = arguments.string("ca-file")
+        insecure = arguments.flag("insecure")
+        proxy = arguments.string("proxy")
+        verbose = arguments.flag("verbose")
+    }
 
-    func validate() throws {
+    func validate() throws(ValidationError) {
         if let auth {
             guard let value = try? JSONValue(parsing: auth), value.objectValue != nil else {
                 throw ValidationError("--auth must be a JSON object")
@@ -117,12 +124,12 @@ enum ServerURLCheck {
     }
 }
 
-extension TransportMode: ExpressibleByArgument {}
-extension ProtocolVersion: ExpressibleByArgument {}
+extension TransportMode: ArgumentValue {}
+extension ProtocolVersion: ArgumentValue {}
 
 /// A duration option: a number of seconds, or a duration as rule files write it (`500ms`, `5s`,
 /// `2m`, `1h`, `1d`, `1h30m`).
-struct DurationArgument: ExpressibleByArgument, Sendable {
+struct DurationArgument: ArgumentValue, Sendable {
     var duration: Duration
 
     init(duration: Duration) {

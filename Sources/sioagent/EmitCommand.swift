@@ -1,41 +1,50 @@
-import ArgumentParser
 import Logging
 import NIOCore
 import NIOPosix
 import SocketIO
 
-struct EmitCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "emit",
+struct EmitCommand: Command {
+    static let spec = CommandSpec(
+        name: "emit",
         abstract: "Connect, emit one event, print the ack's arguments or an awaited event, and exit.",
         discussion: """
             Arguments are JSON values; bytes are written {"$binary":"<base64>"}.
             --ack [DURATION] asks for an acknowledgement (default wait 10s) and prints its arguments
             as a JSON array. --wait EVENT prints the first EVENT received afterwards as a JSON line.
             Exit codes: 0 success; 1 connection refused, CONNECT_ERROR, ack or wait timeout; 2 bad usage.
-            """
+            """,
+        arguments: [
+            ClientOptions.urlArgument,
+            ArgumentSpec(name: "event", help: "Event name."),
+            ArgumentSpec(name: "json-args", help: "Event arguments, each a JSON value.", optional: true, variadic: true),
+        ],
+        options: ClientOptions.options + [
+            .option("ack", value: "duration", "Wait for an acknowledgement (optionally with a timeout, default 10s)."),
+            .option("wait", "Wait for this event from the server and print it."),
+            .option("timeout", "Longest time to connect and to wait for --wait (default 10s)."),
+        ]
     )
 
     static let defaultAckTimeout = "10s"
 
-    @OptionGroup var client: ClientOptions
-
-    @Argument(help: "Event name.")
+    var client: ClientOptions
     var event: String
-
-    @Argument(help: "Event arguments, each a JSON value.")
-    var jsonArgs: [String] = []
-
-    @Option(help: ArgumentHelp("Wait for an acknowledgement (optionally with a timeout, default 10s).", valueName: "duration"))
+    var jsonArgs: [String]
     var ack: DurationArgument?
-
-    @Option(help: "Wait for this event from the server and print it.")
     var wait: String?
+    var timeout: DurationArgument
 
-    @Option(help: "Longest time to connect and to wait for --wait (default 10s).")
-    var timeout: DurationArgument = DurationArgument(duration: .seconds(10))
+    init(_ arguments: ParsedArguments) throws(ValidationError) {
+        client = try ClientOptions(arguments)
+        event = arguments.argument("event") ?? ""
+        jsonArgs = arguments.arguments("json-args")
+        ack = try arguments.value("ack", valueName: "duration")
+        wait = arguments.string("wait")
+        timeout = try arguments.value("timeout") ?? DurationArgument(duration: .seconds(10))
+    }
 
-    func validate() throws {
+    func validate() throws(ValidationError) {
+        try client.validate()
         for arg in jsonArgs {
             guard let value = try? JSONValue(parsing: arg), value.decodingBinaryMarkers() != nil else {
                 throw ValidationError("not a JSON value: \(arg)")

@@ -1,4 +1,3 @@
-import ArgumentParser
 import Logging
 import NIOCore
 import NIOPosix
@@ -11,21 +10,29 @@ import Glibc
 import Musl
 #endif
 
-struct ListenCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "listen",
-        abstract: "Print every incoming event as one JSON line; stays connected through reconnects."
+struct ListenCommand: Command {
+    static let spec = CommandSpec(
+        name: "listen",
+        abstract: "Print every incoming event as one JSON line; stays connected through reconnects.",
+        arguments: [ClientOptions.urlArgument],
+        options: ClientOptions.options + [
+            .option("count", "Exit 0 after this many events."),
+            .option("timeout", "Give up (exit 1) if not connected, or if --count events did not arrive, within this time (e.g. 10s)."),
+        ]
     )
 
-    @OptionGroup var client: ClientOptions
-
-    @Option(help: "Exit 0 after this many events.")
+    var client: ClientOptions
     var count: Int?
-
-    @Option(help: "Give up (exit 1) if not connected, or if --count events did not arrive, within this time (e.g. 10s).")
     var timeout: DurationArgument?
 
-    func validate() throws {
+    init(_ arguments: ParsedArguments) throws(ValidationError) {
+        client = try ClientOptions(arguments)
+        count = try arguments.value("count")
+        timeout = try arguments.value("timeout")
+    }
+
+    func validate() throws(ValidationError) {
+        try client.validate()
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     }
 

@@ -1,39 +1,44 @@
 import Agent
 import Rules
-import ArgumentParser
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-struct ReplayCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "replay",
+struct ReplayCommand: Command {
+    static let spec = CommandSpec(
+        name: "replay",
         abstract: "Evaluate recorded events (JSON lines) against rules on a virtual clock; print the actions that would run.",
         discussion: """
             Each line of EVENTS is {"at": 12.5 or "2026-11-24T10:00:00Z", "namespace": "/", "event": "batery", "args": [20]}. \
             Output: one JSON object per planned action. Nothing is performed. \
             Exit status: 0 done, 1 rules did not load or a line was malformed (reported and skipped), 2 bad usage.
-            """
+            """,
+        arguments: [ArgumentSpec(name: "events", help: "The recorded events, one JSON object a line (- for standard input).")],
+        options: [
+            .option("rules", value: "path", "A rule file or directory (repeatable).", repeatable: true),
+            .flag("explain", "Also print, for each rule that handled an event but did not fire, the reason."),
+        ]
     )
 
-    @Option(name: .long, help: "A rule file or directory (repeatable).")
-    var rules: [String] = []
-
-    @Argument(help: "The recorded events, one JSON object a line (- for standard input).")
+    var rules: [String]
     var events: String
+    var explain: Bool
 
-    @Flag(help: "Also print, for each rule that handled an event but did not fire, the reason.")
-    var explain = false
+    init(_ arguments: ParsedArguments) throws(ValidationError) {
+        rules = arguments.strings("rules")
+        events = arguments.argument("events") ?? "-"
+        explain = arguments.flag("explain")
+    }
 
-    func validate() throws {
+    func validate() throws(ValidationError) {
         if rules.isEmpty { throw ValidationError("give the rules with --rules PATH") }
         if events != "-" && access(events, F_OK) != 0 {
             throw ValidationError("no such events file: \(events)")
         }
     }
 
-    func run() throws {
+    func run() async throws {
         let lines: AnySequence<String>
         if events == "-" {
             lines = AnySequence(AnyIterator { readLine(strippingNewline: true) })

@@ -1,5 +1,4 @@
 import Agent
-import ArgumentParser
 import Dispatch
 import Logging
 
@@ -7,42 +6,48 @@ import Logging
 import Glibc
 #endif
 
-struct RunCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "run",
+struct RunCommand: Command {
+    static let spec = CommandSpec(
+        name: "run",
         abstract: "Run the agent: connect, evaluate the rules on every event, act.",
         discussion: """
             Settings come from, in increasing precedence: defaults, the configuration file, \
             SIOAGENT_* environment variables, and these flags. SIGTERM/SIGINT shut down gracefully; \
             SIGHUP (or a changed rule file) reloads the rules.
-            """
+            """,
+        options: [
+            .option("config", "The configuration file (YAML)."),
+            .option("url", "The server URL (http, https, ws, wss). Overrides server.url."),
+            .option("rules", "A rule file or directory. Overrides rules."),
+            .option("namespace", "A namespace to join (repeatable). Overrides server.namespaces.", repeatable: true),
+            .flag("dry-run", "Evaluate for real, execute nothing; print each planned action as a JSON line."),
+            .option("log-format", "Log format: json or text."),
+            .option("log-level", "Log level: trace, debug, info, notice, warning, error, critical."),
+            .option("record", "Append every incoming event to this file (the format `sioagent replay` reads)."),
+        ]
     )
 
-    @Option(name: .long, help: "The configuration file (YAML).")
     var config: String?
-
-    @Option(name: .long, help: "The server URL (http, https, ws, wss). Overrides server.url.")
     var url: String?
-
-    @Option(name: .long, help: "A rule file or directory. Overrides rules.")
     var rules: String?
-
-    @Option(name: .long, help: "A namespace to join (repeatable). Overrides server.namespaces.")
-    var namespace: [String] = []
-
-    @Flag(name: .long, help: "Evaluate for real, execute nothing; print each planned action as a JSON line.")
-    var dryRun = false
-
-    @Option(name: .long, help: "Log format: json or text.")
+    var namespace: [String]
+    var dryRun: Bool
     var logFormat: String?
-
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String?
-
-    @Option(name: .long, help: "Append every incoming event to this file (the format `sioagent replay` reads).")
     var record: String?
 
-    func validate() throws {
+    init(_ arguments: ParsedArguments) throws(ValidationError) {
+        config = arguments.string("config")
+        url = arguments.string("url")
+        rules = arguments.string("rules")
+        namespace = arguments.strings("namespace")
+        dryRun = arguments.flag("dry-run")
+        logFormat = arguments.string("log-format")
+        logLevel = arguments.string("log-level")
+        record = arguments.string("record")
+    }
+
+    func validate() throws(ValidationError) {
         if let logFormat, AgentConfiguration.LogFormat(rawValue: logFormat) == nil {
             throw ValidationError("--log-format must be json or text")
         }

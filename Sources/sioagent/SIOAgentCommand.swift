@@ -1,4 +1,4 @@
-import ArgumentParser
+import NIOCore
 
 #if canImport(Glibc)
 import Glibc
@@ -7,46 +7,94 @@ import Musl
 #endif
 
 @main
-struct SIOAgentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "sioagent",
-        abstract: "A headless Socket.IO client agent: rules map incoming events to actions.",
-        version: "0.1.0",
-        subcommands: [
-            // Each subcommand lives in its own file.
-            RunCommand.self,
-            CheckCommand.self,
-            TestCommand.self,
-            ReplayCommand.self,
-            ListenCommand.self,
-            EmitCommand.self,
-        ]
-    )
+enum SIOAgentCommand {
+    static let version = "0.1.0"
+    static let abstract = "A headless Socket.IO client agent: rules map incoming events to actions."
 
-    /// Runs the tool. Bad usage exits 2 (argument-parser's own default is 64); a failure that
-    /// a command reports with `ExitCode` keeps its code.
+    /// Each subcommand lives in its own file.
+    static let commands: [any Command.Type] = [
+        RunCommand.self,
+        CheckCommand.self,
+        TestCommand.self,
+        ReplayCommand.self,
+        ListenCommand.self,
+        EmitCommand.self,
+    ]
+
+    static var help: String {
+        var out = "OVERVIEW: \(abstract)\n\nUSAGE: sioagent <subcommand>\n\nOPTIONS:\n"
+        out += "  --version               Show the version.\n"
+        out += "  -h, --help              Show help information.\n\nSUBCOMMANDS:\n"
+        for c in commands {
+            out += "  " + c.spec.name + String(repeating: " ", count: max(2, 24 - c.spec.name.count)) + c.spec.abstract + "\n"
+        }
+        out += "\n  See 'sioagent help <subcommand>' for detailed help.\n"
+        return out
+    }
+
+    /// Runs the tool. Bad usage exits 2 with the usage line; a failure that a command reports
+    /// with `ExitCode` keeps its code; any other error is printed and exits 1.
     static func main() async {
-        let command: any ParsableCommand
-        do {
-            command = try parseAsRoot(EmitCommand.rewriteArguments(Array(CommandLine.arguments.dropFirst())))
-        } catch {
-            if exitCode(for: error) == .success {
-                exit(withError: error)
-            }
-            let message = fullMessage(for: error)
-            FileHandleStderr.write(message + "\n")
-            Glibc.exit(2)
+        // One event loop: the agent and the client run on one loop, and an idle loop per core
+        // would only cost a thread (NIO's default is one per core).
+        NIOSingletons.groupLoopCountSuggestion = 1
+        var arguments = Array(CommandLine.arguments.dropFirst())
+        guard let first = arguments.first else {
+            writeAll(1, help)
+            exit(0)
         }
-        do {
-            if var asyncCommand = command as? any AsyncParsableCommand {
-                try await asyncCommand.run()
+        switch first {
+        case "-h", "--help":
+            writeAll(1, help)
+            exit(0)
+        case "--version":
+            printLine(version)
+            exit(0)
+        case "help":
+            if arguments.count > 1, let c = commands.first(where: { $0.spec.name == arguments[1] }) {
+                writeAll(1, c.spec.help)
             } else {
-                var syncCommand = command
-                try syncCommand.run()
+                writeAll(1, help)
+            }
+            exit(0)
+        default:
+            break
+        }
+        guard let type = commands.first(where: { $0.spec.name == first }) else {
+            FileHandleStderr.write("Error: unknown subcommand '\(first)'\nUsage: sioagent <subcommand>\n  See 'sioagent --help' for more information.\n")
+            exit(2)
+        }
+        arguments = EmitCommand.rewriteArguments(arguments)
+        let spec = type.spec
+        let command: any Command
+        do {
+            switch try ParsedArguments.parse(Array(arguments.dropFirst()), spec: spec) {
+            case .help:
+                writeAll(1, spec.help)
+                exit(0)
+            case .version:
+                printLine(version)
+                exit(0)
+            case .parsed(let parsed):
+                command = try type.init(parsed)
+                try command.validate()
             }
         } catch {
-            exit(withError: error)
+            FileHandleStderr.write("Error: \(error.message)\nUsage: \(spec.usage)\n  See 'sioagent \(spec.name) --help' for more information.\n")
+            exit(2)
         }
+        do {
+            try await command.run()
+        } catch let code as ExitCode {
+            exit(code.rawValue)
+        } catch let error as ValidationError {
+            FileHandleStderr.write("Error: \(error.message)\nUsage: \(spec.usage)\n")
+            exit(2)
+        } catch {
+            FileHandleStderr.write("Error: \(error)\n")
+            exit(1)
+        }
+        exit(0)
     }
 }
 
