@@ -217,10 +217,13 @@ public final class Agent: Sendable {
         for action in actions {
             executor.execute(action, ack: ack)
         }
-        if state.engine.nextDeadline != state.timerDeadline {
+        if Self.nextDeadline(&state.engine) != state.timerDeadline {
             rescheduleTimer()
         }
     }
+
+    /// Read in place: a getter called on `state.engine` copies the whole engine first.
+    private static func nextDeadline(_ engine: inout RuleEngine) -> Double? { engine.nextDeadline }
 
     /// Arms one timer for the engine's next deadline (`for` elapsing, `every`).
     private func rescheduleTimer() {
