@@ -8,7 +8,14 @@ Prints, per scenario (websocket/polling x paced/flood): events/s, p50/p99 event-
 client CPU seconds per 10k events, idle and peak RSS, and the ratios python/sioagent.
 
     .venv/bin/python bench/agent_bench.py [--events 20000] [--rate 1000] [--rounds 1]
-        [--sioagent .build/release/sioagent]
+        [--sioagent .build/release/sioagent] [--ack] [--clients sioagent,python] [--modes paced,flood]
+        [--perf DIR] [--callgrind DIR]
+
+--ack asks both clients to emit with an acknowledgement (`ack: 5s`: sioagent spools each alert
+and sends it once stored; the AsyncClient uses `call`). --perf DIR profiles each sioagent run
+with `perf record -g` (cpu-clock, attached for the events only); --callgrind DIR runs sioagent
+under callgrind with the counters zeroed before the events and dumped after them, and prints
+instructions per event (use a low --rate: valgrind is ~50x slower).
 
 CPU and RSS are read from /proc of the client process; the figures are ratios measured in one
 run on the same machine, not absolute targets.
@@ -42,6 +49,7 @@ rules:
       - emit: alert
         args: ["{{ payload.seq }}"]
 """
+RULES_ACK = RULES + "        ack: 5s\n"
 
 
 def free_port():
@@ -85,6 +93,7 @@ class BenchServer:
                 self.latencies.append(now - t)
             if len(self.latencies) >= self.expected:
                 self.done.set()
+            return "ok"  # the acknowledgement, when the client asked for one
 
     async def start(self, port):
         self.runner = web.AppRunner(self.app)
@@ -118,17 +127,40 @@ class BenchServer:
         return elapsed
 
 
-async def measure(server, name, argv, transport, events, rate):
+def load():
+    return os.getloadavg()[0]
+
+
+async def measure(server, name, argv, transport, events, rate, perf=None, callgrind=None):
     env = dict(os.environ)
+    if callgrind:
+        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}", *argv]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        await asyncio.wait_for(server.connected.wait(), timeout=30)
-        await asyncio.sleep(1.5)  # settle (and finish the upgrade)
+        await asyncio.wait_for(server.connected.wait(), timeout=120 if callgrind else 30)
+        await asyncio.sleep(10 if callgrind else 1.5)  # settle (and finish the upgrade)
         idle = status_kb(proc.pid, "VmRSS")
+        if callgrind:
+            subprocess.run(["callgrind_control", "-z", str(proc.pid)], stdout=subprocess.DEVNULL, check=True)
+        recorder = None
+        if perf:
+            recorder = subprocess.Popen(
+                ["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p", str(proc.pid), "-o", perf],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(0.5)
+        load0 = load()
         cpu0 = cpu_seconds(proc.pid)
         elapsed = await server.run(events, rate)
         cpu = cpu_seconds(proc.pid) - cpu0
         peak = status_kb(proc.pid, "VmHWM")
+        instructions = None
+        if recorder:
+            recorder.send_signal(2)
+            recorder.wait()
+        if callgrind:
+            subprocess.run(["callgrind_control", "-d", str(proc.pid)], stdout=subprocess.DEVNULL, check=True)
+            await asyncio.sleep(1)
+            instructions = callgrind_total(callgrind)
         lat = sorted(server.latencies)
         got = len(lat)
         return {
@@ -142,6 +174,8 @@ async def measure(server, name, argv, transport, events, rate):
             "cpu_per_10k": cpu / events * 10_000,
             "idle_mb": idle / 1024,
             "peak_mb": peak / 1024,
+            "load": (load0 + load()) / 2,
+            "instructions_per_event": instructions / events if instructions else None,
         }
     finally:
         proc.terminate()
@@ -151,6 +185,31 @@ async def measure(server, name, argv, transport, events, rate):
             proc.kill()
         server.connected.clear()
         await asyncio.sleep(0.5)
+
+
+def callgrind_total(prefix):
+    """Ir of the newest dump callgrind_control -d wrote for `prefix` (prefix.N)."""
+    folder, base = os.path.split(prefix)
+    dumps = sorted(
+        (f for f in os.listdir(folder or ".") if f.startswith(base + ".")),
+        key=lambda f: os.path.getmtime(os.path.join(folder, f)))
+    if not dumps:
+        return None
+    with open(os.path.join(folder, dumps[-1])) as f:
+        for line in f:
+            if line.startswith("summary:") or line.startswith("totals:"):
+                return int(line.split()[1])
+    return None
+
+
+async def listen_idle_rss(binary, url):
+    proc = subprocess.Popen([binary, "listen", url, "--transport", "websocket"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    await asyncio.sleep(3)
+    rss = status_kb(proc.pid, "VmRSS") / 1024
+    proc.terminate()
+    proc.wait()
+    return rss
 
 
 async def main():
@@ -163,7 +222,14 @@ async def main():
     parser.add_argument("--metrics", action="store_true",
                         help="run sioagent with metrics on (listener + text file every 5 s)")
     parser.add_argument("--no-python", action="store_true", help="measure sioagent only")
+    parser.add_argument("--ack", action="store_true", help="emit with an acknowledgement (ack: 5s)")
+    parser.add_argument("--clients", default="sioagent,python")
+    parser.add_argument("--modes", default="paced,flood")
+    parser.add_argument("--perf", help="directory for perf record profiles of the sioagent runs")
+    parser.add_argument("--callgrind", help="directory for callgrind profiles of the sioagent runs")
     args = parser.parse_args()
+    clients = args.clients.split(",")
+    rates = [r for m, r in (("paced", args.rate), ("flood", 0)) if m in args.modes.split(",")]
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -171,12 +237,12 @@ async def main():
     await server.start(port)
     work = tempfile.mkdtemp(prefix="sioagent-bench-")
     with open(os.path.join(work, "rules.yaml"), "w") as f:
-        f.write(RULES)
+        f.write(RULES_ACK if args.ack else RULES)
 
     results = []
     for _ in range(args.rounds):
         for transport in args.transports.split(","):
-            for rate in (args.rate, 0):
+            for rate in rates:
                 agent = [
                     args.sioagent, "run", "--url", url, "--rules", os.path.join(work, "rules.yaml"),
                     "--log-level", "error",
@@ -194,21 +260,28 @@ async def main():
                     with open(cfg, "a") as f:
                         f.write(f"metrics: {{listen: 127.0.0.1:{free_port()}, textfile: {os.path.join(work, 'sioagent.prom')}, interval: 5s}}\n")
                 agent += ["--config", cfg]
-                python = [sys.executable, os.path.join(HERE, "py_agent.py"), url, transport]
-                clients = (("sioagent", agent),) if args.no_python else (("sioagent", agent), ("python", python))
-                for name, argv in clients:
-                    r = await measure(server, name, argv, transport, args.events, rate)
+                python = [sys.executable, os.path.join(HERE, "py_agent.py"), url, transport] + (["ack"] if args.ack else [])
+                for name, argv in (("sioagent", agent), ("python", python)):
+                    if name not in clients or (args.no_python and name == "python"):
+                        continue
+                    tag = f"{transport}-{'flood' if not rate else rate}{'-ack' if args.ack else ''}"
+                    perf = os.path.join(os.path.abspath(args.perf), f"perf-{tag}.data") if args.perf and name == "sioagent" else None
+                    cg = os.path.join(os.path.abspath(args.callgrind), f"callgrind-{tag}.out") if args.callgrind and name == "sioagent" else None
+                    r = await measure(server, name, argv, transport, args.events, rate, perf=perf, callgrind=cg)
                     results.append(r)
                     print(json.dumps(r), file=sys.stderr, flush=True)
 
     print()
-    header = f"{'transport':10} {'mode':8} {'client':9} {'events/s':>9} {'alerts':>13} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/10k':>10} {'idle MB':>8} {'peak MB':>8}"
+    print(f"{args.events} events per run, {args.rounds} round(s), paced = {args.rate}/s, "
+          f"{'emit with ack: 5s' if args.ack else 'emit without ack'}; load = 1-min load average during the run")
+    header = f"{'transport':10} {'mode':8} {'client':9} {'events/s':>9} {'alerts':>13} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/10k':>10} {'idle MB':>8} {'peak MB':>8} {'load':>5} {'instr/event':>11}"
     print(header)
     print("-" * len(header))
     for r in results:
         print(
             f"{r['transport']:10} {r['mode']:8} {r['client']:9} {r['events_per_s']:9.0f} {r['alerts']:>13} "
-            f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['cpu_per_10k']:10.3f} {r['idle_mb']:8.1f} {r['peak_mb']:8.1f}"
+            f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['cpu_per_10k']:10.3f} {r['idle_mb']:8.1f} {r['peak_mb']:8.1f} {r['load']:5.1f} "
+            f"{r['instructions_per_event'] or 0:11.0f}"
         )
     print()
     print("ratios (python / sioagent; higher is better for sioagent):")
@@ -221,9 +294,15 @@ async def main():
             def avg(rs, k):
                 return sum(r[k] for r in rs) / len(rs)
             print(
-                f"  {transport:10} {mode:8} CPU/event {avg(p, 'cpu_per_10k') / avg(a, 'cpu_per_10k'):5.1f}x   "
+                f"  {transport:10} {mode:8} CPU/event {avg(p, 'cpu_per_10k') / max(avg(a, 'cpu_per_10k'), 1e-9):5.1f}x   "
                 f"p99 {avg(p, 'p99_ms') / avg(a, 'p99_ms'):5.2f}x   idle RSS {avg(p, 'idle_mb') / avg(a, 'idle_mb'):4.1f}x"
             )
+    if os.path.exists(args.sioagent):
+        print(f"sioagent binary: {os.path.getsize(args.sioagent) / 1e6:.1f} MB ({args.sioagent})")
+        idle_run = [r["idle_mb"] for r in results if r["client"] == "sioagent"]
+        if idle_run:
+            print(f"idle RSS of `sioagent run` (after connecting): {statistics.median(idle_run):.1f} MB")
+        print(f"idle RSS of `sioagent listen` (websocket): {await listen_idle_rss(args.sioagent, url):.1f} MB")
     await server.runner.cleanup()
 
 

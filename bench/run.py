@@ -141,6 +141,10 @@ async def main():
             p = results[(transport, workload, "python")]
             print(f"  {transport:<10}{workload:<7} CPU x{med(p, 'cpu10k') / max(med(s, 'cpu10k'), 1e-9):.1f}"
                   f"  p99 x{med(p, 'p99') / max(med(s, 'p99'), 1e-9):.2f}  idle RSS x{med(p, 'idle') / med(s, 'idle'):.1f}")
+    print(f"load (1-min average) at the end: {os.getloadavg()[0]:.1f}")
+    for binary in (args.swift_bin, args.sioagent):
+        if os.path.exists(binary):
+            print(f"binary: {os.path.getsize(binary) / 1e6:.1f} MB ({binary})")
     if os.path.exists(args.sioagent):
         print(f"idle RSS of `sioagent listen` (websocket): {await listen_idle_rss(port):.1f} MB")
     await runner.cleanup()

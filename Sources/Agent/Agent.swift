@@ -278,7 +278,7 @@ public final class Agent: Sendable {
             executor.execute(action, ack: ack)
         }
         afterEngine(state)
-        if state.engine.nextDeadline != state.timerDeadline {
+        if Self.nextDeadline(&state.engine) != state.timerDeadline {
             rescheduleTimer()
         }
     }
@@ -295,6 +295,9 @@ public final class Agent: Sendable {
             persister?.submit(state.engine.sharedState)
         }
     }
+
+    /// Read in place: a getter called on `state.engine` copies the whole engine first.
+    private static func nextDeadline(_ engine: inout RuleEngine) -> Double? { engine.nextDeadline }
 
     /// Arms one timer for the engine's next deadline (`for`, `absent`, `every`, `at`, `cron`).
     private func rescheduleTimer() {

@@ -213,11 +213,14 @@ struct JSONParser {
         index += 1  // opening quote
         let contentStart = index
         // Fast path: no escapes.
+        var high: UInt8 = 0
         while index < bytes.count {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
                 let slice = UnsafeBufferPointer(rebasing: bytes[contentStart..<index])
                 index += 1
+                // ASCII is valid UTF-8 as it is (String(validating:) is generic at run time).
+                if high < 0x80 { return String(decoding: slice, as: UTF8.self) }
                 guard let s = String(validating: slice, as: UTF8.self) else {
                     throw fail("invalid UTF-8 in string", at: start)
                 }
@@ -225,6 +228,7 @@ struct JSONParser {
             }
             if b == UInt8(ascii: "\\") { break }
             if b < 0x20 { throw fail("control character in string") }
+            high |= b
             index += 1
         }
         // Slow path with escapes.

@@ -256,6 +256,8 @@ final class ClientCore {
     private var connectTimer: Scheduled<Void>?
     private var reconnectTimer: Scheduled<Void>?
     private var namespaces: [String: Namespace] = [:]
+    /// The only namespace, when there is one: found per packet without hashing its name.
+    private var soleNamespace: Namespace?
     private var buffer: OfflineBuffer<Emit>
     private var acks = AckTable<Emit>()
     private var nextSeq = 0
@@ -286,6 +288,12 @@ final class ClientCore {
             namespaces[name] = Namespace(name: name, auth: auth ?? nil)
         }
         if namespaces.isEmpty { namespaces["/"] = Namespace(name: "/", auth: nil) }
+        if namespaces.count == 1 { soleNamespace = namespaces.values.first }
+    }
+
+    private func namespace(named name: String) -> Namespace? {
+        if let only = soleNamespace { return only.name == name ? only : nil }
+        return namespaces[name]
     }
 
     static func normalize(_ namespace: String) -> String {
@@ -591,7 +599,7 @@ final class ClientCore {
     }
 
     private func handle(_ packet: SocketIOPacket) {
-        guard let ns = namespaces[packet.namespace] else {
+        guard let ns = namespace(named: packet.namespace) else {
             logger.debug("ignoring a packet for an unknown namespace", metadata: ["sio.namespace": "\(packet.namespace)"])
             return
         }
@@ -766,8 +774,8 @@ final class ClientCore {
             written.fail(error)
             ack?.fail(error)
         }
-        guard !socketIOReservedEventNames.contains(name) else { return refuse(.reservedEventName(name)) }
-        guard let ns = namespaces[Self.normalize(namespace)] else { return refuse(.unknownNamespace(namespace)) }
+        guard !isSocketIOReservedEventName(name) else { return refuse(.reservedEventName(name)) }
+        guard let ns = self.namespace(named: Self.normalize(namespace)) else { return refuse(.unknownNamespace(namespace)) }
         guard phase != .closed else { return refuse(.disconnected) }
         if ns.status == .kicked && !(configuration.reconnection.enabled && configuration.reconnection.reconnectAfterServerDisconnect) {
             return refuse(.disconnected)

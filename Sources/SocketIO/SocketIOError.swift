@@ -103,3 +103,12 @@ public enum SocketIOClientEvent: Sendable {
 public let socketIOReservedEventNames: Set<String> = [
     "connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener",
 ]
+
+/// Whether `name` is in ``socketIOReservedEventNames``. Checked per emit: the length rules out
+/// most names without hashing.
+public func isSocketIOReservedEventName(_ name: String) -> Bool {
+    switch name.utf8.count {
+    case 7, 10, 11, 13, 14: return socketIOReservedEventNames.contains(name)
+    default: return false
+    }
+}

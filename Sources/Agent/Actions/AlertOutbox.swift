@@ -47,6 +47,8 @@ final class AlertOutbox: @unchecked Sendable {
     private let logger: Logger
     private let retryDelay: TimeAmount
     private let namespaces: Set<String>
+    /// The only configured namespace, when there is one (checked per alert without hashing).
+    private let soleNamespace: String?
     /// Alerts kept in memory when the disk refuses them: at most this many, and this many bytes.
     let maxInMemory: Int
     let maxInMemoryBytes = 8 << 20
@@ -61,8 +63,7 @@ final class AlertOutbox: @unchecked Sendable {
     private var retry: Scheduled<Void>?
     private var persistRetry: Scheduled<Void>?
     /// Alerts handed to the client directly whose write has not completed yet.
-    private var direct: [UInt64: SpoolItem] = [:]
-    private var nextDirectID: UInt64 = 0
+    private var direct = InFlight<SpoolItem>()
     private var idleWaiters: [EventLoopPromise<Void>] = []
     /// Alerts in `failed/` (files there at start, plus those written since).
     private var failedKept = 0
@@ -83,6 +84,7 @@ final class AlertOutbox: @unchecked Sendable {
         self.logger = logger
         self.retryDelay = TimeAmount(max(retryDelay, .seconds(1)))
         self.namespaces = namespaces
+        self.soleNamespace = namespaces.count == 1 ? namespaces.first : nil
         self.maxInMemory = min(spool.maxItems, 1000)
         let (items, corrupt) = spool.load()
         failedKept = listDirectory(spool.failedDirectory).count
@@ -115,7 +117,7 @@ final class AlertOutbox: @unchecked Sendable {
             keepFailed(item)
             return
         }
-        if item.ackTimeout == nil, connected.contains(item.namespace), !queue.contains(where: { $0.item.namespace == item.namespace }) {
+        if item.ackTimeout == nil, isConnected(item.namespace), !queue.contains(where: { $0.item.namespace == item.namespace }) {
             sendDirectly(item, plannedAt: plannedAt)
         } else {
             store(item)
@@ -149,9 +151,7 @@ final class AlertOutbox: @unchecked Sendable {
     /// start sends them; called at shutdown (the caller then waits for the writer).
     func persistInFlight() {
         loop.preconditionInEventLoop()
-        let items = direct.sorted { $0.key < $1.key }.map(\.value)
-        direct.removeAll()
-        for item in items { store(item) }
+        for item in direct.removeAll() { store(item) }
         // The one being sent too: if its ack never comes, the next start sends it again.
         rewriteMemoryEntries(includingSending: true)
     }
@@ -170,10 +170,17 @@ final class AlertOutbox: @unchecked Sendable {
     /// Why `item` can never be delivered, or nil.
     private func permanentProblem(_ item: SpoolItem) -> String? {
         if item.event.isEmpty { return "the event name is empty" }
-        if socketIOReservedEventNames.contains(item.event) { return "\(SocketIOError.reservedEventName(item.event))" }
-        if !namespaces.contains(item.namespace) { return "namespace \(item.namespace) is not in server.namespaces" }
-        if unknownToServer.contains(item.namespace) { return "the server does not know namespace \(item.namespace)" }
+        if isSocketIOReservedEventName(item.event) { return "\(SocketIOError.reservedEventName(item.event))" }
+        let known = soleNamespace.map { $0 == item.namespace } ?? namespaces.contains(item.namespace)
+        if !known { return "namespace \(item.namespace) is not in server.namespaces" }
+        if !unknownToServer.isEmpty, unknownToServer.contains(item.namespace) { return "the server does not know namespace \(item.namespace)" }
         return nil
+    }
+
+    /// Whether `namespace` is connected (one namespace, the common case, without hashing).
+    private func isConnected(_ namespace: String) -> Bool {
+        if connected.count == 1, let only = connected.first { return only == namespace }
+        return !connected.isEmpty && connected.contains(namespace)
     }
 
     private func permanentProblem(_ error: any Error) -> String? {
@@ -240,12 +247,10 @@ final class AlertOutbox: @unchecked Sendable {
     }
 
     private func sendDirectly(_ item: SpoolItem, plannedAt: Double?) {
-        let id = nextDirectID
-        nextDirectID += 1
-        direct[id] = item
+        let id = direct.append(item)
         client.send(item.event, item.args, namespace: item.namespace).hop(to: loop).whenComplete { result in
             // Already persisted at shutdown, or delivered.
-            guard let item = self.direct.removeValue(forKey: id) else { return }
+            guard let item = self.direct.remove(id) else { return }
             switch result {
             case .success:
                 if let metrics = self.metrics {
@@ -422,5 +427,45 @@ final class AlertOutbox: @unchecked Sendable {
         let waiters = idleWaiters
         idleWaiters.removeAll()
         for w in waiters { w.succeed() }
+    }
+}
+
+/// Values in flight under increasing ids, mostly completed in order: a window over a deque
+/// (no hashing per value). Its size is bounded by the oldest value not yet removed.
+struct InFlight<Value> {
+    private var base: UInt64 = 0
+    private var slots: Deque<Value?> = []
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    /// Adds `value`; returns its id.
+    mutating func append(_ value: Value) -> UInt64 {
+        slots.append(value)
+        count += 1
+        return base &+ UInt64(slots.count - 1)
+    }
+
+    /// Takes out the value of `id` (nil if it is not there, or was taken already).
+    mutating func remove(_ id: UInt64) -> Value? {
+        guard id >= base, id - base < UInt64(slots.count) else { return nil }
+        let i = Int(id - base)
+        guard let value = slots[i] else { return nil }
+        slots[i] = nil
+        count -= 1
+        while let first = slots.first, first == nil {
+            slots.removeFirst()
+            base &+= 1
+        }
+        return value
+    }
+
+    /// Takes out every value, oldest first.
+    mutating func removeAll() -> [Value] {
+        let values = slots.compactMap { $0 }
+        base &+= UInt64(slots.count)
+        slots.removeAll()
+        count = 0
+        return values
     }
 }
