@@ -38,6 +38,22 @@ func rulesYAML(names: Int) -> String {
     return text
 }
 
+/// Feeds `count` events to `engine`, cycling through `events`, one per millisecond of rule time;
+/// returns how many actions they planned. Events are read in place (no copy of each event, no
+/// division per iteration): the loop times the engine, not the harness.
+func drive(_ engine: inout RuleEngine, _ events: [RuleEvent], count: Int) -> Int {
+    var fired = 0
+    events.withUnsafeBufferPointer { events in
+        var j = 0
+        for i in 0..<count {
+            fired &+= engine.handle(events[j], at: Double(i) * 0.001).count
+            j += 1
+            if j == events.count { j = 0 }
+        }
+    }
+    return fired
+}
+
 func measure(_ label: String, names: Int) {
     let (loaded, diagnostics) = RuleSet.load(sources: [("bench.yaml", rulesYAML(names: names))], environment: [:])
     guard let set = loaded else { print(diagnostics.prefix(3)); exit(1) }
@@ -46,21 +62,10 @@ func measure(_ label: String, names: Int) {
     let events: [RuleEvent] = (0..<names).flatMap { n in
         [RuleEvent(name: "e\(n)", args: [50]), RuleEvent(name: "e\(n)o", args: [["level": 50, "device": "x"]])]
     }
-    var fired = 0
     let clock = ContinuousClock()
     let start = clock.now
-    // Events are read in place (no copy of each event, no division per iteration): the loop
-    // times the engine, not the harness.
-    events.withUnsafeBufferPointer { events in
-        var j = 0
-        for i in 0..<eventCount {
-            fired &+= engine.handle(events[j], at: Double(i) * 0.001).count
-            j += 1
-            if j == events.count { j = 0 }
-        }
-    }
-    let elapsed = clock.now - start
-    let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    let fired = drive(&engine, events, count: eventCount)
+    let seconds = seconds(clock.now - start)
     // Each event name is shared by ruleCount / (2 * names) rules on average.
     let evaluationsPerEvent = Double(ruleCount) / Double(2 * names)
     let evaluations = Double(eventCount) * evaluationsPerEvent
@@ -116,18 +121,10 @@ func measureWindows() {
     for (label, name) in [("count_over(10m)", "link"), ("avg_over(payload.level, 10m)", "level")] {
         var engine = RuleEngine(ruleSet: set, startTime: 0)
         let events: [RuleEvent] = (0..<1000).map { RuleEvent(name: name, args: [["device": .string("d\($0)"), "level": .number(Double($0 % 100))]]) }
-        var fired = 0
         let before = residentBytes()
         let clock = ContinuousClock()
         let start = clock.now
-        events.withUnsafeBufferPointer { events in
-            var j = 0
-            for i in 0..<eventCount {
-                fired &+= engine.handle(events[j], at: Double(i) * 0.001).count
-                j += 1
-                if j == events.count { j = 0 }
-            }
-        }
+        let fired = drive(&engine, events, count: eventCount)
         let elapsed = seconds(clock.now - start)
         print(String(format: "%@ with 1,000 keys: %d events in %.3f s: %.0f events/s, %.1f ns/event, %d actions, resident +%.1f MB",
                      label, eventCount, elapsed, Double(eventCount) / elapsed, elapsed / Double(eventCount) * 1e9, fired,
