@@ -93,7 +93,8 @@ public struct SpoolItem: Sendable, Equatable {
 /// delivered.
 ///
 /// A file is written to a new temporary name, synced, renamed, and its directory synced, so a
-/// crash leaves either the whole file or none of it. At start, a file that cannot be read
+/// crash leaves either the whole file or none of it. At start, a spool file (`*.alert`,
+/// `*.alert.tmp`; other names are not the spool's and are left alone) that cannot be read
 /// (a bad name, an out-of-range sequence, a truncated or invalid alert, an out-of-range `ack`,
 /// a FIFO or anything not a regular file, more than ``maxFileBytes``, a `.tmp` left by a
 /// crash) is moved to `corrupt/` and reported; an alert the server can never accept goes to
@@ -130,7 +131,9 @@ public final class Spool {
     public func load() -> (items: [SpoolItem], corrupt: [(name: String, reason: String)]) {
         var items: [SpoolItem] = []
         var corrupt: [(name: String, reason: String)] = []
-        for name in listDirectory(directory) where name != "corrupt" && name != "failed" {
+        // Only what the spool writes is its own: `*.alert` and the `*.alert.tmp` of a write
+        // a crash interrupted. Anything else (a state file of an older version, say) is left alone.
+        for name in listDirectory(directory) where Self.owns(name) {
             let path = directory + "/" + name
             let reason: String
             if name.hasSuffix(".tmp") {
@@ -175,6 +178,11 @@ public final class Spool {
         items.sort { $0.sequence < $1.sequence }
         sequences = items.map(\.sequence)
         return (items, corrupt)
+    }
+
+    /// Whether `name` in the spool directory is the spool's to read or quarantine.
+    static func owns(_ name: String) -> Bool {
+        name.hasSuffix(".alert") || name.hasSuffix(".alert.tmp")
     }
 
     /// The sequence number in a spool file name, when it is one.
