@@ -290,6 +290,9 @@ public final class Agent: Sendable {
         if !state.engine.warnings.isEmpty {
             for w in state.engine.takeWarnings() { logger.warning("\(w)") }
         }
+        if !state.engine.errors.isEmpty {
+            for e in state.engine.takeErrors() { logger.error("\(e)") }
+        }
         if state.engine.stateVersion != state.persistedStateVersion {
             state.persistedStateVersion = state.engine.stateVersion
             persister?.submit(state.engine.sharedState)
