@@ -109,7 +109,7 @@ let package = Package(
             path: "bench/SIOBenchClient",
             swiftSettings: swiftSettings
         ),
-        // Rule engine benchmark: `swift run -c release RulesBench` (figures in README).
+        // Rule engine benchmark: `swift run -c release RulesBench` (figures in docs/benchmarks.md).
         .executableTarget(
             name: "RulesBench",
             dependencies: ["Rules", "SIOCore"],
