@@ -93,7 +93,8 @@ public struct SpoolItem: Sendable, Equatable {
 /// delivered.
 ///
 /// A file is written to a new temporary name, synced, renamed, and its directory synced, so a
-/// crash leaves either the whole file or none of it. At start, a file that cannot be read
+/// crash leaves either the whole file or none of it. At start, a spool file (`*.alert`,
+/// `*.alert.tmp`; other names are not the spool's and are left alone) that cannot be read
 /// (a bad name, an out-of-range sequence, a truncated or invalid alert, an out-of-range `ack`,
 /// a FIFO or anything not a regular file, more than ``maxFileBytes``, a `.tmp` left by a
 /// crash) is moved to `corrupt/` and reported; an alert the server can never accept goes to
@@ -115,6 +116,9 @@ public final class Spool {
     public private(set) var fileNames: [UInt64: String] = [:]
     /// Where the files are (the machine's disk, or the simulation's).
     let storage: any Storage
+    /// The fault put back for the simulation: ``load()`` takes every name as its own, a state
+    /// file kept in the spool directory included. Never set by the agent.
+    package var quarantinesForeignFiles = false
 
     public var corruptDirectory: String { directory + "/corrupt" }
     public var failedDirectory: String { directory + "/failed" }
@@ -137,7 +141,9 @@ public final class Spool {
     public func load() -> (items: [SpoolItem], corrupt: [(name: String, reason: String)]) {
         var items: [SpoolItem] = []
         var corrupt: [(name: String, reason: String)] = []
-        for name in storage.list(directory) where name != "corrupt" && name != "failed" {
+        // Only what the spool writes is its own: `*.alert` and the `*.alert.tmp` of a write
+        // a crash interrupted. Anything else (a state file of an older version, say) is left alone.
+        for name in storage.list(directory) where Self.owns(name) || (quarantinesForeignFiles && name != "corrupt" && name != "failed") {
             let path = directory + "/" + name
             let reason: String
             if name.hasSuffix(".tmp") {
@@ -182,6 +188,11 @@ public final class Spool {
         items.sort { $0.sequence < $1.sequence }
         sequences = items.map(\.sequence)
         return (items, corrupt)
+    }
+
+    /// Whether `name` in the spool directory is the spool's to read or quarantine.
+    static func owns(_ name: String) -> Bool {
+        name.hasSuffix(".alert") || name.hasSuffix(".alert.tmp")
     }
 
     /// The sequence number in a spool file name, when it is one.
