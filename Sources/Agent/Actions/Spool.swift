@@ -36,7 +36,7 @@ public struct SpoolItem: Sendable, Equatable {
     }
 
     /// One JSON line: `{"seq":7,"namespace":"/","event":"alert","args":[…],"rule":"r","ack":5}`.
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var pairs: [(String, JSONValue)] = [
             ("seq", .number(Double(sequence))), ("namespace", .string(namespace)), ("event", .string(event)),
             ("args", .array(args)), ("rule", .string(rule)),
@@ -114,15 +114,25 @@ public final class Spool {
     private var sequences: [UInt64] = []
     /// For each alert read by ``load()``, the name of the file that holds it.
     public private(set) var fileNames: [UInt64: String] = [:]
+    /// Where the files are (the machine's disk, or the simulation's).
+    let storage: any Storage
+    /// The fault put back for the simulation: ``load()`` takes every name as its own, a state
+    /// file kept in the spool directory included. Never set by the agent.
+    package var quarantinesForeignFiles = false
 
     public var corruptDirectory: String { directory + "/corrupt" }
     public var failedDirectory: String { directory + "/failed" }
 
     /// Opens (creating it, 0700, if needed) the spool directory.
-    public init(directory: String, maxItems: Int) throws {
+    public convenience init(directory: String, maxItems: Int) throws {
+        try self.init(directory: directory, maxItems: maxItems, storage: POSIXStorage.shared)
+    }
+
+    package init(directory: String, maxItems: Int, storage: any Storage) throws {
         self.directory = directory
         self.maxItems = max(1, maxItems)
-        try makeDirectories(directory)
+        self.storage = storage
+        try storage.makeDirectories(directory)
     }
 
     /// Reads the alerts on disk, oldest first, and moves the files that cannot be read to
@@ -133,7 +143,7 @@ public final class Spool {
         var corrupt: [(name: String, reason: String)] = []
         // Only what the spool writes is its own: `*.alert` and the `*.alert.tmp` of a write
         // a crash interrupted. Anything else (a state file of an older version, say) is left alone.
-        for name in listDirectory(directory) where Self.owns(name) {
+        for name in storage.list(directory) where Self.owns(name) || (quarantinesForeignFiles && name != "corrupt" && name != "failed") {
             let path = directory + "/" + name
             let reason: String
             if name.hasSuffix(".tmp") {
@@ -141,7 +151,7 @@ public final class Spool {
             } else if let sequence = Self.sequence(ofName: name) {
                 nextSequence = max(nextSequence, sequence + 1)
                 do {
-                    let bytes = try readRegularFile(path, maxBytes: Self.maxFileBytes)
+                    let bytes = try storage.read(path, maxBytes: Self.maxFileBytes)
                     var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: true)
                     if lines.isEmpty { lines = [bytes[...]] }
                     var fileItems: [SpoolItem] = []
@@ -199,17 +209,20 @@ public final class Spool {
     /// its contents; a name already there gets a numbered suffix.
     @discardableResult
     func moveAside(_ name: String, into target: String) -> Bool {
-        guard (try? makeDirectories(target)) != nil else { return false }
+        guard (try? storage.makeDirectories(target)) != nil else { return false }
         var destination = target + "/" + name
         var n = 1
-        while access(destination, F_OK) == 0, n < 1000 {
+        while storage.exists(destination), n < 1000 {
             destination = target + "/" + name + "." + String(n)
             n += 1
         }
-        return rename(directory + "/" + name, destination) == 0
+        return storage.rename(directory + "/" + name, destination)
     }
 
     public var count: Int { sequences.count }
+
+    /// Above every sequence number read by ``load()``.
+    package var sequenceAfterLoad: UInt64 { nextSequence }
 
     /// The next sequence number (never wraps: saturates far beyond anything reachable).
     func takeSequence() -> UInt64 {
@@ -223,13 +236,13 @@ public final class Spool {
     public func append(_ item: SpoolItem) throws -> (stored: SpoolItem, dropped: [UInt64]) {
         var item = item
         item.sequence = takeSequence()
-        try storeFileDurably(directory: directory, name: Self.fileName(item.sequence), bytes: item.encoded())
-        try? syncDirectory(directory)
+        try storage.storeDurably(directory: directory, name: Self.fileName(item.sequence), bytes: item.encoded())
+        try? storage.syncDirectory(directory)
         sequences.append(item.sequence)
         var dropped: [UInt64] = []
         while sequences.count > maxItems {
             let oldest = sequences.removeFirst()
-            unlink(path(oldest))
+            storage.remove(path(oldest))
             dropped.append(oldest)
         }
         return (item, dropped)
@@ -237,11 +250,11 @@ public final class Spool {
 
     /// Deletes a delivered alert now.
     public func remove(_ sequence: UInt64) {
-        unlink(path(sequence))
+        storage.remove(path(sequence))
         if let i = sequences.firstIndex(of: sequence) { sequences.remove(at: i) }
     }
 
-    static func fileName(_ sequence: UInt64) -> String {
+    package static func fileName(_ sequence: UInt64) -> String {
         let digits = String(sequence)
         return String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".alert"
     }
