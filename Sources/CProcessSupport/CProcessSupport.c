@@ -105,7 +105,7 @@ static void child_fail(int status_fd, int step) {
    (no malloc). Passes again after closing, since closing changes the listing. Without /proc:
    every number below the descriptor limit. */
 static void close_by_listing(int keep) {
-    int dir = (int)syscall(SYS_open, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) {
         struct rlimit limit;
         long top = 65536;
