@@ -117,6 +117,15 @@ let package = Package(
             dependencies: ["Rules", "SIOCore"],
             swiftSettings: swiftSettings
         ),
+        // The deterministic simulation: the agent's real cores (outbox, rules, spool and state
+        // over a simulated disk) in a world of seeded faults and simulated time.
+        .target(
+            name: "Simulation",
+            dependencies: ["SIOCore", "SocketIO", "Rules", "Agent"],
+            swiftSettings: swiftSettings
+        ),
+        // `scripts/simulate`: runs seeds of the simulation.
+        .executableTarget(name: "sioagent-simulate", dependencies: ["Simulation"], swiftSettings: swiftSettings),
         // Paths shared by the test targets: the package, the built binary, the peer's Python.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore"], swiftSettings: swiftSettings),
@@ -133,6 +142,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RulesTests", dependencies: ["SIOCore", "SIOYAML", "Rules", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Agent", "SIOCore", "Rules"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AgentTests",
             dependencies: [

@@ -31,7 +31,7 @@ public final class Agent: Sendable {
     /// Prometheus metrics, when `metrics:` is configured.
     public let metrics: AgentMetrics?
     private let exporter: MetricsExporter?
-    /// Writes the rules' shared state under the spool directory, off the loop (nil in dry-run).
+    /// Writes the rules' shared state to its file, off the loop (nil in dry-run).
     private let persister: StatePersister?
     /// Whether shutdown was asked for, and `run()` waiting for it.
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
@@ -76,9 +76,10 @@ public final class Agent: Sendable {
         let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
         let ruleSet = try Self.loadRules(snapshot, configuration, logger: logger)
         self.rulesWatch = Mutex(RulesWatch(loaded: snapshot))
-        // The shared state survives restarts in the spool directory; dry runs read it but do not write it.
-        let stateStore = StatePersister(directory: configuration.spool.dir, logger: logger)
-        let initialState = stateStore.load(now: wallClock())
+        // The shared state survives restarts in its own file; dry runs read it but do not write it.
+        let stateStore = StatePersister(path: configuration.stateFilePath, logger: logger)
+        let stateSource = stateStore.migrateLegacy(spoolDirectory: configuration.spool.dir, dryRun: configuration.dryRun)
+        let initialState = stateStore.load(now: wallClock(), from: stateSource)
         self.persister = configuration.dryRun ? nil : stateStore
         // Namespaces count as down until they connect, so absence windows start at the connection.
         let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState)
@@ -160,19 +161,38 @@ public final class Agent: Sendable {
         }
         watcher?.cancel()
 
-        logger.info("shutting down")
-        try? await loop.submit {
-            let state = self.runtime.value
-            state.accepting = false
-            state.timer?.cancel()
-            state.timer = nil
-            state.recorder?.close()
-            self.notifications?.stop()
-        }.get()
-        await executor.shutdown(timeout: configuration.shutdownTimeout)
-        await persister?.close()
-        await client.disconnect()
-        await exporter?.stop()
+        await stopWithin(configuration.shutdownTimeout)
+    }
+
+    /// The shutdown path: ends within `timeout` of the request, whatever the server, the disk or
+    /// the commands do. The executor gets most of it (running actions, alerts in flight, then
+    /// the spool and the writer); the last quarter, at most 1 s, flushes the state file and
+    /// disconnects.
+    private func stopWithin(_ timeout: Duration) async {
+        let timeout = max(timeout, .zero)
+        let deadline = ContinuousClock.now + timeout
+        logger.info("shutting down", metadata: ["shutdown.timeout_ms": "\(milliseconds(timeout))"])
+        _ = await finishes(before: deadline) { done in
+            self.loop.execute {
+                let state = self.runtime.value
+                state.accepting = false
+                state.timer?.cancel()
+                state.timer = nil
+                state.recorder?.close()
+                self.notifications?.stop()
+                done()
+            }
+        }
+        let executorBy = deadline - min(timeout / 4, .seconds(1))
+        await executor.shutdown(timeout: max(.zero, executorBy - ContinuousClock.now))
+        if let persister, await !finishes(before: deadline, { await persister.close() }) {
+            logger.warning("shutdown: the state file was not written in time")
+        }
+        let client = self.client
+        if await !finishes(before: deadline, { await client.disconnect() }) {
+            logger.warning("shutdown: the connection did not close in time")
+        }
+        if let exporter { _ = await finishes(before: deadline, { await exporter.stop() }) }
         logger.info("stopped")
     }
 

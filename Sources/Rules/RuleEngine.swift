@@ -121,6 +121,9 @@ public let maxTimerStepsPerAdvance = 100_000
 
 /// At most this many shared state names; a `set` of a new name beyond it is skipped with a warning.
 let maxStateNames = 10_000
+/// The default bound on window samples across every rule and key (`limits.window_samples`): at
+/// most 48 bytes each (time, value, and the min/max queues), 12 MB in all.
+public let defaultMaxWindowSamples = 250_000
 
 /// Evaluates events against a `RuleSet` and plans actions. A value: the rules plus each rule's
 /// per-key state, which survives `reload` for rules whose definition did not change.
@@ -160,6 +163,12 @@ public struct RuleEngine: Sendable {
     var hasAbsence: Bool
     /// Problems met while running (keys evicted, state full), for the caller to log.
     public private(set) var warnings: [String] = []
+    /// The bound on window samples across every rule and key (`limits.window_samples`).
+    let windowBudget: WindowBudget
+    /// Samples dropped to stay within the window budget, since the engine started.
+    public var windowSamplesDropped: UInt64 { windowBudget.dropped }
+    /// Window samples held now.
+    public var windowSamplesHeld: Int { windowBudget.held }
     /// Faults the caller logs as errors (the timer step bound was reached).
     public private(set) var errors: [String] = []
     /// How often `advance(to:)` stopped at ``maxTimerStepsPerAdvance``.
@@ -173,8 +182,10 @@ public struct RuleEngine: Sendable {
     ///     so (tests and replays: yes; the agent: no, it waits for the real connection).
     ///   - timeZone: the local time of schedules (nil: the system's).
     ///   - state: the shared state to start from.
+    ///   - maxWindowSamples: the bound on window samples across every rule and key.
     public init(ruleSet: RuleSet, startTime: Double, namespacesConnected: Bool = true, timeZone: String? = nil,
-                state: [String: StateEntry] = [:]) {
+                state: [String: StateEntry] = [:], maxWindowSamples: Int = defaultMaxWindowSamples) {
+        self.windowBudget = WindowBudget(limit: maxWindowSamples)
         self.ruleSet = ruleSet
         self.firingCounts = [UInt64](repeating: 0, count: ruleSet.rules.count)
         self.namespacesUp = namespacesConnected
@@ -244,7 +255,29 @@ public struct RuleEngine: Sendable {
         for k in range {
             process(Int(ruleSet.index.rules[k]), event, time, explaining, &explain, &out)
         }
+        if windowBudget.isOver { trimWindows() }
         return out
+    }
+
+    /// Back within `limits.window_samples`: drops the keys with windows seen longest ago (all
+    /// rules together), with a warning. Only a new key's first sample can take the engine over
+    /// the budget; a key that has samples gives up its own oldest one instead.
+    private mutating func trimWindows() {
+        var candidates: [(seen: Double, rule: Int, key: JSONValue)] = []
+        for i in states.indices {
+            for (k, s) in states[i].keys where s.windows != nil { candidates.append((s.lastSeen, i, k)) }
+        }
+        candidates.sort { $0.seen < $1.seen }
+        var dropped = 0
+        for c in candidates {
+            guard windowBudget.isOver else { break }
+            if let s = states[c.rule].keys.removeValue(forKey: c.key) {
+                if s.phase != .idle { states[c.rule].active -= 1 }
+                if s.phase == .pending { states[c.rule].pending -= 1 }
+            }
+            dropped += 1
+        }
+        warn("limits.window_samples (\(windowBudget.limit)) reached; dropped the windows of the \(dropped) key(s) seen longest ago")
     }
 
     /// No timer is due before this (the heap's top, kept in a stored property for the hot path).
@@ -473,15 +506,15 @@ public struct RuleEngine: Sendable {
             created = newKey(time)
         }
         if !rule.windowSpecs.isEmpty {
-            let w = windows ?? KeyWindows(specs: rule.windowSpecs, capacity: rule.windowSamples)
+            let w = windows ?? KeyWindows(specs: rule.windowSpecs, capacity: rule.windowSamples, budget: windowBudget)
             windows = w
             if created != nil { created!.windows = w }
             let arguments = rule.windowArguments
             for slot in arguments.indices {
                 if let argument = arguments[slot] {
-                    if case .number(let v)? = evaluate(argument, context), v.isFinite { w.rings[slot].append(time, v) }
+                    if case .number(let v)? = evaluate(argument, context), v.isFinite { w.append(slot, time, v) }
                 } else {
-                    w.rings[slot].append(time, 0)
+                    w.append(slot, time, 0)
                 }
             }
             context.windows = w
