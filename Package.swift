@@ -66,6 +66,9 @@ let package = Package(
         ),
         // pidfd_open for the agent's command runner (syscall(2) is variadic: not callable from Swift).
         .target(name: "CProcessSupport"),
+        // The commit and build date that scripts/build-release records (`sioagent --version`,
+        // `sioagent_build_info`).
+        .target(name: "CBuildInfo"),
         // The runtime: client -> rules -> actions.
         .target(
             name: "Agent",
@@ -79,6 +82,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 "CProcessSupport",
+                "CBuildInfo",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
