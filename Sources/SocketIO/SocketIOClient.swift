@@ -389,7 +389,7 @@ final class ClientCore {
         connectTimer = loop.assumeIsolated().scheduleTask(in: settings.target.connectTimeout) { [self] in
             guard self.generation == generation, phase == .connecting else { return }
             engine.abort()
-            engineClosed(reason: .transportError, detail: "timed out while connecting", sessionGone: false)
+            engineClosed(reason: .transportError, detail: ConnectionErrorWording.handshakeTimeout(settings.target), sessionGone: false)
         }
         engine.open()
     }
