@@ -10,7 +10,7 @@
 ///   never twice in a row.
 /// - Once `policy.attempts` is used up, either every further retry waits `policy.slowDelay`
 ///   (`.retrySlowly`), or the decision is to stop (`.stop`).
-struct ReconnectBackoff: Equatable {
+package struct ReconnectBackoff: Equatable {
     enum Decision: Equatable {
         /// Try again after `delay`; `slow` when the attempts ran out and this is the slow path.
         case retry(attempt: Int, delay: Duration, slow: Bool)

@@ -4,11 +4,11 @@ import NIOHTTP1
 /// The server answered a handshake (the polling GET or the WebSocket request) with an HTTP status
 /// other than success: the status and the start of the body, which tell a refused protocol
 /// version (400) or a refused connection (401) from other failures.
-struct HandshakeRefusal: Error, Equatable, CustomStringConvertible {
+package struct HandshakeRefusal: Error, Equatable, CustomStringConvertible {
     var status: Int
     var body: String
 
-    var description: String { "handshake answered \(status): \(shortBody)" }
+    package var description: String { "handshake answered \(status): \(shortBody)" }
 
     /// The body for logs and errors: at most 200 characters, control characters escaped.
     var shortBody: String {
