@@ -74,8 +74,6 @@ final class EngineSession {
         case refused(HandshakeRefusal)
     }
 
-    private enum State { case idle, opening, open, closed }
-
     /// The transport in use. The upgrade probe belongs to the session: it is closed with it.
     private enum Transport {
         case none
@@ -104,33 +102,35 @@ final class EngineSession {
     private var logger: Logger
     var onEvent: ((Event) -> Void)?
 
-    private var state = State.idle
-    private(set) var handshake: EngineIOHandshake?
+    /// The handshake, upgrade and heartbeat decisions (the dialect is chosen once, in `init`).
+    private var machine: EngineStateMachine
+    private var started = false
+    /// The session ended (torn down): nothing more is reported.
+    private var closedReported = false
+    var handshake: EngineIOHandshake? { machine.handshake }
     private var transport = Transport.none
     private var queue = Deque<Unit>()
     private var queuedBytes = 0
     private var backlogWasFull = false
     private var postInFlight = 0
-    private var lastReceived = NIODeadline.now()
-    private var livenessTimer: Scheduled<Void>?
+    /// The one heartbeat timer, at `machine.heartbeatDeadline`.
+    private var heartbeatTimer: Scheduled<Void>?
     private var upgradeTimer: Scheduled<Void>?
-    /// Engine.IO 3: the next ping, and the deadline for the pong of the last one.
-    private var pingTimer: Scheduled<Void>?
-    private var pongTimer: Scheduled<Void>?
     private var isEIO3: Bool { settings.revision == .eio3 }
     private var warnedPong = false
     /// Bytes accepted in one polling body, WebSocket message or packet's attachments.
-    private(set) var payloadLimit: Int
+    var payloadLimit: Int { machine.payloadLimit }
 
     init(loop: any EventLoop, settings: EngineSettings, cookies: CookieStore, logger: Logger) {
         self.loop = loop
         self.settings = settings
         self.cookies = cookies
         self.logger = logger
-        self.payloadLimit = settings.payloadCeiling
+        self.machine = EngineStateMachine(revision: settings.revision, mode: settings.mode, upgradeTimeout: settings.upgradeTimeout,
+                                          payloadCeiling: settings.payloadCeiling, now: .now())
     }
 
-    var isOpen: Bool { state == .open }
+    var isOpen: Bool { machine.isOpen }
     var transportName: String {
         if case .websocket = transport { return "websocket" }
         return "polling"
@@ -139,7 +139,7 @@ final class EngineSession {
     /// The byte limit for a server that announced `maxPayload`: its value, at least 64 KiB (some
     /// servers announce less than they send), at most `ceiling`.
     static func payloadLimit(maxPayload: Int, ceiling: Int) -> Int {
-        min(max(maxPayload, 65_536), ceiling)
+        EngineStateMachine.payloadLimit(maxPayload: maxPayload, ceiling: ceiling)
     }
 
     /// How many more units the write queue takes before it is full (then `.drained` follows).
@@ -158,8 +158,8 @@ final class EngineSession {
 
     func open() {
         loop.preconditionInEventLoop()
-        guard state == .idle else { return }
-        state = .opening
+        guard !started else { return }
+        started = true
         if settings.mode == .websocket {
             openWebSocketDirectly()
         } else {
@@ -227,7 +227,7 @@ final class EngineSession {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri(transport: "polling", sid: nil))
         head.headers = headers()
         get.request(head, body: nil).assumeIsolated().whenComplete { [weak self] result in
-            guard let self, state == .opening else { return }
+            guard let self, machine.phase == .opening else { return }
             switch result {
             case .failure(let error):
                 fail(.transportError, describeIOError(error))
@@ -258,15 +258,15 @@ final class EngineSession {
                     fail(.parseError, "\(error)")
                     return
                 }
+                guard case .open(let willUpgrade) = machine.opened(h, websocket: false, now: .now()) else { return }
                 // The upgrade starts before the owner hears of the session, so nothing is POSTed
                 // while the probe runs.
-                let willUpgrade = settings.mode == .auto && h.upgrades.contains("websocket")
                 if willUpgrade { startUpgrade(sid: h.sid, get: get, post: post) }
-                guard opened(h) else { return }
+                guard reportOpen(h) else { return }
                 get.maxBodySize = payloadLimit
                 for packet in packets.dropFirst() {
                     receive(packet)
-                    guard state == .open else { return }
+                    guard machine.isOpen else { return }
                 }
                 if !willUpgrade {
                     poll()
@@ -279,30 +279,26 @@ final class EngineSession {
     /// Handles the open packet's payload; false when it was invalid (the session is then closed).
     private func opened(_ payload: [UInt8]) -> Bool {
         do {
-            return opened(try EngineIOHandshake(payload: payload))
+            let h = try EngineIOHandshake(payload: payload)
+            guard case .open = machine.opened(h, websocket: true, now: .now()) else { return false }
+            return reportOpen(h)
         } catch {
             fail(.parseError, "\(error)")
             return false
         }
     }
 
-    private func opened(_ h: EngineIOHandshake) -> Bool {
-        handshake = h
-        state = .open
-        payloadLimit = Self.payloadLimit(maxPayload: h.maxPayload, ceiling: settings.payloadCeiling)
+    /// The machine took the handshake: arm the heartbeat, tell the owner. False when the owner
+    /// closed the session meanwhile.
+    private func reportOpen(_ h: EngineIOHandshake) -> Bool {
         logger[metadataKey: "eio.sid"] = "\(h.sid)"
         logger.debug("engine.io session open", metadata: [
             "pingInterval": "\(h.pingInterval)", "pingTimeout": "\(h.pingTimeout)", "upgrades": "\(h.upgrades)",
             "payloadLimit": "\(payloadLimit)",
         ])
-        lastReceived = .now()
-        if isEIO3 {
-            schedulePing(in: .milliseconds(Int64(max(h.pingInterval, 100))))
-        } else {
-            armLiveness()
-        }
+        armHeartbeat()
         onEvent?(.open(h))
-        return state == .open
+        return machine.isOpen
     }
 
     // MARK: Upgrade
@@ -310,17 +306,28 @@ final class EngineSession {
     private func startUpgrade(sid: String, get: HTTPLane, post: HTTPLane) {
         let probe = makeWebSocket()
         transport = .upgrading(get: get, post: post, probe: probe)
-        probe.onClose = { [weak self] reason in self?.abandonUpgrade(reason) }
+        probe.onClose = { [weak self] reason in
+            guard let self, machine.probeFailed() == .abandon else { return }
+            abandonUpgrade(reason)
+        }
         probe.onFrame = { [weak self] frame in
             guard let self else { return }
-            guard case .text(let buffer) = frame, String(buffer: buffer) == "3probe" else {
-                abandonUpgrade("unexpected answer to the probe")
-                return
+            let result: EngineStateMachine.ProbeResult
+            switch frame {
+            case .text(let buffer): result = machine.probeAnswered(buffer.readableBytesView, now: .now())
+            case .binary: result = machine.probeFailed()
             }
-            completeUpgrade()
+            switch result {
+            case .complete: completeUpgrade()
+            case .abandon: abandonUpgrade("unexpected answer to the probe")
+            case .ignore: break
+            }
         }
-        upgradeTimer = loop.assumeIsolated().scheduleTask(in: settings.upgradeTimeout) { [weak self] in
-            self?.abandonUpgrade("timeout")
+        if case .upgrading(let deadline) = machine.phase {
+            upgradeTimer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                guard let self, machine.upgradeTimerFired(now: .now()) == .abandon else { return }
+                abandonUpgrade("timeout")
+            }
         }
         probe.connect(target: settings.target, uri: uri(transport: "websocket", sid: sid), headers: headers())
             .assumeIsolated().whenComplete { [weak self, weak probe] result in
@@ -328,14 +335,15 @@ final class EngineSession {
                 case .success:
                     probe?.sendText(Array("2probe".utf8), flush: true, promise: nil)
                 case .failure(let error):
-                    self?.abandonUpgrade(describeIOError(error))
+                    guard let self, machine.probeFailed() == .abandon else { return }
+                    abandonUpgrade(describeIOError(error))
                 }
             }
     }
 
-    /// The probe failed: it is closed, and polling goes on.
+    /// The probe failed (the machine is back on polling): it is closed, and polling goes on.
     private func abandonUpgrade(_ reason: String) {
-        guard state == .open, case .upgrading(let get, let post, let probe) = transport else { return }
+        guard case .upgrading(let get, let post, let probe) = transport else { return }
         logger.debug("upgrade to websocket failed, staying on polling", metadata: ["reason": "\(reason)"])
         probe.onClose = nil
         probe.onFrame = nil
@@ -346,16 +354,15 @@ final class EngineSession {
         flushQueue()
     }
 
-    /// The probe answered: it becomes the transport, and polling ends.
+    /// The probe answered (the machine is on WebSocket): it becomes the transport, and polling ends.
     private func completeUpgrade() {
-        guard state == .open, case .upgrading(let get, let post, let probe) = transport else { return }
+        guard case .upgrading(let get, let post, let probe) = transport else { return }
         upgradeTimer?.cancel()
         probe.sendText([UInt8(ascii: "5")], flush: true, promise: nil)
         get.close()
         post.close()
         transport = .websocket(probe)
         attachMain(probe)
-        lastReceived = .now()
         logger.debug("upgraded to websocket")
         flushQueue()
     }
@@ -370,7 +377,7 @@ final class EngineSession {
             }
             switch decoded {
             case .success(let packet):
-                if state == .opening {
+                if machine.phase == .opening {
                     guard packet.type == .open else {
                         fail(.parseError, "the first packet was not an open packet")
                         return
@@ -380,7 +387,7 @@ final class EngineSession {
                     receive(packet)
                 }
             case .failure(let error):
-                lastReceived = .now()
+                machine.receivedMalformed(now: .now())
                 logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
             }
         case .binary(let buffer):
@@ -392,21 +399,19 @@ final class EngineSession {
             do {
                 receive(try EngineIO3Codec.decodeWebSocketBinary(Array(buffer.readableBytesView)))
             } catch {
-                lastReceived = .now()
+                machine.receivedMalformed(now: .now())
                 logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
             }
         }
     }
 
     private func receive(_ packet: EngineIOPacket) {
-        guard state == .open else { return }
-        lastReceived = .now()
-        switch packet.type {
-        case .message:
+        switch machine.received(packet.type, payloadCount: packet.payload.count, now: .now()) {
+        case .deliver:
             onEvent?(.packet(packet))
-        case .ping:
+        case .pong(let echo):
             var bytes: [UInt8] = [UInt8(ascii: "3")]
-            if packet.payload.count <= Self.maxPongPayload {
+            if echo {
                 bytes.append(contentsOf: packet.payload)
             } else if !warnedPong {
                 warnedPong = true
@@ -417,21 +422,15 @@ final class EngineSession {
             send([OutgoingFrame(bytes: bytes, isBinary: false)], promise: nil)
         case .close:
             fail(.transportClose, "the server closed the session")
-        case .pong:
-            if isEIO3, pongTimer != nil {
-                pongTimer?.cancel()
-                pongTimer = nil
-                schedulePing(in: .milliseconds(Int64(max(handshake?.pingInterval ?? 25_000, 100))))
-            }
-        case .noop, .upgrade:
-            break
-        case .open:
-            logger.warning("ignoring a second open packet")
+        case .rescheduleHeartbeat:
+            armHeartbeat()
+        case .ignore:
+            if packet.type == .open, machine.isOpen { logger.warning("ignoring a second open packet") }
         }
     }
 
     private func poll() {
-        guard state == .open, case .polling(let lane, _) = transport, !lane.isBusy, let sid = handshake?.sid else { return }
+        guard machine.isOpen, case .polling(let lane, _) = transport, !lane.isBusy, let sid = handshake?.sid else { return }
         pollingRequest(.GET, on: lane, sid: sid, body: nil, what: "poll") { [weak self] response in
             guard let self else { return }
             let decoded = response.body.withUnsafeReadableBytes { bytes in
@@ -441,10 +440,10 @@ final class EngineSession {
             case .success(let packets):
                 for packet in packets {
                     receive(packet)
-                    guard state == .open else { return }
+                    guard machine.isOpen else { return }
                 }
             case .failure(let error):
-                lastReceived = .now()
+                machine.receivedMalformed(now: .now())
                 logger.warning("ignoring a malformed polling payload", metadata: ["error": "\(error)"])
             }
             poll()
@@ -470,7 +469,7 @@ final class EngineSession {
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri(transport: "polling", sid: sid))
         head.headers = headers(post: method == .POST)
         lane.request(head, body: body).assumeIsolated().whenComplete { [weak self] result in
-            guard let self, state == .open, let lanes, lanes.get === lane || lanes.post === lane else { return }
+            guard let self, machine.isOpen, let lanes, lanes.get === lane || lanes.post === lane else { return }
             switch result {
             case .failure(let error):
                 fail(.transportError, describeIOError(error))
@@ -493,7 +492,7 @@ final class EngineSession {
     /// the write backlog is far beyond its bound (callers check `room` first for emits).
     func send(_ frames: [OutgoingFrame], promise: EventLoopPromise<Void>?) {
         loop.preconditionInEventLoop()
-        guard state == .open || state == .opening else {
+        guard machine.phase != .closed else {
             promise?.fail(SocketIOError.transport("session closed"))
             return
         }
@@ -521,7 +520,7 @@ final class EngineSession {
     }
 
     private func flushQueue() {
-        guard state == .open, !queue.isEmpty else { return }
+        guard machine.isOpen, !queue.isEmpty else { return }
         switch transport {
         case .websocket(let ws):
             // Only while the channel is writable: the rest waits here, bounded, and goes out
@@ -617,30 +616,24 @@ final class EngineSession {
         isEIO3 ? try EngineIO3Codec.decodePayload(bytes) : try EngineIOCodec.decodePayload(bytes)
     }
 
-    /// Engine.IO 3: the client pings every pingInterval and expects the pong within pingTimeout
-    /// (at least a second, so `pingTimeout: 0` is tolerated). The server never pings.
-    private func schedulePing(in delay: TimeAmount) {
-        pingTimer?.cancel()
-        pingTimer = loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            guard let self, state == .open, let h = handshake else { return }
-            send([OutgoingFrame(bytes: [UInt8(ascii: "2")], isBinary: false)], promise: nil)
-            let timeout = max(h.pingTimeout, 1000)
-            pongTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(timeout))) { [weak self] in
-                guard let self, state == .open else { return }
-                fail(.pingTimeout, "no pong from the server within \(timeout) ms")
-            }
-        }
-    }
-
-    private func armLiveness() {
-        guard let h = handshake else { return }
-        let timeout = TimeAmount(saturating: h.livenessTimeout)
-        livenessTimer = loop.assumeIsolated().scheduleTask(deadline: lastReceived + timeout) { [weak self] in
-            guard let self, state == .open else { return }
-            if NIODeadline.now() - lastReceived >= timeout {
-                fail(.pingTimeout, "no ping from the server within \(h.pingInterval + h.pingTimeout) ms")
-            } else {
-                armLiveness()
+    /// Keeps the heartbeat timer at the machine's deadline.
+    private func armHeartbeat() {
+        heartbeatTimer?.cancel()
+        heartbeatTimer = nil
+        guard let deadline = machine.heartbeatDeadline else { return }
+        heartbeatTimer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            heartbeatTimer = nil
+            switch machine.heartbeatFired(now: .now()) {
+            case .sendPing:
+                armHeartbeat()
+                send([OutgoingFrame(bytes: [UInt8(ascii: "2")], isBinary: false)], promise: nil)
+            case .wait:
+                armHeartbeat()
+            case .timeout(let detail):
+                fail(.pingTimeout, detail)
+            case .ignore:
+                break
             }
         }
     }
@@ -649,7 +642,7 @@ final class EngineSession {
 
     /// Ends the session after a failure and reports it.
     private func fail(_ reason: DisconnectReason, _ detail: String, sessionGone: Bool = false) {
-        guard state != .closed else { return }
+        guard !closedReported else { return }
         logger.debug("engine.io session closed", metadata: ["reason": "\(reason)", "detail": "\(detail)"])
         teardown()
         onEvent?(.closed(reason: reason, detail: detail, sessionGone: sessionGone))
@@ -658,7 +651,7 @@ final class EngineSession {
 
     /// Ends the session because the handshake was answered with an HTTP error.
     private func refuse(_ refusal: HandshakeRefusal) {
-        guard state != .closed else { return }
+        guard !closedReported else { return }
         logger.debug("engine.io handshake refused", metadata: ["status": "\(refusal.status)", "body": "\(refusal.body)"])
         teardown()
         onEvent?(.refused(refusal))
@@ -667,10 +660,9 @@ final class EngineSession {
 
     /// Closes every connection the session owns (the upgrade probe too) and fails what is queued.
     private func teardown() {
-        state = .closed
-        livenessTimer?.cancel()
-        pingTimer?.cancel()
-        pongTimer?.cancel()
+        _ = machine.close()
+        closedReported = true
+        heartbeatTimer?.cancel()
         upgradeTimer?.cancel()
         switch transport {
         case .none: break
@@ -696,7 +688,7 @@ final class EngineSession {
     func close() -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
         onEvent = nil
-        guard state == .open else {
+        guard machine.isOpen else {
             teardown()
             return loop.makeSucceededVoidFuture()
         }
