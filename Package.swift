@@ -64,8 +64,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // pidfd_open for the agent's command runner (syscall(2) is variadic: not callable from Swift).
-        .target(name: "CProcessSupport"),
+        // pidfd_open, close_range and fork/exec for the agent's command runner (syscall(2) is
+        // variadic: not callable from Swift).
+        // dlsym: posix_spawn extensions found at run time (libdl is part of libc from glibc 2.34).
+        .target(name: "CProcessSupport", linkerSettings: [.linkedLibrary("dl")]),
         // The runtime: client -> rules -> actions.
         .target(
             name: "Agent",
@@ -109,12 +111,21 @@ let package = Package(
             path: "bench/SIOBenchClient",
             swiftSettings: swiftSettings
         ),
-        // Rule engine benchmark: `swift run -c release RulesBench` (figures in README).
+        // Rule engine benchmark: `swift run -c release RulesBench` (figures in docs/benchmarks.md).
         .executableTarget(
             name: "RulesBench",
             dependencies: ["Rules", "SIOCore"],
             swiftSettings: swiftSettings
         ),
+        // The deterministic simulation: the agent's real cores (outbox, rules, spool and state
+        // over a simulated disk) in a world of seeded faults and simulated time.
+        .target(
+            name: "Simulation",
+            dependencies: ["SIOCore", "SocketIO", "Rules", "Agent"],
+            swiftSettings: swiftSettings
+        ),
+        // `scripts/simulate`: runs seeds of the simulation.
+        .executableTarget(name: "sioagent-simulate", dependencies: ["Simulation"], swiftSettings: swiftSettings),
         // Paths shared by the test targets: the package, the built binary, the peer's Python.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore"], swiftSettings: swiftSettings),
@@ -131,6 +142,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RulesTests", dependencies: ["SIOCore", "SIOYAML", "Rules", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Agent", "SIOCore", "Rules"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AgentTests",
             dependencies: [

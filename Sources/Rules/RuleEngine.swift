@@ -115,8 +115,15 @@ struct TimerHeap: Sendable {
     mutating func removeAll() { items.removeAll(keepingCapacity: true) }
 }
 
+/// At most this many timers fire in one call of `advance(to:)`; the rest wait for the next call
+/// (the agent's loop gets a turn in between), and an error is reported.
+public let maxTimerStepsPerAdvance = 100_000
+
 /// At most this many shared state names; a `set` of a new name beyond it is skipped with a warning.
 let maxStateNames = 10_000
+/// The default bound on window samples across every rule and key (`limits.window_samples`): at
+/// most 48 bytes each (time, value, and the min/max queues), 12 MB in all.
+public let defaultMaxWindowSamples = 250_000
 
 /// Evaluates events against a `RuleSet` and plans actions. A value: the rules plus each rule's
 /// per-key state, which survives `reload` for rules whose definition did not change.
@@ -156,6 +163,16 @@ public struct RuleEngine: Sendable {
     var hasAbsence: Bool
     /// Problems met while running (keys evicted, state full), for the caller to log.
     public private(set) var warnings: [String] = []
+    /// The bound on window samples across every rule and key (`limits.window_samples`).
+    let windowBudget: WindowBudget
+    /// Samples dropped to stay within the window budget, since the engine started.
+    public var windowSamplesDropped: UInt64 { windowBudget.dropped }
+    /// Window samples held now.
+    public var windowSamplesHeld: Int { windowBudget.held }
+    /// Faults the caller logs as errors (the timer step bound was reached).
+    public private(set) var errors: [String] = []
+    /// How often `advance(to:)` stopped at ``maxTimerStepsPerAdvance``.
+    public private(set) var timerStepLimitHits: UInt64 = 0
 
     /// - Parameters:
     ///   - startTime: when `every` timers start.
@@ -163,8 +180,10 @@ public struct RuleEngine: Sendable {
     ///     so (tests and replays: yes; the agent: no, it waits for the real connection).
     ///   - timeZone: the local time of schedules (nil: the system's).
     ///   - state: the shared state to start from.
+    ///   - maxWindowSamples: the bound on window samples across every rule and key.
     public init(ruleSet: RuleSet, startTime: Double, namespacesConnected: Bool = true, timeZone: String? = nil,
-                state: [String: StateEntry] = [:]) {
+                state: [String: StateEntry] = [:], maxWindowSamples: Int = defaultMaxWindowSamples) {
+        self.windowBudget = WindowBudget(limit: maxWindowSamples)
         self.ruleSet = ruleSet
         self.firingCounts = [UInt64](repeating: 0, count: ruleSet.rules.count)
         self.namespacesUp = namespacesConnected
@@ -195,6 +214,12 @@ public struct RuleEngine: Sendable {
     public mutating func takeWarnings() -> [String] {
         defer { warnings.removeAll() }
         return warnings
+    }
+
+    /// Hands over (and forgets) the errors collected since the last call.
+    public mutating func takeErrors() -> [String] {
+        defer { errors.removeAll() }
+        return errors
     }
 
     private mutating func warn(_ message: String) {
@@ -228,7 +253,29 @@ public struct RuleEngine: Sendable {
         for k in range {
             process(Int(ruleSet.index.rules[k]), event, time, explaining, &explain, &out)
         }
+        if windowBudget.isOver { trimWindows() }
         return out
+    }
+
+    /// Back within `limits.window_samples`: drops the keys with windows seen longest ago (all
+    /// rules together), with a warning. Only a new key's first sample can take the engine over
+    /// the budget; a key that has samples gives up its own oldest one instead.
+    private mutating func trimWindows() {
+        var candidates: [(seen: Double, rule: Int, key: JSONValue)] = []
+        for i in states.indices {
+            for (k, s) in states[i].keys where s.windows != nil { candidates.append((s.lastSeen, i, k)) }
+        }
+        candidates.sort { $0.seen < $1.seen }
+        var dropped = 0
+        for c in candidates {
+            guard windowBudget.isOver else { break }
+            if let s = states[c.rule].keys.removeValue(forKey: c.key) {
+                if s.phase != .idle { states[c.rule].active -= 1 }
+                if s.phase == .pending { states[c.rule].pending -= 1 }
+            }
+            dropped += 1
+        }
+        warn("limits.window_samples (\(windowBudget.limit)) reached; dropped the windows of the \(dropped) key(s) seen longest ago")
     }
 
     /// No timer is due before this (the heap's top, kept in a stored property for the hot path).
@@ -457,15 +504,15 @@ public struct RuleEngine: Sendable {
             created = newKey(time)
         }
         if !rule.windowSpecs.isEmpty {
-            let w = windows ?? KeyWindows(specs: rule.windowSpecs, capacity: rule.windowSamples)
+            let w = windows ?? KeyWindows(specs: rule.windowSpecs, capacity: rule.windowSamples, budget: windowBudget)
             windows = w
             if created != nil { created!.windows = w }
             let arguments = rule.windowArguments
             for slot in arguments.indices {
                 if let argument = arguments[slot] {
-                    if case .number(let v)? = evaluate(argument, context), v.isFinite { w.rings[slot].append(time, v) }
+                    if case .number(let v)? = evaluate(argument, context), v.isFinite { w.append(slot, time, v) }
                 } else {
-                    w.rings[slot].append(time, 0)
+                    w.append(slot, time, 0)
                 }
             }
             context.windows = w
@@ -567,7 +614,17 @@ public struct RuleEngine: Sendable {
         guard time >= earliest else { return [] }
         var firings: [(at: Double, rule: Int, actions: [PlannedAction])] = []
         var ignored: [Explanation] = []
+        var steps = 0
         while let top = timers.top, top.due <= time {
+            // Bounded work per call, whatever the timers hold: the rest is due on the next call.
+            steps += 1
+            if steps > maxTimerStepsPerAdvance {
+                timerStepLimitHits &+= 1
+                if errors.count < 100 {
+                    errors.append("more than \(maxTimerStepsPerAdvance) timers were due at one instant; the rest run on the next turn")
+                }
+                break
+            }
             _ = timers.pop()
             let i = Int(top.rule)
             guard i < states.count else { continue }
@@ -587,9 +644,7 @@ public struct RuleEngine: Sendable {
                 firings.append((next, i, out))
                 var following: Double?
                 if let period = rule.every {
-                    var f = next + period
-                    if f <= time { f = next + period * ((time - next) / period).rounded(.down) + period }
-                    following = f
+                    following = Self.nextPeriod(after: next, period: period, now: time)
                 } else if let schedule = rule.schedule {
                     following = schedule.next(after: max(next, time), timeZone: timeZone)
                 }
@@ -640,6 +695,19 @@ public struct RuleEngine: Sendable {
             firings = firings.enumerated().sorted { ($0.element.at, $0.element.rule, $0.offset) < ($1.element.at, $1.element.rule, $1.offset) }.map(\.element)
         }
         return firings.flatMap(\.actions)
+    }
+
+    /// The firing after `next` of an `every:` timer with `period`, later than `now` (one firing
+    /// for many missed periods). Always later than both, whatever `period` is: a period too small
+    /// to move a clock of this magnitude (rule files refuse those) never gives the same instant
+    /// again, so the timer loop cannot spin on it.
+    static func nextPeriod(after next: Double, period: Double, now: Double) -> Double {
+        let step = period.isFinite && period >= shortestEvery ? period : shortestEvery
+        var f = next + step
+        if f <= now { f = next + step * ((now - next) / step).rounded(.down) + step }
+        if !(f > now) || !(f > next) { f = max(now, next) + step }
+        if !(f > now) || !(f > next) { f = max(now, next).nextUp }
+        return f
     }
 
     /// Steps a virtual clock to `time`, firing every timer at its own due time, every period of
@@ -777,13 +845,15 @@ public struct RuleEngine: Sendable {
                 }
                 kind = .reply(args: args.map { $0.render(c) })
             case .set(let name, let value, let ttl):
-                setState(name, StateEntry(value: value.render(c), expires: ttl.map { time + $0 } ?? .infinity))
+                // Applied here (the rule's next actions read it), and reported like any action.
+                let v = value.render(c)
+                setState(name, StateEntry(value: v, expires: ttl.map { time + $0 } ?? .infinity))
                 if rule.readsState { c.state = sharedState }
-                continue
+                kind = .set(name: name, value: v, ttl: ttl.map(durationFromSeconds))
             case .unset(let name):
                 setState(name, nil)
                 if rule.readsState { c.state = sharedState }
-                continue
+                kind = .unset(name: name)
             }
             out.append(PlannedAction(at: time, rule: rule.id, phase: phase, kind: kind, trigger: trigger))
         }

@@ -19,9 +19,62 @@ struct WindowSpec: Sendable, Equatable {
     var seconds: Double
 }
 
+/// The samples that can still become the minimum (or maximum) of a sliding window, oldest
+/// first, by sample number: a monotonic queue. Each sample enters and leaves it at most once, so
+/// `min_over`/`max_over` cost amortised O(1) per sample instead of a scan of the window.
+struct MonotonicQueue: Sendable {
+    private var ids: [Int] = []
+    private var values: [Double] = []
+    private var start = 0
+    /// true: keeps the minimum at the front; false: the maximum.
+    let minimum: Bool
+
+    init(minimum: Bool) { self.minimum = minimum }
+
+    var front: Double? { start < ids.count ? values[start] : nil }
+
+    /// Sample `id` (numbers increase) with value `v` enters: samples it outlives and beats go.
+    mutating func push(_ id: Int, _ v: Double) {
+        while ids.count > start, let last = values.last, minimum ? last >= v : last <= v {
+            ids.removeLast()
+            values.removeLast()
+        }
+        ids.append(id)
+        values.append(v)
+    }
+
+    /// Sample `id`, the oldest of the window, leaves it.
+    mutating func leave(_ id: Int) {
+        guard start < ids.count, ids[start] == id else { return }
+        start += 1
+        if start == ids.count {
+            ids.removeAll(keepingCapacity: true)
+            values.removeAll(keepingCapacity: true)
+            start = 0
+        } else if start >= 32, start * 2 >= ids.count {
+            ids.removeFirst(start)
+            values.removeFirst(start)
+            start = 0
+        }
+    }
+
+    mutating func removeAll() {
+        ids.removeAll(keepingCapacity: true)
+        values.removeAll(keepingCapacity: true)
+        start = 0
+    }
+
+    var bytes: Int { (ids.capacity + values.capacity) * 8 }
+}
+
 /// The samples of one window for one key: times (and values), oldest first, in a ring bounded by
 /// `capacity` (the rule's `window_samples`); the oldest sample is dropped when full.
 struct SampleRing: Sendable {
+    /// The number of the oldest sample held, and of the next one.
+    private var firstId = 0
+    private var nextId = 0
+    private var lows = MonotonicQueue(minimum: true)
+    private var highs = MonotonicQueue(minimum: false)
     private(set) var times: [Double] = []
     private(set) var values: [Double] = []
     private var head = 0
@@ -67,19 +120,32 @@ struct SampleRing: Sendable {
         if hasValues {
             values[p] = value
             sum += value
+            lows.push(nextId, value)
+            highs.push(nextId, value)
         }
+        nextId &+= 1
         count += 1
     }
 
     /// Drops since the sum was last added up from scratch (so rounding errors cannot accumulate).
     private var drops: UInt16 = 0
 
-    private mutating func dropOldest() {
-        if hasValues { sum -= values[head] }
+    mutating func dropOldest() {
+        if hasValues {
+            sum -= values[head]
+            lows.leave(firstId)
+            highs.leave(firstId)
+        }
+        firstId &+= 1
         head += 1
         if head == times.count { head = 0 }
         count -= 1
-        if count == 0 { sum = 0; head = 0 }
+        if count == 0 {
+            sum = 0
+            head = 0
+            lows.removeAll()
+            highs.removeAll()
+        }
         drops &+= 1
         if drops == 0, hasValues {
             sum = 0
@@ -102,13 +168,8 @@ struct SampleRing: Sendable {
         case .count: return .number(Double(n))
         case .sum: return .number(sum)
         case .avg: return .number(sum / Double(n))
-        case .min, .max:
-            var best = values[physical(0)]
-            for i in 1..<n {
-                let v = values[physical(i)]
-                best = f == .min ? Swift.min(best, v) : Swift.max(best, v)
-            }
-            return .number(best)
+        case .min: return lows.front.map { .number($0) }
+        case .max: return highs.front.map { .number($0) }
         case .delta:
             return .number(values[physical(n - 1)] - values[physical(0)])
         case .rate:
@@ -125,7 +186,24 @@ struct SampleRing: Sendable {
     }
 
     /// Bytes held by the buffers.
-    var bytes: Int { (times.capacity + values.capacity) * 8 }
+    var bytes: Int { (times.capacity + values.capacity) * 8 + lows.bytes + highs.bytes }
+}
+
+/// The one bound on window samples across every rule and key of an engine (`limits.window_samples`).
+///
+/// A class shared by the engine's ``KeyWindows``; it is owned by one `RuleEngine` and only
+/// touched by it, on the thread that drives it (the agent's event loop), which is why the
+/// unchecked `Sendable` holds, as for ``KeyWindows``.
+final class WindowBudget: @unchecked Sendable {
+    let limit: Int
+    /// Samples held now by every ring of the engine.
+    fileprivate(set) var held = 0
+    /// Samples dropped to stay within ``limit`` (not counting those a window let go of).
+    fileprivate(set) var dropped: UInt64 = 0
+
+    init(limit: Int) { self.limit = max(1, limit) }
+
+    var isOver: Bool { held > limit }
 }
 
 /// The window samples of one key of one rule.
@@ -140,8 +218,10 @@ final class KeyWindows: @unchecked Sendable {
     let rings: UnsafeMutablePointer<SampleRing>
     let count: Int
     let seconds: [Double]
+    let budget: WindowBudget
 
-    init(specs: [WindowSpec], capacity: Int) {
+    init(specs: [WindowSpec], capacity: Int, budget: WindowBudget) {
+        self.budget = budget
         count = specs.count
         rings = .allocate(capacity: max(1, specs.count))
         for (i, spec) in specs.enumerated() {
@@ -151,18 +231,45 @@ final class KeyWindows: @unchecked Sendable {
     }
 
     deinit {
+        budget.held -= samples
         rings.deinitialize(count: count)
         rings.deallocate()
     }
 
+    /// Samples held by every ring.
+    var samples: Int { (0..<count).reduce(0) { $0 + rings[$1].count } }
+
+    /// Adds a sample to ring `slot`. When the engine's budget is spent, the ring's own oldest
+    /// sample makes room; a ring with none goes over it, and the engine then drops the windows
+    /// of the keys seen longest ago (``WindowBudget/isOver``).
+    @inline(__always)
+    func append(_ slot: Int, _ time: Double, _ value: Double) {
+        let ring = rings + slot
+        if ring.pointee.count < ring.pointee.capacity {
+            if budget.held >= budget.limit && ring.pointee.count > 0 {
+                ring.pointee.dropOldest()
+                budget.dropped &+= 1
+            } else {
+                budget.held += 1
+            }
+        }
+        ring.pointee.append(time, value)
+    }
+
     /// Drops what fell out of every window by `now`.
     func prune(_ now: Double) {
-        for i in 0..<count { rings[i].drop(upTo: now - seconds[i]) }
+        for i in 0..<count {
+            let before = rings[i].count
+            rings[i].drop(upTo: now - seconds[i])
+            budget.held -= before - rings[i].count
+        }
     }
 
     /// The value of a window function at `now`; nil when no number is left (`count_over` gives 0).
     func value(_ w: WindowCall, at now: Double) -> JSONValue? {
         guard w.slot >= 0, w.slot < count else { return nil }
+        let before = rings[w.slot].count
+        defer { budget.held -= before - rings[w.slot].count }
         return rings[w.slot].value(w.function, dropping: now - w.seconds)
     }
 

@@ -11,7 +11,7 @@
 /// - Once `policy.attempts` is used up, either every further retry waits `policy.slowDelay`
 ///   (`.retrySlowly`), or the decision is to stop (`.stop`).
 package struct ReconnectBackoff: Equatable {
-    enum Decision: Equatable {
+    package enum Decision: Equatable {
         /// Try again after `delay`; `slow` when the attempts ran out and this is the slow path.
         case retry(attempt: Int, delay: Duration, slow: Bool)
         /// Attempts ran out and the policy says stop.
@@ -23,18 +23,18 @@ package struct ReconnectBackoff: Equatable {
 
     let policy: ReconnectionPolicy
     /// Attempts since the last stable connection.
-    private(set) var attempt = 0
+    package private(set) var attempt = 0
     private(set) var lastDelayWasZero = false
     /// Whether the attempts ran out (reported once, with the first slow retry).
     private(set) var exhausted = false
 
-    init(policy: ReconnectionPolicy) {
+    package init(policy: ReconnectionPolicy) {
         self.policy = policy
     }
 
     /// The decision after a failed or lost connection. `immediate`: the server no longer knows the
     /// session, so a retry at once is allowed (once). `random` in 0..<1 spreads the delay.
-    mutating func next(immediate: Bool, random: Double) -> Decision {
+    package mutating func next(immediate: Bool, random: Double) -> Decision {
         if attempt < Int.max { attempt += 1 }
         if policy.attempts > 0 && attempt > policy.attempts {
             exhausted = true
@@ -52,7 +52,7 @@ package struct ReconnectBackoff: Equatable {
     }
 
     /// A namespace stayed connected for the stability period: the next failure starts over.
-    mutating func stable() {
+    package mutating func stable() {
         attempt = 0
         exhausted = false
         lastDelayWasZero = false
@@ -60,7 +60,7 @@ package struct ReconnectBackoff: Equatable {
 
     /// How long a namespace must stay connected before the count starts over: one pingInterval,
     /// between 1 s and 60 s.
-    static func stabilityPeriod(pingInterval milliseconds: Int) -> Duration {
+    package static func stabilityPeriod(pingInterval milliseconds: Int) -> Duration {
         .milliseconds(min(max(milliseconds, 1000), 60_000))
     }
 }

@@ -143,9 +143,9 @@ struct DiskTests {
         let files = Mutex<Set<String>>([])
         for i in 1...20 {
             let item = SpoolItem(sequence: UInt64(i), namespace: "/", event: "e", args: [.number(Double(i))], ackTimeout: .seconds(3), rule: "r")
-            writer.submit(.store(directory: dir, name: Spool.fileName(UInt64(i)), bytes: item.encoded()) { file, error in
-                if error == nil { done.add() }
-                files.withLock { _ = $0.insert(file) }
+            writer.submit(.store(directory: dir, name: Spool.fileName(UInt64(i)), bytes: item.encoded()) { result in
+                if result.error == nil, result.storesInFile == 20 { done.add() }
+                files.withLock { _ = $0.insert(result.file) }
             })
         }
         let before = writer.statistics
@@ -181,7 +181,7 @@ struct DiskTests {
         let big = String(repeating: "b", count: 600_000)
         for i in 1...3 {
             let item = SpoolItem(sequence: UInt64(i), namespace: "/", event: "e", args: [.string(big)], ackTimeout: nil, rule: "r")
-            writer.submit(.store(directory: dir, name: Spool.fileName(UInt64(i)), bytes: item.encoded(), done: { _, _ in }))
+            writer.submit(.store(directory: dir, name: Spool.fileName(UInt64(i)), bytes: item.encoded(), done: { _ in }))
         }
         gate.open()
         await writer.flush()

@@ -129,7 +129,7 @@ struct TimeRulesEndToEndTests {
         // Charging again; the state file says so (written off the loop, batched), and a restarted agent reads it.
         server.emit("charger", [["on": true]])
         try await agent.waitFor("the state file") {
-            fixture.fileLines("spool/state.json").first?.contains(#""charging":{"value":true}"#) == true
+            fixture.fileLines("state.json").first?.contains(#""charging":{"value":true}"#) == true
         }
         agent.signal(SIGTERM)
         #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)

@@ -90,6 +90,56 @@ struct WindowTests {
         #expect(ring.count == 1 && ring.sum == 9)
     }
 
+    /// min/max come from monotonic queues: the same answers as a scan of the window, over
+    /// random values, capacity drops and time drops.
+    @Test func minAndMaxMatchAScanOfTheWindow() {
+        var generator = SystemRandomNumberGenerator()
+        for capacity in [1, 2, 5, 64] {
+            var ring = SampleRing(capacity: capacity, hasValues: true)
+            var held: [(Double, Double)] = []
+            var t = 0.0
+            for _ in 0..<2_000 {
+                t += Double(Int.random(in: 0...3, using: &generator))
+                let v = Double(Int.random(in: -20...20, using: &generator))
+                ring.append(t, v)
+                held.append((t, v))
+                if held.count > capacity { held.removeFirst() }
+                let cutoff = t - Double(Int.random(in: 0...40, using: &generator))
+                held.removeAll { $0.0 <= cutoff }
+                let low = ring.value(.min, dropping: cutoff), high = ring.value(.max, dropping: cutoff)
+                #expect(low == held.map(\.1).min().map { .number($0) })
+                #expect(high == held.map(\.1).max().map { .number($0) })
+                #expect(ring.count == held.count)
+            }
+        }
+    }
+
+    /// One budget for every key's samples (`limits.window_samples`): a key with samples gives
+    /// up its own oldest; a new key that takes the engine over it drops the keys seen longest
+    /// ago, with a warning.
+    @Test func samplesOfAllKeysShareOneBudget() throws {
+        let set = try rules("""
+            rules:
+              - id: r
+                on: b
+                key: payload.k
+                when: count_over(1h) > 1000
+                then: [{log: stdout}]
+            """)
+        var engine = RuleEngine(ruleSet: set, startTime: 0, maxWindowSamples: 10)
+        for i in 0..<30 { _ = engine.handle(event("b", ["k": "a"]), at: Double(i)) }
+        #expect(engine.windowSamplesHeld == 10)
+        #expect(engine.windowSamplesDropped == 20)
+        #expect(engine.takeWarnings().isEmpty)
+        _ = engine.handle(event("b", ["k": "new"]), at: 40)
+        #expect(engine.windowSamplesHeld <= 10)
+        #expect(engine.takeWarnings().contains { $0.contains("limits.window_samples (10) reached") })
+        // Many keys: never more than the budget.
+        for i in 0..<500 { _ = engine.handle(event("b", ["k": .number(Double(i % 50))]), at: 50 + Double(i)) }
+        #expect(engine.windowSamplesHeld <= 10)
+        #expect(engine.keyCount <= 10)
+    }
+
     @Test func windowsAreErrorsOutsideAnExpressionsPlace() {
         #expect(errors("rules:\n  - id: r\n    on: b\n    when: count_over(10) >= 3\n    then: [{log: stdout}]\n")
                 == ["4:22: the window needs a unit: 10s, 10m… (500ms, 10s, 5m, 1h, 1d)"])

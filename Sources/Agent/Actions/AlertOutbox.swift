@@ -53,8 +53,8 @@ final class AlertOutbox: @unchecked Sendable {
     let maxInMemory: Int
     let maxInMemoryBytes = 8 << 20
     private var queue: Deque<Entry> = []
-    /// Undelivered alerts in each spool file; a file is deleted when its count reaches zero.
-    private var fileCounts: [String: Int] = [:]
+    /// Undelivered alerts in each spool file; a file is deleted when none is left in it.
+    private var fileCounts = SpoolFileCounts()
     private var connected: Set<String> = []
     /// Namespaces the server said it does not know.
     private var unknownToServer: Set<String> = []
@@ -93,12 +93,21 @@ final class AlertOutbox: @unchecked Sendable {
                 "spool file is unreadable; moved to the corrupt directory",
                 metadata: ["spool.file": "\(spool.directory)/\(name)", "spool.corrupt_dir": "\(spool.corruptDirectory)", "error": "\(reason)"])
         }
+        var perFile: [String: Int] = [:]
         for item in items {
             let entry = Entry(item: item, storage: .disk, file: spool.fileNames[item.sequence])
-            if let file = entry.file { fileCounts[file, default: 0] += 1 }
+            if let file = entry.file { perFile[file, default: 0] += 1 }
             queue.append(entry)
         }
+        for (file, alerts) in perFile { fileCounts.loaded(file, alerts: alerts) }
         failAll(queue.compactMap { entry in permanentProblem(entry.item).map { (entry, $0) } })
+        // A batch file keeps the alerts dropped while it was written: within spool.max_items again.
+        let excess = queue.count - spool.maxItems
+        if excess > 0 {
+            for entry in queue.prefix(excess) { release(entry) }
+            queue.removeFirst(excess)
+            logger.warning("spool full; dropped the oldest alerts", metadata: ["spool.dropped": "\(excess)", "spool.max_items": "\(spool.maxItems)"])
+        }
         if !queue.isEmpty {
             logger.info("alerts waiting in the spool", metadata: ["spool.count": "\(queue.count)"])
         }
@@ -154,6 +163,10 @@ final class AlertOutbox: @unchecked Sendable {
         for item in direct.removeAll() { store(item) }
         // The one being sent too: if its ack never comes, the next start sends it again.
         rewriteMemoryEntries(includingSending: true)
+        // Nobody waits for what is in flight any more: it is on its way to the disk.
+        let waiters = idleWaiters
+        idleWaiters.removeAll()
+        for w in waiters { w.succeed() }
     }
 
     /// Completes when nothing is being sent (queued alerts may remain, safely on disk).
@@ -230,20 +243,15 @@ final class AlertOutbox: @unchecked Sendable {
             return
         }
         failedKept += 1
-        writer.submit(.store(directory: spool.failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded(), done: { _, _ in }))
+        writer.submit(.store(directory: spool.failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded(), done: { _ in }))
     }
 
     /// `entry` left the queue (delivered, failed, dropped): its file goes once it holds no other
     /// undelivered alert. The writer does jobs in order, so a copy written to `failed/` before is
     /// on disk by then.
     private func release(_ entry: Entry) {
-        guard entry.storage == .disk, let file = entry.file, let count = fileCounts[file] else { return }
-        if count <= 1 {
-            fileCounts[file] = nil
-            writer.submit(.remove(path: spool.directory + "/" + file))
-        } else {
-            fileCounts[file] = count - 1
-        }
+        guard entry.storage == .disk, let file = entry.file else { return }
+        if fileCounts.released(from: file) { writer.submit(.remove(path: spool.directory + "/" + file)) }
     }
 
     private func sendDirectly(_ item: SpoolItem, plannedAt: Double?) {
@@ -302,17 +310,18 @@ final class AlertOutbox: @unchecked Sendable {
         writer.submit(
             .store(
                 directory: spool.directory, name: Spool.fileName(sequence), bytes: item.encoded(),
-                done: { file, error in self.loop.execute { self.written(sequence, file: file, error) } }))
+                done: { result in self.loop.execute { self.written(sequence, result) } }))
     }
 
     /// The writer thread stored an alert in `file` (error nil) or could not.
-    private func written(_ sequence: UInt64, file: String, _ error: DiskError?) {
-        if error == nil { fileCounts[file, default: 0] += 1 }
-        guard let i = queue.firstIndex(where: { $0.item.sequence == sequence }) else {
-            // Dropped (spool full) while it was being written.
-            if error == nil { release(Entry(item: SpoolItem(sequence: sequence, namespace: "/", event: "", args: [], ackTimeout: nil, rule: ""), storage: .disk, file: file)) }
-            return
+    private func written(_ sequence: UInt64, _ result: DiskWriter.StoreResult) {
+        let file = result.file, error = result.error
+        let i = queue.firstIndex(where: { $0.item.sequence == sequence })
+        if error == nil, fileCounts.stored(in: file, holds: result.storesInFile, waiting: i != nil) {
+            // Every alert of the file was dropped (spool full) or delivered while it was written.
+            writer.submit(.remove(path: spool.directory + "/" + file))
         }
+        guard let i else { return }
         if let error {
             queue[i].storage = .memory
             let item = queue[i].item

@@ -32,8 +32,9 @@ public final class DiskWriter: Sendable {
         case line(LineTarget, [UInt8], failed: (@Sendable (DiskError) -> Void)?)
         /// Appends `bytes` to the batch's new file in `directory` (a new file every 1 MiB). The
         /// file is named `name` of its first store, written to `name.tmp` (new, 0600, `O_EXCL | O_NOFOLLOW`),
-        /// fsynced, renamed, and the directory fsynced. `done` gets the file's name, or the error.
-        case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (String, DiskError?) -> Void)
+        /// fsynced, renamed, and the directory fsynced. `done` gets the file's name and how many
+        /// stores it holds, or the error; the stores of one file report one after the other.
+        case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (StoreResult) -> Void)
         case remove(path: String)
         case closeFile(String)
         case flush(@Sendable () -> Void)
@@ -44,6 +45,15 @@ public final class DiskWriter: Sendable {
         var lines = 0
         var lineBytes = 0
         var draining = false
+    }
+
+    /// Where a `store` job ended up.
+    struct StoreResult: Sendable {
+        /// The file's name in its directory.
+        var file: String
+        /// How many stores the file holds (this one included).
+        var storesInFile: Int
+        var error: DiskError?
     }
 
     /// Counts of the system calls made, for tests and diagnostics.
@@ -108,18 +118,7 @@ public final class DiskWriter: Sendable {
 
     /// Waits until everything submitted before has been written, or `deadline`; true when written.
     public func flush(until deadline: ContinuousClock.Instant) async -> Bool {
-        let once = OneShot()
-        return await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
-            once.set(c)
-            let timer = Task {
-                try? await Task.sleep(until: deadline)
-                once.resume(false)
-            }
-            flush {
-                once.resume(true)
-                timer.cancel()
-            }
-        }
+        await finishes(before: deadline) { done in self.flush { done() } }
     }
 
     /// Closes `path` if it is open (it reopens on the next line).
@@ -171,7 +170,7 @@ public final class DiskWriter: Sendable {
         var order: [LineTarget] = []
         var groups: [LineTarget: (lines: [[UInt8]], failed: (@Sendable (DiskError) -> Void)?)] = [:]
         // Per directory, the file being filled; a new one starts beyond `maxSpoolFileBytes`.
-        var stores: [(directory: String, name: String, bytes: [UInt8], done: [@Sendable (String, DiskError?) -> Void])] = []
+        var stores: [(directory: String, name: String, bytes: [UInt8], done: [@Sendable (StoreResult) -> Void])] = []
         var filling: [String: Int] = [:]
         var after: [@Sendable () -> Void] = []
         var closing: [String] = []
@@ -205,7 +204,7 @@ public final class DiskWriter: Sendable {
             guard let group = groups[target] else { continue }
             if let error = files.write(group.lines, to: target) { group.failed?(error) }
         }
-        var results: [(done: [@Sendable (String, DiskError?) -> Void], name: String, error: DiskError?)] = []
+        var results: [(done: [@Sendable (StoreResult) -> Void], name: String, error: DiskError?)] = []
         var synced = 0
         var renamedIn: [String] = []
         for store in stores {
@@ -231,7 +230,8 @@ public final class DiskWriter: Sendable {
         }
         for path in closing { files.close(path) }
         for result in results {
-            for done in result.done { done(result.name, result.error) }
+            let outcome = StoreResult(file: result.name, storesInFile: result.done.count, error: result.error)
+            for done in result.done { done(outcome) }
         }
         for done in after { done() }
     }
@@ -275,30 +275,5 @@ private final class FileTable: @unchecked Sendable {
 
     func closeAll() {
         for writer in writers.values { writer.closeAll() }
-    }
-}
-
-/// A continuation resumed once, with the value of whichever ``resume(_:)`` comes first.
-private final class OneShot: Sendable {
-    private enum State {
-        case empty
-        case waiting(CheckedContinuation<Bool, Never>)
-        case done
-    }
-
-    private let state = Mutex(State.empty)
-
-    /// Called before anything can call ``resume(_:)``.
-    func set(_ c: CheckedContinuation<Bool, Never>) {
-        state.withLock { $0 = .waiting(c) }
-    }
-
-    func resume(_ value: Bool) {
-        let c = state.withLock { state -> CheckedContinuation<Bool, Never>? in
-            guard case .waiting(let c) = state else { return nil }
-            state = .done
-            return c
-        }
-        c?.resume(returning: value)
     }
 }

@@ -80,6 +80,9 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             ["rule.id": .string(action.rule), "rule.phase": .string(action.phase.rawValue), "event.name": .string(action.trigger?.name ?? "")]
         }
         switch action.kind {
+        case .set, .unset:
+            // The engine applied it already; counted like the other actions.
+            metrics?.action(action.kind, .ok)
         case .emit(let namespace, let event, let args, let ackTimeout):
             logger.info(
                 "emit",
@@ -146,28 +149,34 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
         }
     }
 
+    /// Ends within `timeout`, whatever the server or the commands do: running actions and alerts
+    /// in flight get the first part of it; at the last third (at most 2 s before the end) alerts
+    /// still in flight, an unacknowledged one included, are written to the spool, and the writer
+    /// gets until the end to put them on disk. A pending ack never extends it.
     public func shutdown(timeout: Duration) async {
+        let timeout = max(timeout, .zero)
         let deadline = ContinuousClock.now + timeout
-        // Running commands and log lines may finish until the deadline.
-        if await !tasks.waitUntilIdle(until: deadline) {
+        let saveBy = deadline - min(timeout / 3, .seconds(2))
+        // Running commands and log lines may finish until then.
+        if await !tasks.waitUntilIdle(until: saveBy) {
             logger.warning("shutdown: actions still running at the deadline", metadata: ["actions.running": "\(tasks.count)"])
         }
-        // Alerts being written by the client: give them the rest of the time, then keep
-        // whatever is still unsent on disk.
-        let idle = loop.flatSubmit { self.outbox.waitUntilIdle() }
-        let remaining = deadline - ContinuousClock.now
-        if remaining > .zero {
-            _ = try? await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask { try await idle.get() }
-                group.addTask { try await Task.sleep(for: remaining) }
-                try await group.next()
-                group.cancelAll()
+        // Alerts being sent: they may complete until then; whatever is still unsent is kept on disk.
+        let outbox = self.outbox
+        let idle = await finishes(before: saveBy) { done in
+            self.loop.execute { outbox.waitUntilIdle().whenComplete { _ in done() } }
+        }
+        if !idle {
+            logger.info("shutdown: alerts still in flight at the deadline; kept in the spool for the next start")
+        }
+        _ = await finishes(before: deadline) { done in
+            self.loop.execute {
+                outbox.persistInFlight()
+                done()
             }
         }
-        try? await loop.submit { self.outbox.persistInFlight() }.get()
         // Everything handed to the writer (the alerts just persisted included) reaches the disk.
-        let flushed = await writer.flush(until: max(deadline, ContinuousClock.now + .seconds(2)))
-        if !flushed {
+        if await !writer.flush(until: deadline) {
             logger.warning("shutdown: the disk writer did not finish in time")
         }
     }

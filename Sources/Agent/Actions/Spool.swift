@@ -36,7 +36,7 @@ public struct SpoolItem: Sendable, Equatable {
     }
 
     /// One JSON line: `{"seq":7,"namespace":"/","event":"alert","args":[…],"rule":"r","ack":5}`.
-    func encoded() -> [UInt8] {
+    package func encoded() -> [UInt8] {
         var pairs: [(String, JSONValue)] = [
             ("seq", .number(Double(sequence))), ("namespace", .string(namespace)), ("event", .string(event)),
             ("args", .array(args)), ("rule", .string(rule)),
@@ -93,7 +93,8 @@ public struct SpoolItem: Sendable, Equatable {
 /// delivered.
 ///
 /// A file is written to a new temporary name, synced, renamed, and its directory synced, so a
-/// crash leaves either the whole file or none of it. At start, a file that cannot be read
+/// crash leaves either the whole file or none of it. At start, a spool file (`*.alert`,
+/// `*.alert.tmp`; other names are not the spool's and are left alone) that cannot be read
 /// (a bad name, an out-of-range sequence, a truncated or invalid alert, an out-of-range `ack`,
 /// a FIFO or anything not a regular file, more than ``maxFileBytes``, a `.tmp` left by a
 /// crash) is moved to `corrupt/` and reported; an alert the server can never accept goes to
@@ -113,15 +114,25 @@ public final class Spool {
     private var sequences: [UInt64] = []
     /// For each alert read by ``load()``, the name of the file that holds it.
     public private(set) var fileNames: [UInt64: String] = [:]
+    /// Where the files are (the machine's disk, or the simulation's).
+    let storage: any Storage
+    /// The fault put back for the simulation: ``load()`` takes every name as its own, a state
+    /// file kept in the spool directory included. Never set by the agent.
+    package var quarantinesForeignFiles = false
 
     public var corruptDirectory: String { directory + "/corrupt" }
     public var failedDirectory: String { directory + "/failed" }
 
     /// Opens (creating it, 0700, if needed) the spool directory.
-    public init(directory: String, maxItems: Int) throws {
+    public convenience init(directory: String, maxItems: Int) throws {
+        try self.init(directory: directory, maxItems: maxItems, storage: POSIXStorage.shared)
+    }
+
+    package init(directory: String, maxItems: Int, storage: any Storage) throws {
         self.directory = directory
         self.maxItems = max(1, maxItems)
-        try makeDirectories(directory)
+        self.storage = storage
+        try storage.makeDirectories(directory)
     }
 
     /// Reads the alerts on disk, oldest first, and moves the files that cannot be read to
@@ -130,7 +141,9 @@ public final class Spool {
     public func load() -> (items: [SpoolItem], corrupt: [(name: String, reason: String)]) {
         var items: [SpoolItem] = []
         var corrupt: [(name: String, reason: String)] = []
-        for name in listDirectory(directory) where name != "corrupt" && name != "failed" {
+        // Only what the spool writes is its own: `*.alert` and the `*.alert.tmp` of a write
+        // a crash interrupted. Anything else (a state file of an older version, say) is left alone.
+        for name in storage.list(directory) where Self.owns(name) || (quarantinesForeignFiles && name != "corrupt" && name != "failed") {
             let path = directory + "/" + name
             let reason: String
             if name.hasSuffix(".tmp") {
@@ -138,7 +151,7 @@ public final class Spool {
             } else if let sequence = Self.sequence(ofName: name) {
                 nextSequence = max(nextSequence, sequence + 1)
                 do {
-                    let bytes = try readRegularFile(path, maxBytes: Self.maxFileBytes)
+                    let bytes = try storage.read(path, maxBytes: Self.maxFileBytes)
                     var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: true)
                     if lines.isEmpty { lines = [bytes[...]] }
                     var fileItems: [SpoolItem] = []
@@ -177,6 +190,11 @@ public final class Spool {
         return (items, corrupt)
     }
 
+    /// Whether `name` in the spool directory is the spool's to read or quarantine.
+    static func owns(_ name: String) -> Bool {
+        name.hasSuffix(".alert") || name.hasSuffix(".alert.tmp")
+    }
+
     /// The sequence number in a spool file name, when it is one.
     static func sequence(ofName name: String) -> UInt64? {
         guard name.hasSuffix(".alert") else { return nil }
@@ -191,17 +209,20 @@ public final class Spool {
     /// its contents; a name already there gets a numbered suffix.
     @discardableResult
     func moveAside(_ name: String, into target: String) -> Bool {
-        guard (try? makeDirectories(target)) != nil else { return false }
+        guard (try? storage.makeDirectories(target)) != nil else { return false }
         var destination = target + "/" + name
         var n = 1
-        while access(destination, F_OK) == 0, n < 1000 {
+        while storage.exists(destination), n < 1000 {
             destination = target + "/" + name + "." + String(n)
             n += 1
         }
-        return rename(directory + "/" + name, destination) == 0
+        return storage.rename(directory + "/" + name, destination)
     }
 
     public var count: Int { sequences.count }
+
+    /// Above every sequence number read by ``load()``.
+    package var sequenceAfterLoad: UInt64 { nextSequence }
 
     /// The next sequence number (never wraps: saturates far beyond anything reachable).
     func takeSequence() -> UInt64 {
@@ -215,13 +236,13 @@ public final class Spool {
     public func append(_ item: SpoolItem) throws -> (stored: SpoolItem, dropped: [UInt64]) {
         var item = item
         item.sequence = takeSequence()
-        try storeFileDurably(directory: directory, name: Self.fileName(item.sequence), bytes: item.encoded())
-        try? syncDirectory(directory)
+        try storage.storeDurably(directory: directory, name: Self.fileName(item.sequence), bytes: item.encoded())
+        try? storage.syncDirectory(directory)
         sequences.append(item.sequence)
         var dropped: [UInt64] = []
         while sequences.count > maxItems {
             let oldest = sequences.removeFirst()
-            unlink(path(oldest))
+            storage.remove(path(oldest))
             dropped.append(oldest)
         }
         return (item, dropped)
@@ -229,11 +250,11 @@ public final class Spool {
 
     /// Deletes a delivered alert now.
     public func remove(_ sequence: UInt64) {
-        unlink(path(sequence))
+        storage.remove(path(sequence))
         if let i = sequences.firstIndex(of: sequence) { sequences.remove(at: i) }
     }
 
-    static func fileName(_ sequence: UInt64) -> String {
+    package static func fileName(_ sequence: UInt64) -> String {
         let digits = String(sequence)
         return String(repeating: "0", count: max(0, 16 - digits.count)) + digits + ".alert"
     }

@@ -160,7 +160,7 @@ extension AgentConfiguration {
     private mutating func read(_ root: YAMLNode, reader: inout ConfigReader, base: String, url: inout String?, rules: inout String?) {
         let top = reader.mapping(
             root, "the configuration",
-            known: ["server", "reconnection", "rules", "spool", "commands", "log", "log_files", "shutdown", "record", "watch_rules", "metrics"])
+            known: ["server", "reconnection", "rules", "spool", "state", "commands", "log", "log_files", "shutdown", "record", "watch_rules", "metrics"])
         for (key, _, value) in top {
             switch key {
             case "server": readServer(value, reader: &reader, url: &url)
@@ -192,6 +192,16 @@ extension AgentConfiguration {
                         if let d = reader.string(v, "spool.dir") { spool.dir = resolve(d, base: base) }
                     } else if let n = reader.int(v, "spool.max_items", minimum: 1) {
                         spool.maxItems = n
+                    }
+                }
+            case "state":
+                for (_, _, v) in reader.mapping(value, "state", known: ["file"]) {
+                    if let f = reader.string(v, "state.file") {
+                        if f.isEmpty || f.hasSuffix("/") {
+                            reader.error("state.file must name a file, not '\(f)'", at: v)
+                        } else {
+                            stateFile = resolve(f, base: base)
+                        }
                     }
                 }
             case "commands":
@@ -227,7 +237,13 @@ extension AgentConfiguration {
                 }
             case "shutdown":
                 for (_, _, v) in reader.mapping(value, "shutdown", known: ["timeout"]) {
-                    if let d = reader.duration(v, "shutdown.timeout") { shutdownTimeout = d }
+                    if let d = reader.duration(v, "shutdown.timeout") {
+                        if d < .seconds(1) || d > .seconds(3600) {
+                            reader.error("shutdown.timeout must be within 1s and 1h", at: v)
+                        } else {
+                            shutdownTimeout = d
+                        }
+                    }
                 }
             case "record": if let r = reader.string(value, "record") { recordPath = resolve(r, base: base) }
             case "metrics": readMetrics(value, reader: &reader, base: base)
@@ -330,5 +346,5 @@ struct FileError: Error, CustomStringConvertible {
 
 /// Reads a whole text file.
 func readTextFile(_ path: String) throws -> String {
-    String(decoding: try readFile(path), as: UTF8.self)
+    String(decoding: try readLinkedFile(path), as: UTF8.self)
 }

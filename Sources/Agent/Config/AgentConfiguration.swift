@@ -11,6 +11,8 @@ public struct AgentConfiguration: Sendable {
     public var rules: String
     /// Where alerts that could not be delivered wait, and how many may wait.
     public var spool: Spool
+    /// `state.file`: where the rules' shared state (`set:`) is kept; nil: ``defaultStateFile``.
+    public var stateFile: String?
     /// How `run` and `shell` actions execute.
     public var commands: Commands
     /// The agent's own log output.
@@ -118,6 +120,17 @@ public struct AgentConfiguration: Sendable {
         self.recordPath = recordPath
         self.watchRules = watchRules
         self.environment = environment
+    }
+
+    /// The state file in use: `state.file`, else `state.json` beside (not inside) the spool
+    /// directory: `/var/lib/sioagent/state.json` for the default spool `/var/lib/sioagent/spool`.
+    public var stateFilePath: String { stateFile ?? Self.defaultStateFile(spoolDir: spool.dir) }
+
+    static func defaultStateFile(spoolDir: String) -> String {
+        var dir = Substring(spoolDir)
+        while dir.count > 1, dir.hasSuffix("/") { dir = dir.dropLast() }
+        let parent = directoryOf(String(dir))
+        return parent == "/" ? "/state.json" : parent + "/state.json"
     }
 
     /// The Socket.IO client's configuration for this agent.

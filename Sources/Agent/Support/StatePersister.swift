@@ -10,8 +10,9 @@ import Glibc
 import Darwin
 #endif
 
-/// Keeps the rules' shared state (`set:`/`unset:`) in `state.json` under the spool directory, so
-/// it survives restarts.
+/// Keeps the rules' shared state (`set:`/`unset:`) in its own file (`state.file`, by default
+/// `state.json` beside the spool directory, never inside it: the spool quarantines what it
+/// cannot read), so it survives restarts.
 ///
 /// Writes leave the event loop: the loop hands over the latest snapshot (a copy-on-write
 /// dictionary, no encoding on the loop) and a thread of its own writes it, batched (changes
@@ -33,9 +34,14 @@ final class StatePersister: Sendable {
     /// The snapshot waiting to be written, and whether a write is scheduled.
     private let pending = Mutex<(snapshot: [String: StateEntry]?, scheduled: Bool)>((nil, false))
 
-    init(directory: String, logger: Logger, batchDelay: Duration = .milliseconds(200)) {
-        self.directory = directory
-        self.path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
+    /// `state.json` in `directory`.
+    convenience init(directory: String, logger: Logger, batchDelay: Duration = .milliseconds(200)) {
+        self.init(path: directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName, logger: logger, batchDelay: batchDelay)
+    }
+
+    init(path: String, logger: Logger, batchDelay: Duration = .milliseconds(200)) {
+        self.directory = directoryOf(path)
+        self.path = path
         self.logger = logger
         self.batchDelay = batchDelay
         self.pool = NIOThreadPool(numberOfThreads: 1)
@@ -44,7 +50,8 @@ final class StatePersister: Sendable {
 
     /// Reads the state file (at start, before the loop runs). Expired values are dropped; a file
     /// that cannot be read is moved to `state.json.corrupt` with a warning.
-    func load(now: Double) -> [String: StateEntry] {
+    func load(now: Double, from source: String? = nil) -> [String: StateEntry] {
+        let path = source ?? self.path
         guard let stamp = fileStamp(path) else { return [:] }
         do {
             guard stamp.size <= Self.maxFileBytes else { throw FileError(description: "larger than \(Self.maxFileBytes) bytes") }
@@ -63,9 +70,52 @@ final class StatePersister: Sendable {
             return out
         } catch {
             logger.warning("state file unreadable; starting with no state", metadata: ["path": "\(path)", "error": "\(error)"])
-            rename(path, path + ".corrupt")
+            if path == self.path { rename(path, path + ".corrupt") }
             return [:]
         }
+    }
+
+    /// Older versions kept `state.json` inside the spool directory, whose start then moved it to
+    /// `corrupt/` (with a numbered suffix when one was there already). When this persister's file
+    /// does not exist, the newest of those is moved to it, with an info line; with `dryRun` it is
+    /// only read from where it is. Blocks on the disk: at start, before the loop runs.
+    /// - Returns: the file to read.
+    @discardableResult
+    func migrateLegacy(spoolDirectory: String, dryRun: Bool) -> String {
+        guard fileStamp(path) == nil else { return path }
+        var candidates = [spoolDirectory + "/" + Self.fileName]
+        let corrupt = spoolDirectory + "/corrupt"
+        for name in listDirectory(corrupt) where name == Self.fileName || Self.isNumberedCopy(name) {
+            candidates.append(corrupt + "/" + name)
+        }
+        // The newest: the one written last before the agent moved it aside.
+        let found = candidates.compactMap { c in fileStamp(c).flatMap { $0.isDirectory ? nil : (path: c, modified: $0.modified) } }
+        guard let newest = found.max(by: { $0.modified < $1.modified })?.path, newest != path else { return path }
+        if dryRun { return newest }
+        do {
+            try makeDirectories(directory)
+        } catch {
+            logger.warning("cannot create the state file's directory; reading the old state file in place", metadata: ["path": "\(path)", "error": "\(error)"])
+            return newest
+        }
+        guard rename(newest, path) == 0 else {
+            logger.warning("cannot move the old state file; reading it in place", metadata: ["from": "\(newest)", "path": "\(path)"])
+            return newest
+        }
+        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dfd >= 0 {
+            fsync(dfd)
+            Glibc.close(dfd)
+        }
+        logger.info("state file moved out of the spool directory", metadata: ["from": "\(newest)", "path": "\(path)"])
+        return path
+    }
+
+    /// `state.json.N`, the name the spool gave a second `state.json` it moved to `corrupt/`.
+    private static func isNumberedCopy(_ name: String) -> Bool {
+        guard name.hasPrefix(fileName + ".") else { return false }
+        let suffix = name.utf8.dropFirst(fileName.utf8.count + 1)
+        return !suffix.isEmpty && suffix.count <= 4 && suffix.allSatisfy { $0 >= 0x30 && $0 <= 0x39 }
     }
 
     /// Hands over the latest state; returns at once.

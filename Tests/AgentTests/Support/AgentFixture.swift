@@ -61,17 +61,19 @@ final class AgentFixture: Sendable {
     }
 
     /// Writes `agent.yaml` for `url`; `extra` is appended (more top-level keys).
-    func writeConfig(url: String, transports: String = "[websocket]", extra: String = "") throws {
+    func writeConfig(
+        url: String, transports: String = "[websocket]", spool: String = "{dir: spool}", shutdownTimeout: String = "5s", extra: String = ""
+    ) throws {
         let text = """
             server:
               url: \(url)
               transports: \(transports)
             reconnection: {delay: 200ms, max_delay: 1s}
             rules: rules
-            spool: {dir: spool}
+            spool: \(spool)
             commands: {cwd: ., pass_env: [PATH]}
             log: {format: json, level: debug}
-            shutdown: {timeout: 5s}
+            shutdown: {timeout: \(shutdownTimeout)}
             \(extra)
             """
         try text.write(toFile: directory + "/agent.yaml", atomically: true, encoding: .utf8)

@@ -1,0 +1,63 @@
+import Logging
+
+/// The inputs and actions of ``OutboxState``.
+
+package enum OutboxInput: Sendable {
+    /// A rule planned an alert (`plannedAt`: wall seconds, for the latency metric).
+    case fire(SpoolItem, plannedAt: Double?)
+    /// The spool write of `sequence` ended: stored in `file` with `inFile` alerts written
+    /// together, or refused with `error`.
+    case written(sequence: UInt64, file: String, inFile: Int, error: DiskError?)
+    case connected(String)
+    case disconnected(String)
+    /// The server refused a namespace with `message`.
+    case refused(namespace: String, message: String)
+    /// A send ended (written; with `ack`: acknowledged, or not in time).
+    case sendCompleted(OutboxSend, SendOutcome)
+    case retryTimer
+    case persistRetryTimer
+    /// Shutdown: everything not on disk (in the client's hands, in memory) is written.
+    case persistInFlight
+}
+
+package enum OutboxSend: Hashable, Sendable {
+    case spooled(UInt64)
+    case direct(UInt64)
+}
+
+package enum SendOutcome: Sendable {
+    case delivered
+    /// `permanent`: the server can never accept it (a reserved name, an unknown namespace).
+    case failed(String, permanent: Bool)
+}
+
+package enum OutboxAction: Sendable {
+    /// Write to the spool directory; answer with ``OutboxInput/written(sequence:file:inFile:error:)``.
+    case store(SpoolItem)
+    /// Write a copy to `failed/`.
+    case storeFailed(SpoolItem, reason: String)
+    /// `failed/` is full: the alert is only logged.
+    case failedDirectoryFull(SpoolItem, reason: String)
+    /// Remove a spool file (a name in the spool directory).
+    case remove(file: String)
+    /// Hand to the client (with `ack`: wait for it); answer with ``OutboxInput/sendCompleted(_:_:)``.
+    case send(OutboxSend, SpoolItem)
+    case scheduleRetry(Duration)
+    case cancelRetry
+    case schedulePersistRetry(Duration)
+    /// Delivered (for the metrics).
+    case delivered(SpoolItem, plannedAt: Double?)
+    /// Dropped by a budget (already warned about).
+    case discarded([SpoolItem], reason: String)
+    case metric(AgentMetrics.Outcome)
+    case log(Logger.Level, String, Logger.Metadata)
+}
+
+/// Faults put back on purpose in ``OutboxState``, for the simulation to catch.
+package enum OutboxMutation: String, Sendable, CaseIterable {
+    /// Each write report of a batch file counts one alert, so an alert dropped while the batch
+    /// was being written releases the file before the others are counted.
+    case batchReleasedEarly = "batch-release"
+    /// An `ack:` alert is forgotten once written.
+    case ackAlertsDroppedOnceWritten = "drop-ack-alerts"
+}

@@ -1,0 +1,163 @@
+import Agent
+import Rules
+import SIOCore
+import SocketIO
+
+/// The reference model: what the agent promised (alerts durable on disk, `set` values written),
+/// what the server saw, and the invariants checked against them after every step.
+struct Checker {
+    struct Alert {
+        var namespace: String
+        var ack: Bool
+        var fireIndex: Int
+        /// Reached the disk durably.
+        var promised = false
+        /// Left on purpose: `failed/` with a reason, or dropped by a budget with a warning.
+        var resolved: String?
+        var deliveries = 0
+        /// The agent run of the first delivery.
+        var firstRun = 0
+        /// A send failed (no ack in time, or the connection lost while in flight).
+        var mayRepeat = false
+    }
+
+    let settings: AgentSettings
+    private(set) var violations: [String] = []
+    private var alerts: [String: Alert] = [:]
+    private var fires = 0
+    private var lastFirstDelivered: [String: Int] = [:]
+    /// The `last_mark` value last written durably, with its deadline (wall seconds).
+    private var durableMark: (number: Int, expires: Double)?
+    private var handshakes: [Int64] = []
+    let handshakeBound: Int
+    private(set) var delivered = 0
+
+    init(settings: AgentSettings) {
+        self.settings = settings
+        // The most handshakes the backoff allows in 10 s: the first, then one after each of the
+        // shortest delays that fit (a delay is at least (1 - randomization) of its nominal value).
+        var total = 0.0
+        var count = 1
+        var attempt = 1
+        let p = settings.policy
+        while true {
+            let nominal = min(p.delay.secondsDouble * Double(1 << min(attempt - 1, 30)), p.maxDelay.secondsDouble)
+            total += max(nominal * (1 - p.randomization), 0.1)
+            if total > 10 { break }
+            count += 1
+            attempt += 1
+        }
+        handshakeBound = count
+    }
+
+    mutating func violation(_ text: String) {
+        if violations.count < 10 { violations.append(text) }
+    }
+
+    mutating func fired(_ item: SpoolItem) {
+        guard let id = World.id(of: item) else { return }
+        fires += 1
+        alerts[id] = Alert(namespace: item.namespace, ack: item.ackTimeout != nil, fireIndex: fires)
+    }
+
+    mutating func durable(_ items: [SpoolItem]) {
+        for item in items {
+            guard let id = World.id(of: item), alerts[id]?.resolved == nil else { continue }
+            alerts[id]?.promised = true
+        }
+    }
+
+    mutating func resolved(_ item: SpoolItem, _ reason: String) {
+        guard let id = World.id(of: item) else { return }
+        alerts[id]?.resolved = reason
+    }
+
+    mutating func mayRepeat(_ item: SpoolItem) {
+        guard let id = World.id(of: item) else { return }
+        alerts[id]?.mayRepeat = true
+    }
+
+    /// The server received `item`.
+    mutating func delivered(_ world: World, _ item: SpoolItem) {
+        guard let id = World.id(of: item), var alert = alerts[id] else { return }
+        defer { alerts[id] = alert }
+        alert.deliveries += 1
+        if alert.deliveries > 1 {
+            if !alert.mayRepeat && alert.firstRun == world.runs {
+                violation("alert \(id) delivered again without a crash, restart, disconnect or missing ack since its first delivery")
+            }
+            return
+        }
+        delivered += 1
+        alert.firstRun = world.runs
+        // Dropped by a budget (with a warning), it may still come back from a batch file that
+        // kept it: no order is promised for it.
+        guard alert.ack, alert.resolved == nil else { return }
+        if let last = lastFirstDelivered[alert.namespace], last > alert.fireIndex {
+            violation("ack alert \(id) (fired #\(alert.fireIndex)) first delivered after one fired later (#\(last)) in \(alert.namespace)")
+        }
+        lastFirstDelivered[alert.namespace] = max(lastFirstDelivered[alert.namespace] ?? 0, alert.fireIndex)
+    }
+
+    mutating func stateDurable(_ state: [String: StateEntry]) {
+        if let entry = state["last_mark"], case .string(let s) = entry.value, let n = Int(s.dropFirst()) {
+            durableMark = (n, entry.expires)
+        } else {
+            durableMark = nil
+        }
+    }
+
+    /// A run started from what the disk holds: every promised, undelivered alert is there, and
+    /// so is the last `set` value written, until its ttl.
+    mutating func started(_ world: World, loaded: [SpoolItem], failed: [String], state: [String: StateEntry]) {
+        handshakes.removeAll()
+        let present = Set(loaded.compactMap(World.id(of:)))
+        for (id, alert) in alerts where alert.ack && alert.promised && alert.resolved == nil && alert.deliveries == 0 {
+            if !present.contains(id) { violation("ack alert \(id) was kept on disk, never delivered, and is gone after the restart") }
+        }
+        if let mark = durableMark, mark.expires > world.wall + 1 {
+            if let entry = state["last_mark"], case .string(let s) = entry.value, let n = Int(s.dropFirst()) {
+                if n < mark.number { violation("state last_mark is m\(n) after the restart; m\(mark.number) was written") }
+            } else {
+                violation("state last_mark (m\(mark.number), ttl not reached) is gone after the restart")
+            }
+        }
+    }
+
+    mutating func agentStopped(_ world: World) {}
+
+    mutating func handshake(_ world: World, _ agent: AgentProcess) {
+        handshakes.append(world.now)
+        handshakes.removeAll { $0 <= world.now - 10_000_000_000 }
+        if handshakes.count > handshakeBound {
+            violation("\(handshakes.count) handshakes within 10 s; the backoff allows \(handshakeBound)")
+        }
+    }
+
+    mutating func shutdownEnded(_ world: World, started: Int64) {
+        // The writer's last flush may take up to 2 s beyond the deadline, as in the agent.
+        let allowed = world.nanoseconds(settings.shutdownTimeout) + 2_000_000_000
+        if world.now - started > allowed {
+            violation("shutdown took \(world.seconds(world.now - started)); shutdown.timeout is \(settings.shutdownTimeout)")
+        }
+    }
+
+    /// After every step: the outbox within its budgets.
+    mutating func afterStep(_ world: World, _ agent: AgentProcess) {
+        let outbox = agent.outbox
+        let cap = outbox.configuration.maxItems + outbox.configuration.maxInMemory + 1
+        if outbox.queue.count > cap { violation("the outbox holds \(outbox.queue.count) alerts; the budget is \(cap)") }
+    }
+
+    /// After the faults stopped and the world healed: every kept `ack:` alert was delivered.
+    mutating func atEnd(_ world: World) {
+        for (id, alert) in alerts.sorted(by: { $0.value.fireIndex < $1.value.fireIndex })
+        where alert.ack && alert.promised && alert.resolved == nil && alert.deliveries == 0 {
+            violation("ack alert \(id) was kept on disk and never delivered (nor moved to failed/)")
+        }
+    }
+}
+
+extension Duration {
+    var secondsDouble: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

@@ -1,0 +1,262 @@
+import Agent
+import Rules
+import SIOCore
+import SocketIO
+
+/// The agent's shell in the simulation: what the NIO shells do with the cores' actions, done
+/// with simulated time, a simulated client and server, and the simulated disk.
+extension World {
+    // MARK: - Start, SIGKILL, SIGTERM
+
+    func startAgent() {
+        if let agent, !agent.exited { return }
+        runs += 1
+        let spool: Spool
+        do {
+            spool = try Spool(directory: settings.spoolDirectory, maxItems: settings.maxItems, storage: disk)
+        } catch {
+            checker.violation("the spool directory cannot be opened: \(error)")
+            return
+        }
+        let (items, corrupt) = spool.load()
+        for (name, reason) in corrupt { note("start: spool file \(name) moved to corrupt/: \(reason)") }
+        let loaded = items.map { ($0, spool.fileNames[$0.sequence] ?? "?") }
+        let failedCount = disk.list(spool.failedDirectory).count
+        var configuration = OutboxState.Configuration(
+            namespaces: settings.namespaces, maxItems: settings.maxItems, retryDelay: settings.retryDelay)
+        configuration.mutation = mutation?.outbox
+        var outbox = OutboxState(configuration: configuration, loaded: loaded, failedCount: failedCount, nextSequence: spool.sequenceAfterLoad)
+        let statePath = settings.stateDirectory + "/" + settings.stateFileName
+        let (state, warning) = StateFile.load(storage: disk, path: statePath, now: wall)
+        if let warning { note("start: state file unreadable: \(warning)") }
+        let engine = RuleEngine(
+            ruleSet: SimulationRules.load(variant: ruleVariant), startTime: wall, namespacesConnected: false, timeZone: "UTC", state: state)
+        let agent = AgentProcess(run: runs, outbox: outbox, engine: engine, policy: settings.policy)
+        self.agent = agent
+        note("start #\(runs): \(items.count) alerts in the spool, state \(state.keys.sorted())")
+        checker.started(self, loaded: items, failed: disk.list(spool.failedDirectory), state: state)
+        let actions = outbox.start()
+        agent.outbox = outbox
+        perform(actions, agent)
+        armEngineTimer(agent)
+        // The first connection goes at once.
+        schedule(.reconnect(run: agent.run), after: 0)
+    }
+
+    func crash(_ agent: AgentProcess) {
+        note("SIGKILL")
+        agent.exited = true
+        agent.phase = .waiting
+        if serverConnection == agent.connection { serverConnection = -1 }
+        disk.crash()
+        checker.agentStopped(self)
+        schedule(.startAgent, after: random.seconds(1, 10))
+    }
+
+    func sigterm(_ agent: AgentProcess) {
+        note("SIGTERM (shutdown.timeout \(settings.shutdownTimeout))")
+        agent.shutdown = (now, false)
+        if mutation != .shutdownWaitsForAck {
+            schedule(.shutdownDeadline(run: agent.run), after: nanoseconds(settings.shutdownTimeout))
+        }
+        finishShutdownIfReady(agent)
+    }
+
+    /// The shutdown path: wait until nothing is being sent (or the deadline), then keep on disk
+    /// what is not, let the writer finish, and exit.
+    func finishShutdownIfReady(_ agent: AgentProcess, deadline: Bool = false) {
+        guard let shutdown = agent.shutdown, !agent.exited else { return }
+        if !shutdown.persisted, agent.outbox.isIdle || deadline {
+            agent.shutdown = (shutdown.started, true)
+            perform(agent.outbox.handle(.persistInFlight), agent)
+            if agent.engine.stateVersion != agent.persistedStateVersion { persistState(agent) }
+        }
+        guard agent.shutdown!.persisted, agent.writerJobs.isEmpty, !agent.writerBusy else { return }
+        agent.exited = true
+        agent.phase = .waiting
+        if serverConnection == agent.connection { serverConnection = -1 }
+        note("exited after SIGTERM")
+        checker.shutdownEnded(self, started: shutdown.started)
+        checker.agentStopped(self)
+        schedule(.startAgent, after: random.seconds(1, 10))
+    }
+
+    // MARK: - Events of the running agent
+
+    func handleAgent(_ event: Event, _ agent: AgentProcess) {
+        switch event {
+        case .engineTimer(let run, let token):
+            guard run == agent.run, token == agent.engineTimerToken, let due = agent.engineTimerDue else { return }
+            agent.engineTimerDue = nil
+            if wallJumps == agent.engineTimerJumps, abs(wall - due) > 0.001 {
+                checker.violation("a rule timer due at \(due) fired at \(wall): off by more than a tick")
+            }
+            performRules(agent.engine.advance(to: max(due, wall)), agent)
+            if let next = agent.engine.nextDeadline, next <= max(due, wall) {
+                checker.violation("the rule engine's next deadline \(next) does not move past \(max(due, wall)): the loop would spin")
+            }
+            afterRules(agent)
+        case .writerDone(let run):
+            guard run == agent.run else { return }
+            runWriterBatch(agent)
+        case .statePersist(let run):
+            guard run == agent.run else { return }
+            agent.statePersistScheduled = false
+            persistState(agent)
+        case .outboxRetry(let run):
+            guard run == agent.run else { return }
+            perform(agent.outbox.handle(.retryTimer), agent)
+        case .outboxPersistRetry(let run):
+            guard run == agent.run else { return }
+            perform(agent.outbox.handle(.persistRetryTimer), agent)
+        case .shutdownDeadline(let run):
+            guard run == agent.run else { return }
+            finishShutdownIfReady(agent, deadline: true)
+        default:
+            handleClient(event, agent)
+        }
+        finishShutdownIfReady(agent)
+    }
+
+    func performRules(_ actions: [PlannedAction], _ agent: AgentProcess) {
+        for action in actions {
+            guard case .emit(let namespace, let event, let args, let ack) = action.kind else { continue }
+            let item = SpoolItem(namespace: namespace, event: event, args: args, ackTimeout: ack, rule: action.rule)
+            checker.fired(item)
+            perform(agent.outbox.handle(.fire(item, plannedAt: action.at)), agent)
+        }
+    }
+
+    /// After the rules ran: persist a changed state (batched, 200 ms) and set the rule timer.
+    func afterRules(_ agent: AgentProcess) {
+        if agent.engine.stateVersion != agent.persistedStateVersion, !agent.statePersistScheduled {
+            agent.statePersistScheduled = true
+            schedule(.statePersist(run: agent.run), after: 200_000_000 + diskLatency())
+        }
+        armEngineTimer(agent)
+    }
+
+    func armEngineTimer(_ agent: AgentProcess) {
+        guard let deadline = agent.engine.nextDeadline else { return }
+        if let due = agent.engineTimerDue, due <= deadline { return }
+        agent.engineTimerDue = deadline
+        agent.engineTimerToken += 1
+        agent.engineTimerJumps = wallJumps
+        // Rounded up to the nanosecond, so that it never fires before its deadline.
+        let delay = max(0, deadline - wall)
+        schedule(.engineTimer(run: agent.run, token: agent.engineTimerToken), after: Int64((delay * 1e9).rounded(.up)))
+    }
+
+    private func persistState(_ agent: AgentProcess) {
+        let snapshot = agent.engine.sharedState
+        agent.persistedStateVersion = agent.engine.stateVersion
+        do {
+            try StateFile.store(snapshot, storage: disk, directory: settings.stateDirectory, name: settings.stateFileName)
+            checker.stateDurable(snapshot)
+        } catch {
+            note("state write failed: \(error)")
+            // Tried again at the next change, as the agent does.
+        }
+    }
+
+    // MARK: - The outbox's actions
+
+    func perform(_ actions: [OutboxAction], _ agent: AgentProcess) {
+        for action in actions {
+            switch action {
+            case .store(let item): submit(.spool(item), agent)
+            case .storeFailed(let item, let reason):
+                checker.resolved(item, "failed: \(reason)")
+                submit(.failed(item), agent)
+            case .failedDirectoryFull(let item, let reason): checker.resolved(item, "failed (only logged): \(reason)")
+            case .remove(let file): submit(.remove(file), agent)
+            case .send(let send, let item): clientSend(send, item, agent)
+            case .scheduleRetry(let delay): schedule(.outboxRetry(run: agent.run), after: nanoseconds(delay))
+            case .cancelRetry: break  // the state ignores a timer it did not arm
+            case .schedulePersistRetry(let delay): schedule(.outboxPersistRetry(run: agent.run), after: nanoseconds(delay))
+            case .delivered: break
+            case .discarded(let items, let reason):
+                for item in items { checker.resolved(item, "dropped: \(reason)") }
+                note("outbox dropped \(items.count) alerts: \(reason)")
+            case .metric: break
+            case .log(let level, let message, _):
+                if level >= .warning { note("log \(level): \(message)") }
+            }
+        }
+    }
+
+    private func submit(_ job: AgentProcess.WriterJob, _ agent: AgentProcess) {
+        agent.writerJobs.append(job)
+        guard !agent.writerBusy else { return }
+        agent.writerBusy = true
+        schedule(.writerDone(run: agent.run), after: diskLatency())
+    }
+
+    func diskLatency() -> Int64 {
+        faults.slowDisk && random.chance(0.3) ? random.seconds(0.05, 3) : random.seconds(0.0005, 0.01)
+    }
+
+    /// The writer thread takes everything queued: removals in order, then the alerts stored
+    /// together into one file per directory (at most 1 MiB), fsynced, renamed, directory fsynced.
+    private func runWriterBatch(_ agent: AgentProcess) {
+        let jobs = agent.writerJobs
+        agent.writerJobs.removeAll()
+        var spoolBatches: [(items: [SpoolItem], bytes: [UInt8])] = []
+        var failedItems: [SpoolItem] = []
+        var current: [SpoolItem] = []
+        var currentBytes: [UInt8] = []
+        for job in jobs {
+            switch job {
+            case .remove(let file): disk.remove(settings.spoolDirectory + "/" + file)
+            case .failed(let item): failedItems.append(item)
+            case .spool(let item):
+                let bytes = item.encoded()
+                if !current.isEmpty, currentBytes.count + bytes.count > 1 << 20 {
+                    spoolBatches.append((current, currentBytes))
+                    current = []
+                    currentBytes = []
+                }
+                current.append(item)
+                currentBytes += bytes
+            }
+        }
+        if !current.isEmpty { spoolBatches.append((current, currentBytes)) }
+        let failedDirectory = settings.spoolDirectory + "/failed"
+        for item in failedItems {
+            try? disk.storeDurably(directory: failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded())
+        }
+        if !failedItems.isEmpty { try? disk.syncDirectory(failedDirectory) }
+        var results: [(items: [SpoolItem], file: String, error: DiskError?)] = []
+        for (batch, bytes) in spoolBatches {
+            let file = Spool.fileName(batch[0].sequence)
+            do {
+                try disk.storeDurably(directory: settings.spoolDirectory, name: file, bytes: bytes)
+                results.append((batch, file, nil))
+            } catch let error as DiskError {
+                results.append((batch, file, error))
+            } catch {
+                results.append((batch, file, DiskError(storage: "\(error)", code: 0)))
+            }
+        }
+        if results.contains(where: { $0.error == nil }) { try? disk.syncDirectory(settings.spoolDirectory) }
+        for (items, file, error) in results {
+            if error == nil { checker.durable(items) }
+            for item in items {
+                perform(agent.outbox.handle(.written(sequence: item.sequence, file: file, inFile: items.count, error: error)), agent)
+            }
+        }
+        // SIGKILL right after a write, now and then: the moments after the disk changed are
+        // where losses hide.
+        if faults.crashes && !healing && random.chance(0.03) { schedule(.fault(.crashOnce), after: random.seconds(0, 2)) }
+        if agent.writerJobs.isEmpty {
+            agent.writerBusy = false
+        } else {
+            schedule(.writerDone(run: agent.run), after: diskLatency())
+        }
+    }
+
+    func nanoseconds(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s &* 1_000_000_000 &+ atto / 1_000_000_000
+    }
+}
