@@ -94,48 +94,43 @@ final class ClientCore {
 
     // MARK: Inputs, one at a time
 
-    /// Starts an input: false (and `later` queued) when another one is being handled.
-    private func begin(_ later: @escaping () -> Void) -> Bool {
+    /// Runs one input: at once, or after the input being handled. (Only a deferred input costs a
+    /// closure; the engine's per-packet path checks `busy` inline.)
+    func run(_ body: @escaping () -> Void) {
         if busy {
-            deferred.append(later)
-            return false
+            deferred.append(body)
+            return
         }
         busy = true
-        return true
+        body()
+        end()
     }
 
-    /// Ends an input, then runs those that arrived meanwhile.
+    /// Ends an input, then runs those that arrived meanwhile, in order (each a body that assumes
+    /// `busy`, so it never defers itself again).
     private func end() {
+        while let next = deferred.popFirst() { next() }
         busy = false
-        while !busy, let next = deferred.popFirst() { next() }
     }
 
-    /// Handles one input of the machine: `update` changes it, then its actions are carried out.
-    private func input(_ update: @escaping (inout ClientStateMachine) -> [ClientStateMachine.Action]) {
-        guard begin({ [self] in input(update) }) else { return }
-        defer { end() }
-        perform(update(&machine))
-    }
-
+    /// Called from the facade through `run`.
     func connect() {
         switch settings {
-        case .failure(let error): input { $0.configurationFailed(error) }
+        case .failure(let error): perform(machine.configurationFailed(error))
         case .success(let settings):
             if machine.phase == .idle { settings.warnAboutSecurity(configuration, logger: logger) }
-            input { $0.start() }
+            perform(machine.start())
         }
     }
 
+    /// Called from the facade through `run`.
     @discardableResult
     func shutdown(graceful: Bool) -> EventLoopFuture<Void> {
-        let done = loop.makePromise(of: Void.self)
-        guard begin({ [self] in shutdown(graceful: graceful).cascade(to: done) }) else { return done.futureResult }
-        defer { end() }
         closing = nil
         perform(machine.shutdown(graceful: graceful))
-        (closing ?? loop.makeSucceededVoidFuture()).cascade(to: done)
+        let done = closing ?? loop.makeSucceededVoidFuture()
         closing = nil
-        return done.futureResult
+        return done
     }
 
     // MARK: Actions
@@ -153,7 +148,7 @@ final class ClientCore {
                 timers[timer]?.cancel()
                 timers[timer] = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: delay)) { [self] in
                     timers[timer] = nil
-                    input { $0.timerFired(timer) }
+                    run { [self] in perform(machine.timerFired(timer)) }
                 }
             case .cancel(let timer):
                 timers.removeValue(forKey: timer)?.cancel()
@@ -212,8 +207,13 @@ final class ClientCore {
     }
 
     private func engineEvent(_ event: EngineSession.Event, generation: Int) {
-        guard begin({ [self] in engineEvent(event, generation: generation) }) else { return }
-        defer { end() }
+        if busy { return deferred.append { [self] in handleEngineEvent(event, generation: generation) } }
+        busy = true
+        handleEngineEvent(event, generation: generation)
+        end()
+    }
+
+    private func handleEngineEvent(_ event: EngineSession.Event, generation: Int) {
         guard self.generation == generation else { return }
         switch event {
         case .open(let handshake):
@@ -357,20 +357,14 @@ final class ClientCore {
         data[i].earlyDropped &+= 1
     }
 
-    // MARK: Facade inputs
+    // MARK: Facade inputs (each called through `run`)
 
     func emit(name: String, args: [JSONValue], namespace: String, written: EventLoopPromise<Void>,
               ack: EventLoopPromise<[JSONValue]>?, ackTimeout: Duration?, delivery: EmitDelivery = .buffered) {
-        guard begin({ [self] in
-            emit(name: name, args: args, namespace: namespace, written: written, ack: ack, ackTimeout: ackTimeout, delivery: delivery)
-        }) else { return }
-        defer { end() }
         queueEmit(name: name, args: args, namespace: namespace, written: written, ack: ack, ackTimeout: ackTimeout, delivery: delivery)
     }
 
     func sendAck(namespace: String, id: Int, args: [JSONValue], generation: Int) {
-        guard begin({ [self] in sendAck(namespace: namespace, id: id, args: args, generation: generation) }) else { return }
-        defer { end() }
         guard generation == self.generation, machine.phase == .open, let engine else {
             logger.debug("dropping an ack reply for a closed session", metadata: ["sio.namespace": "\(namespace)"])
             return
@@ -380,8 +374,6 @@ final class ClientCore {
     }
 
     func addWaiter(namespace: String, timeout: Duration, failFast: Bool, promise: EventLoopPromise<Void>) {
-        guard begin({ [self] in addWaiter(namespace: namespace, timeout: timeout, failFast: failFast, promise: promise) }) else { return }
-        defer { end() }
         guard let i = machine.index(of: ClientStateMachine.normalize(namespace)) else {
             return promise.fail(SocketIOError.unknownNamespace(namespace))
         }

@@ -35,6 +35,10 @@ package struct HandshakeRefusal: Error, Equatable, CustomStringConvertible {
 
 /// Reads the HTTP answer to a WebSocket request that was not upgraded (bounded; loop only) and
 /// hands it over once, at its end or when the connection closes or `deadline` passes.
+///
+/// `@unchecked Sendable`: the handler is created for one channel and every access to its state
+/// happens on that channel's event loop: the channel callbacks run there, and `whenComplete` is
+/// called there (`assumeIsolated()` traps if it is not).
 final class RefusedUpgradeReader: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 
@@ -45,9 +49,10 @@ final class RefusedUpgradeReader: ChannelInboundHandler, @unchecked Sendable {
 
     /// Calls `body` with the answer when it is complete, or after `deadline` with what has arrived.
     func whenComplete(on loop: any EventLoop, deadline: TimeAmount, _ body: @escaping (HandshakeRefusal) -> Void) {
+        let isolated = loop.assumeIsolated()
         if done { return body(refusal) }
         waiter = body
-        loop.assumeIsolated().scheduleTask(in: deadline) { [self] in finish() }
+        isolated.scheduleTask(in: deadline) { [self] in finish() }
     }
 
     private var refusal: HandshakeRefusal {

@@ -32,13 +32,16 @@ final class AckResponder: Sendable {
     func reply(_ args: [JSONValue]) {
         guard replied.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         let (core, namespace, id, generation) = (self.core, self.namespace, self.id, self.generation)
-        onLoop(core.eventLoop) { core.value.sendAck(namespace: namespace, id: id, args: args, generation: generation) }
+        let body: @Sendable () -> Void = { core.value.sendAck(namespace: namespace, id: id, args: args, generation: generation) }
+        if core.eventLoop.inEventLoop { core.value.run(body) } else { core.eventLoop.execute { core.value.run(body) } }
     }
 }
 
-/// Runs `body` on `loop`: at once when already there, else queued.
-func onLoop(_ loop: any EventLoop, _ body: @escaping @Sendable () -> Void) {
-    if loop.inEventLoop { body() } else { loop.execute(body) }
+/// Runs `body` on the core's loop as one input of the core: at once when already there and no
+/// other input is being handled; after that input when one is (the hook calling `send`); queued on
+/// the loop from elsewhere.
+func enter(_ core: NIOLoopBoundBox<ClientCore>, _ body: @escaping @Sendable () -> Void) {
+    if core.eventLoop.inEventLoop { core.value.run(body) } else { core.eventLoop.execute { core.value.run(body) } }
 }
 
 /// What the client does with an emit it cannot write now.
@@ -81,7 +84,7 @@ public final class SocketIOClient: Sendable {
 
     deinit {
         let core = self.core
-        onLoop(core.eventLoop) { core.value.shutdown(graceful: false) }
+        enter(core) { core.value.shutdown(graceful: false) }
     }
 
     public var eventLoop: any EventLoop { core.eventLoop }
@@ -93,7 +96,7 @@ public final class SocketIOClient: Sendable {
     /// Starts connecting (and reconnecting) in the background. Idempotent.
     public func connect() {
         let core = self.core
-        onLoop(core.eventLoop) { core.value.connect() }
+        enter(core) { core.value.connect() }
     }
 
     /// Waits until `namespace` is connected. Throws the server's refusal (CONNECT_ERROR) at once;
@@ -102,7 +105,7 @@ public final class SocketIOClient: Sendable {
     public func waitUntilConnected(namespace: String = "/", timeout: Duration, failFast: Bool = false) async throws {
         let core = self.core
         let promise = core.eventLoop.makePromise(of: Void.self)
-        onLoop(core.eventLoop) { core.value.addWaiter(namespace: namespace, timeout: timeout, failFast: failFast, promise: promise) }
+        enter(core) { core.value.addWaiter(namespace: namespace, timeout: timeout, failFast: failFast, promise: promise) }
         try await promise.futureResult.get()
     }
 
@@ -118,7 +121,7 @@ public final class SocketIOClient: Sendable {
     public func send(_ event: String, _ args: [JSONValue], namespace: String = "/", delivery: EmitDelivery = .buffered) -> EventLoopFuture<Void> {
         let core = self.core
         let written = core.eventLoop.makePromise(of: Void.self)
-        onLoop(core.eventLoop) {
+        enter(core) {
             core.value.emit(name: event, args: args, namespace: namespace, written: written, ack: nil, ackTimeout: nil, delivery: delivery)
         }
         return written.futureResult
@@ -142,7 +145,7 @@ public final class SocketIOClient: Sendable {
         let written = core.eventLoop.makePromise(of: Void.self)
         let ack = core.eventLoop.makePromise(of: [JSONValue].self)
         written.futureResult.whenFailure { _ in }  // the ack promise carries the outcome
-        onLoop(core.eventLoop) {
+        enter(core) {
             core.value.emit(name: event, args: args, namespace: namespace, written: written, ack: ack, ackTimeout: timeout, delivery: delivery)
         }
         return ack.futureResult
@@ -153,7 +156,7 @@ public final class SocketIOClient: Sendable {
     public func disconnect() async {
         let core = self.core
         let done = core.eventLoop.makePromise(of: Void.self)
-        onLoop(core.eventLoop) { core.value.shutdown(graceful: true).cascade(to: done) }
+        enter(core) { core.value.shutdown(graceful: true).cascade(to: done) }
         try? await done.futureResult.get()
     }
 }
