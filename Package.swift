@@ -75,6 +75,9 @@ let package = Package(
         // variadic: not callable from Swift).
         // dlsym: posix_spawn extensions found at run time (libdl is part of libc from glibc 2.34).
         .target(name: "CProcessSupport", linkerSettings: [.linkedLibrary("dl")]),
+        // The commit and build date that scripts/build-release records (`sioagent --version`,
+        // `sioagent_build_info`).
+        .target(name: "CBuildInfo"),
         // The runtime: client -> rules -> actions.
         .target(
             name: "Agent",
@@ -88,6 +91,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 "CProcessSupport",
+                "CBuildInfo",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

@@ -84,7 +84,7 @@ public final class Agent: Sendable {
         // Namespaces count as down until they connect, so absence windows start at the connection.
         let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState)
         let state = RuntimeState(engine: engine)
-        let metrics = configuration.metrics.enabled ? AgentMetrics(version: AgentMetrics.sioagentVersion) : nil
+        let metrics = configuration.metrics.enabled ? AgentMetrics() : nil
         self.metrics = metrics
         if metrics != nil {
             state.eventCounts = EventCounts(labels: ruleSet.eventLabels)

@@ -102,13 +102,17 @@ public final class AgentMetrics: Sendable {
     }
 
     let version: String
+    let commit: String
+    let buildDate: String
     let reconnects = Counter()
     private let actions: [Counter]
     let commandDuration = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
     let eventToAction = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5])
 
-    public init(version: String) {
+    public init(version: String = BuildInfo.version, commit: String = BuildInfo.commit, buildDate: String = BuildInfo.date) {
         self.version = version
+        self.commit = commit
+        self.buildDate = buildDate
         self.actions = (0..<(Self.actionNames.count * Outcome.allCases.count)).map { _ in Counter() }
     }
 
@@ -129,8 +133,8 @@ public final class AgentMetrics: Sendable {
     func render(_ snapshot: LoopSnapshot) -> String {
         var out = ""
         out.reserveCapacity(4096)
-        out += "\(helpLine("sioagent_build_info", "The running sioagent's version."))# TYPE sioagent_build_info gauge\n"
-        out += "sioagent_build_info{version=\"\(escape(version))\"} 1\n"
+        out += "\(helpLine("sioagent_build_info", "The running sioagent's version, commit and build date."))# TYPE sioagent_build_info gauge\n"
+        out += "sioagent_build_info{version=\"\(escape(version))\",commit=\"\(escape(commit))\",build_date=\"\(escape(buildDate))\"} 1\n"
 
         out += "\(helpLine("sioagent_connected", "Whether the namespace is connected (1) or not (0)."))# TYPE sioagent_connected gauge\n"
         for (ns, up) in snapshot.connected {
@@ -258,7 +262,7 @@ struct EventCounts {
 
 extension AgentMetrics {
     /// The version `sioagent_build_info` reports.
-    public static let sioagentVersion = "0.1.0"
+    public static let sioagentVersion = BuildInfo.version
 }
 
 extension Agent {
