@@ -43,7 +43,7 @@ extension EngineSession {
                     fail(.parseError, "\(error)")
                     return
                 }
-                guard case .open(let willUpgrade) = machine.opened(h, websocket: false, now: .now()) else { return }
+                guard case .open(let willUpgrade) = machine.opened(h, websocket: false, now: loop.now) else { return }
                 // The upgrade starts before the owner hears of the session, so nothing is POSTed
                 // while the probe runs.
                 if willUpgrade { startUpgrade(sid: h.sid, get: get, post: post) }
@@ -75,7 +75,7 @@ extension EngineSession {
                     guard machine.isOpen else { return }
                 }
             case .failure(let error):
-                machine.receivedMalformed(now: .now())
+                machine.receivedMalformed(now: loop.now)
                 logger.warning("ignoring a malformed polling payload", metadata: ["error": "\(error)"])
             }
             poll()

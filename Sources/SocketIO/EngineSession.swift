@@ -22,8 +22,8 @@ final class EngineSession {
         case none
         case polling(get: HTTPLane, post: HTTPLane)
         /// Polling is paused while the probe WebSocket answers `3probe`.
-        case upgrading(get: HTTPLane, post: HTTPLane, probe: WebSocketConnection)
-        case websocket(WebSocketConnection)
+        case upgrading(get: HTTPLane, post: HTTPLane, probe: any EngineTransport)
+        case websocket(any EngineTransport)
     }
 
     /// A group of frames written together (a Socket.IO packet and its attachments).
@@ -64,13 +64,20 @@ final class EngineSession {
     /// Bytes accepted in one polling body, WebSocket message or packet's attachments.
     var payloadLimit: Int { machine.payloadLimit }
 
-    init(loop: any EventLoop, settings: EngineSettings, cookies: CookieStore, logger: Logger) {
+    /// Makes the message transport (WebSocket, or an in-memory pair in tests).
+    let transportFactory: EngineTransportFactory?
+
+    /// `transports` replaces the WebSocket (tests pass one end of an `InMemoryTransport` pair);
+    /// time is the loop's (`loop.now`), so a test loop's clock drives the heartbeat.
+    init(loop: any EventLoop, settings: EngineSettings, cookies: CookieStore, logger: Logger,
+         transports: EngineTransportFactory? = nil) {
         self.loop = loop
         self.settings = settings
         self.cookies = cookies
         self.logger = logger
+        self.transportFactory = transports
         self.machine = EngineStateMachine(revision: settings.revision, mode: settings.mode, upgradeTimeout: settings.upgradeTimeout,
-                                          payloadCeiling: settings.payloadCeiling, now: .now())
+                                          payloadCeiling: settings.payloadCeiling, now: loop.now)
     }
 
     var isOpen: Bool { machine.isOpen }
@@ -135,8 +142,9 @@ final class EngineSession {
         return h
     }
 
-    func makeWebSocket() -> WebSocketConnection {
-        let ws = WebSocketConnection(loop: loop, maxMessageSize: payloadLimit)
+    func makeWebSocket() -> any EngineTransport {
+        if let transportFactory { return transportFactory(payloadLimit) }
+        let ws = WebSocketConnection(loop: loop, target: settings.target, maxMessageSize: payloadLimit)
         let (cookies, logger) = (self.cookies, self.logger)
         ws.onUpgradeResponse = { head in cookies.absorb(head.headers, logger: logger) }
         return ws
@@ -146,7 +154,7 @@ final class EngineSession {
         let ws = makeWebSocket()
         transport = .websocket(ws)
         attachMain(ws)
-        ws.connect(target: settings.target, uri: uri(transport: "websocket", sid: nil), headers: headers())
+        ws.open(uri: uri(transport: "websocket", sid: nil), headers: headers())
             .assumeIsolated().whenFailure { [weak self] error in
                 if let refusal = error as? HandshakeRefusal {
                     self?.refuse(refusal)
@@ -157,7 +165,7 @@ final class EngineSession {
     }
 
     /// Makes `ws` the session's transport for frames.
-    func attachMain(_ ws: WebSocketConnection) {
+    func attachMain(_ ws: any EngineTransport) {
         ws.onFrame = { [weak self] frame in self?.receiveFrame(frame) }
         ws.onClose = { [weak self] reason in self?.fail(.transportClose, reason) }
         ws.onWritable = { [weak self] in self?.flushQueue() }
@@ -167,7 +175,7 @@ final class EngineSession {
     func opened(_ payload: [UInt8]) -> Bool {
         do {
             let h = try EngineIOHandshake(payload: payload)
-            guard case .open = machine.opened(h, websocket: true, now: .now()) else { return false }
+            guard case .open = machine.opened(h, websocket: true, now: loop.now) else { return false }
             return reportOpen(h)
         } catch {
             fail(.parseError, "\(error)")
@@ -201,7 +209,7 @@ final class EngineSession {
             guard let self else { return }
             let result: EngineStateMachine.ProbeResult
             switch frame {
-            case .text(let buffer): result = machine.probeAnswered(buffer.readableBytesView, now: .now())
+            case .text(let buffer): result = machine.probeAnswered(buffer.readableBytesView, now: loop.now)
             case .binary: result = machine.probeFailed()
             }
             switch result {
@@ -212,11 +220,11 @@ final class EngineSession {
         }
         if case .upgrading(let deadline) = machine.phase {
             upgradeTimer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-                guard let self, machine.upgradeTimerFired(now: .now()) == .abandon else { return }
+                guard let self, machine.upgradeTimerFired(now: loop.now) == .abandon else { return }
                 abandonUpgrade("timeout")
             }
         }
-        probe.connect(target: settings.target, uri: uri(transport: "websocket", sid: sid), headers: headers())
+        probe.open(uri: uri(transport: "websocket", sid: sid), headers: headers())
             .assumeIsolated().whenComplete { [weak self, weak probe] result in
                 switch result {
                 case .success:
@@ -256,7 +264,7 @@ final class EngineSession {
 
     // MARK: Receiving
 
-    func receiveFrame(_ frame: WebSocketConnection.Inbound) {
+    func receiveFrame(_ frame: TransportMessage) {
         switch frame {
         case .text(let buffer):
             let decoded = buffer.withUnsafeReadableBytes { bytes in
@@ -274,7 +282,7 @@ final class EngineSession {
                     receive(packet)
                 }
             case .failure(let error):
-                machine.receivedMalformed(now: .now())
+                machine.receivedMalformed(now: loop.now)
                 logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
             }
         case .binary(let buffer):
@@ -286,14 +294,14 @@ final class EngineSession {
             do {
                 receive(try EngineIO3Codec.decodeWebSocketBinary(Array(buffer.readableBytesView)))
             } catch {
-                machine.receivedMalformed(now: .now())
+                machine.receivedMalformed(now: loop.now)
                 logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
             }
         }
     }
 
     func receive(_ packet: EngineIOPacket) {
-        switch machine.received(packet.type, payloadCount: packet.payload.count, now: .now()) {
+        switch machine.received(packet.type, payloadCount: packet.payload.count, now: loop.now) {
         case .deliver:
             onEvent?(.packet(packet))
         case .pong(let echo):
@@ -331,7 +339,7 @@ final class EngineSession {
         heartbeatTimer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
             guard let self else { return }
             heartbeatTimer = nil
-            switch machine.heartbeatFired(now: .now()) {
+            switch machine.heartbeatFired(now: loop.now) {
             case .sendPing:
                 armHeartbeat()
                 send([OutgoingFrame(bytes: [UInt8(ascii: "2")], isBinary: false)], promise: nil)

@@ -5,13 +5,11 @@ import NIOWebSocket
 
 /// A client WebSocket on NIO: frames are handled in a channel handler on the event loop and
 /// handed to the owner through `onFrame`; nothing crosses into async code.
-final class WebSocketConnection {
-    enum Inbound {
-        case text(ByteBuffer)
-        case binary(ByteBuffer)
-    }
+final class WebSocketConnection: EngineTransport {
+    typealias Inbound = TransportMessage
 
     private let loop: any EventLoop
+    private let target: ConnectionTarget
     fileprivate var context: ChannelHandlerContext?
     private var channel: (any Channel)?
     private var closed = false
@@ -26,9 +24,14 @@ final class WebSocketConnection {
     /// The largest frame and message accepted; a larger one closes the connection.
     let maxMessageSize: Int
 
-    init(loop: any EventLoop, maxMessageSize: Int) {
+    init(loop: any EventLoop, target: ConnectionTarget, maxMessageSize: Int) {
         self.loop = loop
+        self.target = target
         self.maxMessageSize = maxMessageSize
+    }
+
+    func open(uri: String, headers: HTTPHeaders) -> EventLoopFuture<Void> {
+        connect(target: target, uri: uri, headers: headers)
     }
 
     /// Whether a write now would go out without piling up in the channel (NIO's water marks).
