@@ -33,6 +33,8 @@ public final class Agent: Sendable {
     private let exporter: MetricsExporter?
     /// Writes the rules' shared state to its file, off the loop (nil in dry-run).
     private let persister: StatePersister?
+    /// The `--record` lines waiting on the loop, flushed at shutdown.
+    private let recordLines: LineBatcher?
     /// Whether shutdown was asked for, and `run()` waiting for it.
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let clientStopped = Atomic<Bool>(false)
@@ -95,8 +97,10 @@ public final class Agent: Sendable {
         state.persistedStateVersion = engine.stateVersion
         if let path = configuration.recordPath {
             state.recorder = try EventRecorder(
-                path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, logger: logger)
+                path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, loop: eventLoop,
+                logger: logger, metrics: metrics)
         }
+        self.recordLines = state.recorder?.lines
         let runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
         self.runtime = runtime
 
@@ -187,6 +191,9 @@ public final class Agent: Sendable {
         }
         let executorBy = deadline - min(timeout / 4, .seconds(1))
         await executor.shutdown(timeout: max(.zero, executorBy - ContinuousClock.now))
+        if let recordLines, await !recordLines.flush(until: executorBy) {
+            logger.warning("shutdown: the recording was not written in time")
+        }
         if let persister, await !finishes(before: deadline, { await persister.close() }) {
             logger.warning("shutdown: the state file was not written in time")
         }

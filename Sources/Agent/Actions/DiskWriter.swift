@@ -149,6 +149,31 @@ public final class DiskWriter: Sendable {
         return true
     }
 
+    /// Queues `lines` (`.line` jobs) in order, under one lock and with at most one wakeup of the
+    /// thread (what ``LineBatcher`` hands over).
+    /// - Returns: how many were queued: a prefix, ending before the first that did not fit.
+    func submit(lines: ArraySlice<Job>) -> Int {
+        let (queued, start) = queue.withLock { q -> (Int, Bool) in
+            var n = 0
+            for job in lines {
+                guard case .line(_, let bytes, _) = job, q.lines < maxQueuedLines,
+                    q.lineBytes + bytes.count <= maxQueuedLineBytes
+                else { break }
+                q.lines += 1
+                q.lineBytes += bytes.count
+                q.jobs.append(job)
+                n += 1
+            }
+            if n == 0 || q.draining { return (n, false) }
+            q.draining = true
+            return (n, true)
+        }
+        if start {
+            thread.submit { [self] _ in drain() }
+        }
+        return queued
+    }
+
     private func drain() {
         while true {
             let batch = queue.withLock { q -> [Job] in

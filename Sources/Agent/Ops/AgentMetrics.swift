@@ -111,12 +111,18 @@ public final class AgentMetrics: Sendable {
         case memory
         /// Window samples beyond `limits.window_samples`.
         case windowSamples
+        /// `log` action lines beyond what waits for a stuck disk.
+        case logLines
+        /// `--record` lines beyond what waits for a stuck disk.
+        case recordLines
 
         var name: String {
             switch self {
             case .spool: "spool"
             case .memory: "spool_memory"
             case .windowSamples: "window_samples"
+            case .logLines: "log_lines"
+            case .recordLines: "record_lines"
             }
         }
     }
@@ -192,7 +198,7 @@ public final class AgentMetrics: Sendable {
             out += "sioagent_spool_items \(spool)\n"
         }
 
-        out += "# HELP sioagent_dropped_total What a budget dropped, the oldest first: alerts (spool, spool_memory), window samples.\n"
+        out += "# HELP sioagent_dropped_total What a budget dropped, the oldest first: alerts (spool, spool_memory), window samples, log and record lines waiting for a stuck disk (log_lines, record_lines).\n"
         out += "# TYPE sioagent_dropped_total counter\n"
         for budget in Budget.allCases {
             out += "sioagent_dropped_total{budget=\"\(budget.name)\"} \(drops[budget.rawValue].value)\n"
