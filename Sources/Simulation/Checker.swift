@@ -135,9 +135,7 @@ struct Checker {
     }
 
     mutating func shutdownEnded(_ world: World, started: Int64) {
-        // The writer's last flush may take up to 2 s beyond the deadline, as in the agent.
-        let allowed = world.nanoseconds(settings.shutdownTimeout) + 2_000_000_000
-        if world.now - started > allowed {
+        if world.now - started > world.nanoseconds(settings.shutdownTimeout) {
             violation("shutdown took \(world.seconds(world.now - started)); shutdown.timeout is \(settings.shutdownTimeout)")
         }
     }

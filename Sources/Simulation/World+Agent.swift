@@ -18,6 +18,7 @@ extension World {
             checker.violation("the spool directory cannot be opened: \(error)")
             return
         }
+        spool.quarantinesForeignFiles = mutation == .stateInSpool
         let (items, corrupt) = spool.load()
         for (name, reason) in corrupt { note("start: spool file \(name) moved to corrupt/: \(reason)") }
         let loaded = items.map { ($0, spool.fileNames[$0.sequence] ?? "?") }
@@ -53,29 +54,34 @@ extension World {
         schedule(.startAgent, after: random.seconds(1, 10))
     }
 
+    /// SIGTERM, as `LiveExecutor.shutdown(timeout:)` does it: alerts in flight may complete
+    /// until the last third of `shutdown.timeout` (at most 2 s before its end); then whatever is
+    /// not on disk is written, and the writer gets until the end. A pending ack never extends it.
     func sigterm(_ agent: AgentProcess) {
         note("SIGTERM (shutdown.timeout \(settings.shutdownTimeout))")
         agent.shutdown = (now, false)
         if mutation != .shutdownWaitsForAck {
-            schedule(.shutdownDeadline(run: agent.run), after: nanoseconds(settings.shutdownTimeout))
+            let timeout = nanoseconds(settings.shutdownTimeout)
+            schedule(.shutdownSave(run: agent.run), after: timeout - min(timeout / 3, 2_000_000_000))
+            schedule(.shutdownDeadline(run: agent.run), after: timeout)
         }
         finishShutdownIfReady(agent)
     }
 
-    /// The shutdown path: wait until nothing is being sent (or the deadline), then keep on disk
-    /// what is not, let the writer finish, and exit.
-    func finishShutdownIfReady(_ agent: AgentProcess, deadline: Bool = false) {
+    /// Keeps on disk what is not once nothing is in flight (or at `save`), and exits once the
+    /// writer is done (or at `deadline`, whatever it still holds lost with the process).
+    func finishShutdownIfReady(_ agent: AgentProcess, save: Bool = false, deadline: Bool = false) {
         guard let shutdown = agent.shutdown, !agent.exited else { return }
-        if !shutdown.persisted, agent.outbox.isIdle || deadline {
+        if !shutdown.persisted, agent.outbox.isIdle || save || deadline {
             agent.shutdown = (shutdown.started, true)
             perform(agent.outbox.handle(.persistInFlight), agent)
             if agent.engine.stateVersion != agent.persistedStateVersion { persistState(agent) }
         }
-        guard agent.shutdown!.persisted, agent.writerJobs.isEmpty, !agent.writerBusy else { return }
+        guard deadline || (agent.shutdown!.persisted && agent.writerJobs.isEmpty && !agent.writerBusy) else { return }
         agent.exited = true
         agent.phase = .waiting
         if serverConnection == agent.connection { serverConnection = -1 }
-        note("exited after SIGTERM")
+        note(agent.writerJobs.isEmpty ? "exited after SIGTERM" : "exited after SIGTERM at the deadline; \(agent.writerJobs.count) writes not done")
         checker.shutdownEnded(self, started: shutdown.started)
         checker.agentStopped(self)
         schedule(.startAgent, after: random.seconds(1, 10))
@@ -109,6 +115,9 @@ extension World {
         case .outboxPersistRetry(let run):
             guard run == agent.run else { return }
             perform(agent.outbox.handle(.persistRetryTimer), agent)
+        case .shutdownSave(let run):
+            guard run == agent.run else { return }
+            finishShutdownIfReady(agent, save: true)
         case .shutdownDeadline(let run):
             guard run == agent.run else { return }
             finishShutdownIfReady(agent, deadline: true)

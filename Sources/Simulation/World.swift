@@ -25,6 +25,7 @@ final class World {
         case ackTimeout(run: Int, send: OutboxSend, token: Int)
         case sendWritten(run: Int, send: OutboxSend)
         case sendFailed(run: Int, send: OutboxSend, reason: String)
+        case shutdownSave(run: Int)
         case shutdownDeadline(run: Int)
         case startAgent
         case fault(Fault)

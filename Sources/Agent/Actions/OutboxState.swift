@@ -57,11 +57,9 @@ package struct OutboxState {
     private let soleNamespace: String?
     package private(set) var queue: Deque<Entry> = []
     /// Undelivered alerts in each spool file; a file is removed when its count reaches zero.
-    package private(set) var fileCounts: [String: Int] = [:]
-    /// Files whose first write report came: every alert written into them is counted.
-    private var countedFiles: Set<String> = []
-    /// Sequences dropped while being written: their write report releases their place.
-    private var droppedWhileWriting: Set<UInt64> = []
+    private var fileCounts = SpoolFileCounts()
+    /// The counts of ``OutboxMutation/batchReleasedEarly``: one per report, released at once.
+    private var faultyCounts: [String: Int] = [:]
     private var connected: Set<String> = []
     private var unknownToServer: Set<String> = []
     /// The spooled alert being sent.
@@ -82,11 +80,15 @@ package struct OutboxState {
         self.soleNamespace = configuration.namespaces.count == 1 ? configuration.namespaces.first : nil
         self.failedKept = failedCount
         self.nextSequence = max(1, nextSequence)
+        var perFile: [String: Int] = [:]
         for (item, file) in loaded {
             queue.append(Entry(item: item, storage: .disk(file: file)))
-            fileCounts[file, default: 0] += 1
-            countedFiles.insert(file)
+            perFile[file, default: 0] += 1
             if item.sequence >= self.nextSequence { self.nextSequence = item.sequence &+ 1 }
+        }
+        for (file, alerts) in perFile {
+            fileCounts.loaded(file, alerts: alerts)
+            faultyCounts[file] = alerts
         }
     }
 
@@ -166,23 +168,18 @@ package struct OutboxState {
     }
 
     private mutating func written(_ sequence: UInt64, file: String, inFile: Int, _ error: DiskError?, _ out: inout [OutboxAction]) {
+        let index = queue.firstIndex(where: { $0.item.sequence == sequence })
         if error == nil {
             if configuration.mutation == .batchReleasedEarly {
-                fileCounts[file, default: 0] += 1
-            } else if countedFiles.insert(file).inserted {
-                // The first report of a file counts every alert written into it, so that one
-                // dropped meanwhile cannot release the file before the others are counted.
-                fileCounts[file, default: 0] += max(1, inFile)
+                faultyCounts[file, default: 0] += 1
+                if index == nil { release(file: file, &out) }
+            } else if fileCounts.stored(in: file, holds: inFile, waiting: index != nil) {
+                // Every alert of the file was dropped (spool full) or delivered while it was written.
+                out.append(.remove(file: file))
             }
         }
-        if droppedWhileWriting.remove(sequence) != nil {
-            if error == nil { release(file: .disk(file: file), &out) }
+        guard let i = index else {
             pump(&out)
-            return
-        }
-        guard let i = queue.firstIndex(where: { $0.item.sequence == sequence }) else {
-            // The fault: the count of one report, released at once.
-            if configuration.mutation == .batchReleasedEarly, error == nil { release(file: .disk(file: file), &out) }
             return
         }
         if let error {
@@ -327,21 +324,22 @@ package struct OutboxState {
 
     /// An alert left the queue: its file goes once it holds no other undelivered alert.
     private mutating func release(_ entry: Entry, _ out: inout [OutboxAction]) {
-        if entry.storage == .writing, configuration.mutation != .batchReleasedEarly {
-            // Its write report releases its place in the file.
-            droppedWhileWriting.insert(entry.item.sequence)
-            return
-        }
-        release(file: entry.storage, &out)
+        // One being written is released by its write report.
+        guard case .disk(let file) = entry.storage else { return }
+        release(file: file, &out)
     }
 
-    private mutating func release(file storage: Storage, _ out: inout [OutboxAction]) {
-        guard case .disk(let file) = storage, let count = fileCounts[file] else { return }
-        if count <= 1 {
-            fileCounts[file] = nil
+    private mutating func release(file: String, _ out: inout [OutboxAction]) {
+        if configuration.mutation == .batchReleasedEarly {
+            guard let count = faultyCounts[file] else { return }
+            if count <= 1 {
+                faultyCounts[file] = nil
+                out.append(.remove(file: file))
+            } else {
+                faultyCounts[file] = count - 1
+            }
+        } else if fileCounts.released(from: file) {
             out.append(.remove(file: file))
-        } else {
-            fileCounts[file] = count - 1
         }
     }
 
