@@ -64,8 +64,10 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // pidfd_open for the agent's command runner (syscall(2) is variadic: not callable from Swift).
-        .target(name: "CProcessSupport"),
+        // pidfd_open, close_range and fork/exec for the agent's command runner (syscall(2) is
+        // variadic: not callable from Swift).
+        // dlsym: posix_spawn extensions found at run time (libdl is part of libc from glibc 2.34).
+        .target(name: "CProcessSupport", linkerSettings: [.linkedLibrary("dl")]),
         // The runtime: client -> rules -> actions.
         .target(
             name: "Agent",

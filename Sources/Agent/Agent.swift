@@ -36,6 +36,8 @@ public final class Agent: Sendable {
     /// Whether shutdown was asked for, and `run()` waiting for it.
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let clientStopped = Atomic<Bool>(false)
+    /// What the running rules were read from, and a change still settling.
+    private let rulesWatch: Mutex<RulesWatch>
 
     /// True once the client stopped for good (`reconnection.when_exhausted: exit`): ``run()``
     /// then returned, and the process should exit non-zero so its supervisor restarts it.
@@ -71,7 +73,9 @@ public final class Agent: Sendable {
         self.configuration = configuration
         self.logger = logger
         self.loop = eventLoop
-        let ruleSet = try Self.loadRules(configuration, logger: logger)
+        let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
+        let ruleSet = try Self.loadRules(snapshot, configuration, logger: logger)
+        self.rulesWatch = Mutex(RulesWatch(loaded: snapshot))
         // The shared state survives restarts in its own file; dry runs read it but do not write it.
         let stateStore = StatePersister(path: configuration.stateFilePath, logger: logger)
         let stateSource = stateStore.migrateLegacy(spoolDirectory: configuration.spool.dir, dryRun: configuration.dryRun)
@@ -132,19 +136,7 @@ public final class Agent: Sendable {
         }
         let watcher: Task<Void, Never>? =
             configuration.watchRules
-            ? Task { [weak self] in
-                var last = rulesFingerprint(self?.configuration.rules ?? "")
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .seconds(1))
-                    guard let self else { return }
-                    let now = rulesFingerprint(self.configuration.rules)
-                    if now != last {
-                        last = now
-                        self.logger.info("rule files changed; reloading")
-                        await self.reload()
-                    }
-                }
-            } : nil
+            ? Task { [weak self] in await self?.watchRules() } : nil
 
         if let exporter {
             if let listen = configuration.metrics.listen {
@@ -214,14 +206,47 @@ public final class Agent: Sendable {
         waiter?.resume()
     }
 
+    /// Looks at the rule files every ``watchInterval`` (off the event loop: a task) and reloads
+    /// a change once it has settled (``RulesWatch``). The files are read only when their stamps
+    /// (inode, size, times, followed through symbolic links) changed, or while a change settles.
+    private func watchRules() async {
+        let clock = ContinuousClock()
+        let start = clock.now
+        // Empty: the first look reads the files, in case they changed since they were loaded.
+        var stamps: [String]? = nil
+        while !Task.isCancelled {
+            try? await Task.sleep(for: Self.watchInterval)
+            let now = rulesFingerprint(configuration.rules)
+            guard now != stamps || rulesWatch.withLock({ $0.waiting }) else { continue }
+            stamps = now
+            let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
+            let elapsed = clock.now - start
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            guard let settled = rulesWatch.withLock({ $0.observe(snapshot, at: seconds) }) else { continue }
+            logger.info("rule files changed; reloading")
+            await install(settled)
+        }
+    }
+
+    /// How often the watcher looks at the rule files.
+    static let watchInterval = Duration.milliseconds(250)
+
     /// Loads and validates the rules again. When they are valid, swaps them in, keeping the
     /// state of every rule whose definition did not change; otherwise keeps the running rules
-    /// and logs every problem. What SIGHUP and a changed rule file do.
+    /// and logs every problem. What SIGHUP does (at once; a changed file waits until it settles).
     @discardableResult
     public func reload() async -> Bool {
+        let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
+        rulesWatch.withLock { $0.loaded(snapshot) }
+        return await install(snapshot)
+    }
+
+    /// Compiles `snapshot` and swaps it in when valid.
+    @discardableResult
+    private func install(_ snapshot: RuleFilesSnapshot) async -> Bool {
         let ruleSet: RuleSet
         do {
-            ruleSet = try Self.loadRules(configuration, logger: logger)
+            ruleSet = try Self.loadRules(snapshot, configuration, logger: logger)
         } catch {
             logger.error("reload failed; keeping the running rules")
             return false
@@ -310,6 +335,9 @@ public final class Agent: Sendable {
         if !state.engine.warnings.isEmpty {
             for w in state.engine.takeWarnings() { logger.warning("\(w)") }
         }
+        if !state.engine.errors.isEmpty {
+            for e in state.engine.takeErrors() { logger.error("\(e)") }
+        }
         if state.engine.stateVersion != state.persistedStateVersion {
             state.persistedStateVersion = state.engine.stateVersion
             persister?.submit(state.engine.sharedState)
@@ -340,8 +368,8 @@ public final class Agent: Sendable {
         }
     }
 
-    private static func loadRules(_ configuration: AgentConfiguration, logger: Logger) throws -> RuleSet {
-        let (ruleSet, diagnostics) = RuleSet.load(paths: [configuration.rules], environment: configuration.environment)
+    private static func loadRules(_ snapshot: RuleFilesSnapshot, _ configuration: AgentConfiguration, logger: Logger) throws -> RuleSet {
+        let (ruleSet, diagnostics) = RuleSet.load(snapshot, environment: configuration.environment)
         for d in diagnostics {
             logger.error("\(d)")
         }
@@ -389,13 +417,13 @@ func wallClock() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// What changes when a rule file changes: the names, sizes and modification times of the files
-/// that loading the rules would read.
+/// What changes when a rule file changes: the names of the files that loading the rules would
+/// read, and the identity of each (device, inode, size, times) through symbolic links, so that
+/// swapping a ConfigMap's `..data` link counts as a change. Cheap: no file is read.
 func rulesFingerprint(_ path: String) -> [String] {
     guard let stamp = fileStamp(path) else { return [] }
     let files = stamp.isDirectory ? RuleSet.yamlFiles(in: path) : [path]
     return files.map { file in
-        let s = fileStamp(file)
-        return "\(file) \(s?.size ?? -1) \(s?.modified ?? -1)"
+        "\(file) \(fileIdentity(file) ?? [])"
     }
 }

@@ -14,6 +14,9 @@ public func parseDuration(_ text: String) -> Duration? {
 /// nanoseconds holds (292 years).
 public let longestDuration: Double = 36_500 * 86_400
 
+/// The shortest `every:` period rule files accept, in seconds.
+public let shortestEvery: Double = 1
+
 /// Like `parseDuration`, as seconds, with no upper bound (always finite).
 public func parseDurationSeconds(_ text: String) -> Double? {
     let scalars = Array(text.unicodeScalars)

@@ -88,6 +88,10 @@ func evaluate(_ e: Expr, _ c: EvalContext) -> JSONValue? {
         }
     case .matches(let x, let regex):
         guard case .string(let s)? = evaluate(x, c) else { return nil }
+        guard s.utf8.count <= RegexLimits.maxInputBytes else {
+            RegexLimits.countTooLong()
+            return .bool(false)
+        }
         return .bool((try? regex.regex.firstMatch(in: s)) != nil)
     case .call(let f, let a):
         return evaluateCall(f, a, c)
@@ -288,7 +292,10 @@ extension CompiledExpression {
             return explainComparison(op, l, b, c, right: r)
         case .matches(let x, let regex):
             guard let a = evaluate(x, c) else { return missing(x, c) }
-            guard case .string = a else { return "`\(text(of: x))` is \(a.jsonString()) (\(StaticType(of: a).name)), not a string" }
+            guard case .string(let string) = a else { return "`\(text(of: x))` is \(a.jsonString()) (\(StaticType(of: a).name)), not a string" }
+            if string.utf8.count > RegexLimits.maxInputBytes {
+                return "`\(text(of: x))` is \(string.utf8.count) bytes long, longer than matches reads (\(RegexLimits.maxInputBytes))"
+            }
             return "`\(text(of: x))` is \(a.jsonString()), which does not match \(JSONValue.string(regex.pattern).jsonString())"
         default:
             guard let v = evaluate(e, c) else { return missing(e, c) }

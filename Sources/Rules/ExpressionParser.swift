@@ -284,6 +284,11 @@ struct ExpressionParser {
                 errors.append(ExpressionError(offset: patternToken.start, message: "invalid regular expression \(JSONValue.string(pattern)): \(error)"))
                 return Expr(.literal(.bool(false)), left.start, patternToken.end, type: .bool)
             }
+            if RegexLimits.hasNestedQuantifier(pattern) {
+                scope.warnings.append(ExpressionError(
+                    offset: patternToken.start,
+                    message: "the regular expression \(JSONValue.string(pattern).jsonString()) repeats a group that repeats: matching can take exponential time on text that almost matches; make the inner or the outer repetition unambiguous"))
+            }
             if left.type != .string && left.type != .any {
                 errors.append(ExpressionError(offset: left.start, message: "\"matches\" needs a string on its left, but this is a \(left.type.name)"))
             }

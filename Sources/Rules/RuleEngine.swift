@@ -115,6 +115,10 @@ struct TimerHeap: Sendable {
     mutating func removeAll() { items.removeAll(keepingCapacity: true) }
 }
 
+/// At most this many timers fire in one call of `advance(to:)`; the rest wait for the next call
+/// (the agent's loop gets a turn in between), and an error is reported.
+public let maxTimerStepsPerAdvance = 100_000
+
 /// At most this many shared state names; a `set` of a new name beyond it is skipped with a warning.
 let maxStateNames = 10_000
 /// The default bound on window samples across every rule and key (`limits.window_samples`): at
@@ -165,6 +169,10 @@ public struct RuleEngine: Sendable {
     public var windowSamplesDropped: UInt64 { windowBudget.dropped }
     /// Window samples held now.
     public var windowSamplesHeld: Int { windowBudget.held }
+    /// Faults the caller logs as errors (the timer step bound was reached).
+    public private(set) var errors: [String] = []
+    /// How often `advance(to:)` stopped at ``maxTimerStepsPerAdvance``.
+    public private(set) var timerStepLimitHits: UInt64 = 0
 
     /// - Parameters:
     ///   - startTime: when `every` timers start.
@@ -206,6 +214,12 @@ public struct RuleEngine: Sendable {
     public mutating func takeWarnings() -> [String] {
         defer { warnings.removeAll() }
         return warnings
+    }
+
+    /// Hands over (and forgets) the errors collected since the last call.
+    public mutating func takeErrors() -> [String] {
+        defer { errors.removeAll() }
+        return errors
     }
 
     private mutating func warn(_ message: String) {
@@ -600,7 +614,17 @@ public struct RuleEngine: Sendable {
         guard time >= earliest else { return [] }
         var firings: [(at: Double, rule: Int, actions: [PlannedAction])] = []
         var ignored: [Explanation] = []
+        var steps = 0
         while let top = timers.top, top.due <= time {
+            // Bounded work per call, whatever the timers hold: the rest is due on the next call.
+            steps += 1
+            if steps > maxTimerStepsPerAdvance {
+                timerStepLimitHits &+= 1
+                if errors.count < 100 {
+                    errors.append("more than \(maxTimerStepsPerAdvance) timers were due at one instant; the rest run on the next turn")
+                }
+                break
+            }
             _ = timers.pop()
             let i = Int(top.rule)
             guard i < states.count else { continue }
@@ -620,9 +644,7 @@ public struct RuleEngine: Sendable {
                 firings.append((next, i, out))
                 var following: Double?
                 if let period = rule.every {
-                    var f = next + period
-                    if f <= time { f = next + period * ((time - next) / period).rounded(.down) + period }
-                    following = f
+                    following = Self.nextPeriod(after: next, period: period, now: time)
                 } else if let schedule = rule.schedule {
                     following = schedule.next(after: max(next, time), timeZone: timeZone)
                 }
@@ -673,6 +695,19 @@ public struct RuleEngine: Sendable {
             firings = firings.enumerated().sorted { ($0.element.at, $0.element.rule, $0.offset) < ($1.element.at, $1.element.rule, $1.offset) }.map(\.element)
         }
         return firings.flatMap(\.actions)
+    }
+
+    /// The firing after `next` of an `every:` timer with `period`, later than `now` (one firing
+    /// for many missed periods). Always later than both, whatever `period` is: a period too small
+    /// to move a clock of this magnitude (rule files refuse those) never gives the same instant
+    /// again, so the timer loop cannot spin on it.
+    static func nextPeriod(after next: Double, period: Double, now: Double) -> Double {
+        let step = period.isFinite && period >= shortestEvery ? period : shortestEvery
+        var f = next + step
+        if f <= now { f = next + step * ((now - next) / step).rounded(.down) + step }
+        if !(f > now) || !(f > next) { f = max(now, next) + step }
+        if !(f > now) || !(f > next) { f = max(now, next).nextUp }
+        return f
     }
 
     /// Steps a virtual clock to `time`, firing every timer at its own due time, every period of
@@ -810,13 +845,15 @@ public struct RuleEngine: Sendable {
                 }
                 kind = .reply(args: args.map { $0.render(c) })
             case .set(let name, let value, let ttl):
-                setState(name, StateEntry(value: value.render(c), expires: ttl.map { time + $0 } ?? .infinity))
+                // Applied here (the rule's next actions read it), and reported like any action.
+                let v = value.render(c)
+                setState(name, StateEntry(value: v, expires: ttl.map { time + $0 } ?? .infinity))
                 if rule.readsState { c.state = sharedState }
-                continue
+                kind = .set(name: name, value: v, ttl: ttl.map(durationFromSeconds))
             case .unset(let name):
                 setState(name, nil)
                 if rule.readsState { c.state = sharedState }
-                continue
+                kind = .unset(name: name)
             }
             out.append(PlannedAction(at: time, rule: rule.id, phase: phase, kind: kind, trigger: trigger))
         }

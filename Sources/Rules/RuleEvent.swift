@@ -59,8 +59,22 @@ public struct PlannedAction: Sendable, Equatable {
         case log(target: LogTarget, message: String)
         /// Answers the triggering event's acknowledgement request.
         case reply(args: [JSONValue])
+        /// `set: NAME` with the value it got and its `ttl`: already applied to the shared state
+        /// by the engine; reported so tests, replays and dry runs show it.
+        case set(name: String, value: JSONValue, ttl: Duration?)
+        /// `unset: NAME`: already applied by the engine.
+        case unset(name: String)
 
-        /// `emit`, `run`, `shell`, `log` or `reply`.
+        /// Whether performing it is the engine's own business (`set`, `unset`): executors have
+        /// nothing to do for it.
+        public var isStateChange: Bool {
+            switch self {
+            case .set, .unset: return true
+            default: return false
+            }
+        }
+
+        /// `emit`, `run`, `shell`, `log`, `reply`, `set` or `unset`.
         public var name: String {
             switch self {
             case .emit: return "emit"
@@ -68,6 +82,8 @@ public struct PlannedAction: Sendable, Equatable {
             case .shell: return "shell"
             case .log: return "log"
             case .reply: return "reply"
+            case .set: return "set"
+            case .unset: return "unset"
             }
         }
     }
@@ -90,7 +106,8 @@ public struct PlannedAction: Sendable, Equatable {
 
     /// The JSON object `sioagent replay` prints for this action:
     /// `{"at":…, "rule":…, "phase":"then", "action":"emit", "namespace":"/", "event":"alert", "args":[…]}`;
-    /// `argv` for run; `script`, `env` for shell; `path` and `message` for log; `args` for reply.
+    /// `argv` for run; `script`, `env` for shell; `path` and `message` for log; `args` for reply;
+    /// `name`, `value` and `ttl` for set; `name` for unset.
     public func replayJSON() -> JSONValue {
         var o: [(String, JSONValue)] = [
             ("at", .number(at)), ("rule", .string(rule)), ("phase", .string(phase.rawValue)),
@@ -118,6 +135,11 @@ public struct PlannedAction: Sendable, Equatable {
             o += [("path", .string(target.name)), ("message", .string(message))]
         case .reply(let args):
             o.append(("args", .array(args)))
+        case .set(let name, let value, let ttl):
+            o += [("name", .string(name)), ("value", value)]
+            if let ttl { o.append(("ttl", .number(ttl.secondsValue))) }
+        case .unset(let name):
+            o.append(("name", .string(name)))
         }
         return .object(.init(uniqueKeysWithValues: o))
     }

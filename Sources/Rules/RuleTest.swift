@@ -38,4 +38,4 @@ public struct RuleTest: Sendable {
 
 /// The keys an expectation may give, which are those of `PlannedAction.replayJSON()`.
 let expectationKeys = ["at", "rule", "phase", "action", "namespace", "event", "args", "ack", "argv", "env", "cwd",
-                       "timeout", "script", "path", "message"]
+                       "timeout", "script", "path", "message", "name", "value", "ttl"]

@@ -88,7 +88,7 @@ public enum RuleTestRunner {
     }
 
     static func show(_ key: String, _ v: JSONValue) -> String {
-        if key == "at" || key == "ack" || key == "timeout", case .number(let n) = v { return formatSeconds(n) }
+        if key == "at" || key == "ack" || key == "timeout" || key == "ttl", case .number(let n) = v { return formatSeconds(n) }
         return v.jsonString()
     }
 
@@ -106,6 +106,10 @@ public enum RuleTestRunner {
             s += " \(target.name) \(JSONValue.string(message).jsonString())"
         case .reply(let args):
             s += " \(JSONValue.array(args).jsonString())"
+        case .set(let name, let value, let ttl):
+            s += " \(name) = \(value.jsonString())" + (ttl.map { " ttl \(formatSeconds($0.secondsValue))" } ?? "")
+        case .unset(let name):
+            s += " \(name)"
         }
         return s
     }

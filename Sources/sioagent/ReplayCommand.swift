@@ -18,21 +18,27 @@ struct ReplayCommand: Command {
         options: [
             .option("rules", value: "path", "A rule file or directory (repeatable).", repeatable: true),
             .flag("explain", "Also print, for each rule that handled an event but did not fire, the reason."),
+            .option("tz", value: "zone", "The time zone of at: and cron: schedules, like Europe/Lisbon (default: the system's, as in run)."),
         ]
     )
 
     var rules: [String]
     var events: String
     var explain: Bool
+    var timeZone: String?
 
     init(_ arguments: ParsedArguments) throws(ValidationError) {
         rules = arguments.strings("rules")
+        timeZone = arguments.string("tz")
         events = arguments.argument("events") ?? "-"
         explain = arguments.flag("explain")
     }
 
     func validate() throws(ValidationError) {
         if rules.isEmpty { throw ValidationError("give the rules with --rules PATH") }
+        if let timeZone, !isKnownTimeZone(timeZone) {
+            throw ValidationError("--tz: \"\(timeZone)\" is not a time zone name like Europe/Lisbon or UTC")
+        }
         if events != "-" && access(events, F_OK) != 0 {
             throw ValidationError("no such events file: \(events)")
         }
@@ -50,7 +56,7 @@ struct ReplayCommand: Command {
             lines = AnySequence(text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init))
         }
         let status = RuleCommands.replay(rulePaths: rules, environment: processEnvironment(),
-                                         eventsName: events == "-" ? "<stdin>" : events, lines: lines, explain: explain,
+                                         eventsName: events == "-" ? "<stdin>" : events, lines: lines, explain: explain, timeZone: timeZone,
                                          output: { print($0) }, errors: { FileHandleStderr.write($0 + "\n") })
         if status != 0 { throw ExitCode(status) }
     }

@@ -67,7 +67,7 @@ enum RuleCommands {
     /// Malformed lines go to `errors` with their line number and are skipped.
     /// Exit 0, or 1 when the rules did not load or a line was malformed.
     static func replay(rulePaths: [String], environment: [String: String], eventsName: String,
-                              lines: some Sequence<String>, explain: Bool,
+                              lines: some Sequence<String>, explain: Bool, timeZone: String? = nil,
                               output: (String) -> Void, errors: (String) -> Void) -> Int32 {
         let (loaded, diagnostics) = RuleSet.load(paths: rulePaths, environment: environment)
         for d in diagnostics { errors(d.description) }
@@ -84,7 +84,7 @@ enum RuleCommands {
                 malformed += 1
                 errors("\(eventsName):\(lineNumber): error: \(e.message); line skipped")
             case .success(let (at, event)):
-                if engine == nil { engine = RuleEngine(ruleSet: set, startTime: at) }
+                if engine == nil { engine = RuleEngine(ruleSet: set, startTime: at, timeZone: timeZone) }
                 previous = at
                 for action in engine!.run(until: at) { output(action.replayJSON().jsonString()) }
                 var explanations: [Explanation] = []

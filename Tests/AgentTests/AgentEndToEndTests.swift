@@ -237,7 +237,7 @@ struct AgentEndToEndTests {
             """
             rules:
               - id: tick
-                every: 150ms
+                every: 1s
                 then:
                   - emit: tick
                     args: ["t{{ now }}"]

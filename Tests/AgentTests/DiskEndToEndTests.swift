@@ -207,7 +207,7 @@ struct DiskEndToEndTests {
             """
             rules:
               - id: tick
-                every: 250ms
+                every: 1s
                 then:
                   - emit: tick
                     args: ["t{{ now }}"]

@@ -32,7 +32,7 @@ struct LegacyServerTests {
             """
             rules:
               - id: tick
-                every: 150ms
+                every: 1s
                 then:
                   - emit: record
                     args: ["t{{ now }}"]

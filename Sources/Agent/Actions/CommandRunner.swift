@@ -125,6 +125,18 @@ public actor CommandRunner {
             workingDirectory: workingDirectory, passEnvironment: passEnvironment, reactor: ProcessReactor(exitDetection: .polling))
     }
 
+    /// For tests: a runner that starts children as on glibc before 2.34 (fork and exec), with
+    /// `close_range` or, as on kernels before 5.9, by reading /proc/self/fd.
+    package static func forkExec(
+        closeRange: Bool, maxConcurrent: Int, defaultTimeout: Duration, killGrace: Duration, workingDirectory: String?,
+        passEnvironment: [String: String]
+    ) -> CommandRunner {
+        CommandRunner(
+            maxConcurrent: maxConcurrent, maxQueued: 100, defaultTimeout: defaultTimeout, killGrace: killGrace,
+            workingDirectory: workingDirectory, passEnvironment: passEnvironment,
+            reactor: ProcessReactor(spawnMethod: .forkExec(closeRange: closeRange)))
+    }
+
     /// Commands started and not yet finished, and commands waiting for a slot.
     public var load: (running: Int, waiting: Int) { (running, waiting.count) }
 

@@ -80,6 +80,9 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             ["rule.id": .string(action.rule), "rule.phase": .string(action.phase.rawValue), "event.name": .string(action.trigger?.name ?? "")]
         }
         switch action.kind {
+        case .set, .unset:
+            // The engine applied it already; counted like the other actions.
+            metrics?.action(action.kind, .ok)
         case .emit(let namespace, let event, let args, let ackTimeout):
             logger.info(
                 "emit",

@@ -346,5 +346,5 @@ struct FileError: Error, CustomStringConvertible {
 
 /// Reads a whole text file.
 func readTextFile(_ path: String) throws -> String {
-    String(decoding: try readFile(path), as: UTF8.self)
+    String(decoding: try readLinkedFile(path), as: UTF8.self)
 }

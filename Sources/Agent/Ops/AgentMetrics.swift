@@ -78,7 +78,7 @@ public final class AgentMetrics: Sendable {
     }
 
     /// Action kinds, in label order.
-    static let actionNames = ["emit", "reply", "run", "shell", "log"]
+    static let actionNames = ["emit", "reply", "run", "shell", "log", "set", "unset"]
 
     static func actionIndex(_ kind: PlannedAction.Kind) -> Int {
         switch kind {
@@ -87,6 +87,8 @@ public final class AgentMetrics: Sendable {
         case .run: 2
         case .shell: 3
         case .log: 4
+        case .set: 5
+        case .unset: 6
         }
     }
 
@@ -164,6 +166,10 @@ public final class AgentMetrics: Sendable {
         out += "# HELP sioagent_reconnects_total Successful reconnections after a lost connection.\n"
         out += "# TYPE sioagent_reconnects_total counter\n"
         out += "sioagent_reconnects_total \(reconnects.value)\n"
+
+        out += "# HELP sioagent_regex_inputs_too_long_total Strings not matched by a matches condition for being longer than \(RegexLimits.maxInputBytes) bytes.\n"
+        out += "# TYPE sioagent_regex_inputs_too_long_total counter\n"
+        out += "sioagent_regex_inputs_too_long_total \(RegexLimits.inputsTooLong)\n"
 
         out += "# HELP sioagent_command_duration_seconds How long run and shell commands ran.\n"
         out += "# TYPE sioagent_command_duration_seconds histogram\n"

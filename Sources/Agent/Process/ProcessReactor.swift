@@ -54,9 +54,12 @@ final class ProcessReactor: Sendable {
     /// then looks for jobs every 50 ms).
     fileprivate let wakeDescriptor: Int32
     fileprivate let exitDetection: ExitDetection
+    /// How children are started (tests force the fork/exec fallback of older glibc).
+    fileprivate let spawnMethod: SpawnMethod
 
-    init(exitDetection: ExitDetection = .automatic) {
+    init(exitDetection: ExitDetection = .automatic, spawnMethod: SpawnMethod = .automatic) {
         self.exitDetection = exitDetection
+        self.spawnMethod = spawnMethod
         wakeDescriptor = sioagent_eventfd()
     }
 
@@ -117,68 +120,6 @@ final class ProcessReactor: Sendable {
             }, retained.toOpaque())
         if code != 0 { retained.release() }
         return code
-    }
-}
-
-extension CommandOutcome {
-    static func failedToStart(_ reason: String, after duration: Duration, warnings: [String] = []) -> CommandOutcome {
-        CommandOutcome(
-            status: "failed to start: \(reason)", exitCode: nil, signal: nil, timedOut: false, dropped: false, duration: duration,
-            standardOutput: "", standardError: "", warnings: warnings)
-    }
-}
-
-/// The first bytes of a stream, and how many there were in all.
-private struct Capture {
-    var kept: [UInt8] = []
-    var total = 0
-
-    mutating func add(_ bytes: UnsafeRawBufferPointer) {
-        let room = CommandRunner.captureLimit - kept.count
-        if room > 0 { kept.append(contentsOf: bytes.prefix(room)) }
-        total = total.addingReportingOverflow(bytes.count).overflow ? Int.max : total + bytes.count
-    }
-
-    var text: String { String(decoding: kept, as: UTF8.self) }
-}
-
-/// A running child, owned by the reactor thread.
-private final class Child {
-    let done: CheckedContinuation<CommandOutcome, Never>
-    let pid: pid_t
-    var pidfd: Int32
-    var stdin: Int32
-    var stdout: Int32
-    var stderr: Int32
-    let input: [UInt8]
-    var written = 0
-    var out = Capture()
-    var err = Capture()
-    let started: ContinuousClock.Instant
-    let timeout: Duration
-    let deadline: ContinuousClock.Instant
-    let grace: Duration
-    var killAt: ContinuousClock.Instant?
-    var killed = false
-    var exited = false
-    var warnings: [String]
-
-    init(
-        _ process: SpawnedProcess, pidfd: Int32, command: PreparedCommand, started: ContinuousClock.Instant,
-        warnings: [String], done: CheckedContinuation<CommandOutcome, Never>
-    ) {
-        self.done = done
-        pid = process.pid
-        self.pidfd = pidfd
-        stdin = process.stdin
-        stdout = process.stdout
-        stderr = process.stderr
-        input = command.input
-        self.started = started
-        timeout = command.timeout
-        deadline = started + command.timeout
-        grace = command.grace
-        self.warnings = warnings
     }
 }
 
@@ -310,7 +251,7 @@ private final class ReactorLoop {
         var warnings: [String] = []
         var request = SpawnRequest(
             path: path, argv: command.argv, environment: Self.pairs(environment), directory: command.directory,
-            hasInput: !command.input.isEmpty)
+            hasInput: !command.input.isEmpty, method: reactor.spawnMethod)
         var result = spawnProcess(request)
         if case .failure(let failure) = result, failure.code == E2BIG,
             !command.redundantEnvironment.isDisjoint(with: environment.keys)

@@ -31,6 +31,30 @@ struct SpawnRequest {
     var directory: String?
     /// Whether standard input is a pipe (otherwise /dev/null).
     var hasInput: Bool
+    /// How to start it (tests force the fallback).
+    var method: SpawnMethod = .automatic
+}
+
+/// How children are started.
+///
+/// `posix_spawn` does everything when glibc has `posix_spawn_file_actions_addclosefrom_np`
+/// (2.34+) and `…_addchdir_np` (2.29+). Without them it could neither keep the agent's other
+/// descriptors out of the child (swift-nio opens its sockets without `SOCK_CLOEXEC`: the server
+/// connection and the metrics listener would leak into every command) nor start it in `cwd`.
+/// There the agent forks and execs itself: the child closes every descriptor above 2
+/// (`close_range`, Linux 5.9+, else by reading /proc/self/fd) and changes directory before
+/// `execve`, with nothing between fork and exec but system calls. Marking descriptors
+/// close-on-exec from the parent instead would race with threads opening new ones, and `cd` in
+/// a shell would turn `run:` argv into shell code, so neither is used. Both functions are found
+/// at run time (dlsym), so one binary does the right thing on glibc 2.28 and on 2.36.
+enum SpawnMethod: Sendable, Equatable {
+    /// posix_spawn where glibc has both functions, otherwise fork and exec.
+    case automatic
+    /// Fork and exec, as on older glibc; `closeRange: false` also as on kernels before 5.9.
+    case forkExec(closeRange: Bool)
+
+    /// What `automatic` is on this system.
+    static let posixSpawnComplete = sioagent_spawn_has_closefrom() != 0 && sioagent_spawn_has_chdir() != 0
 }
 
 /// Starts a child with `posix_spawn`:
@@ -42,6 +66,93 @@ struct SpawnRequest {
 /// - in `directory`.
 /// Must not run on an event loop: it waits until the child has called exec.
 func spawnProcess(_ request: SpawnRequest) -> Result<SpawnedProcess, SpawnFailure> {
+    switch request.method {
+    case .automatic where SpawnMethod.posixSpawnComplete:
+        return spawnWithPosixSpawn(request)
+    case .automatic:
+        return spawnWithFork(request, closeRange: true)
+    case .forkExec(let closeRange):
+        return spawnWithFork(request, closeRange: closeRange)
+    }
+}
+
+/// The child's pipes, made close-on-exec; the parent's ends later become non-blocking.
+private struct ChildPipes {
+    var input: (read: Int32, write: Int32)?
+    var output: (read: Int32, write: Int32)
+    var error: (read: Int32, write: Int32)
+
+    static func make(hasInput: Bool) -> Result<ChildPipes, SpawnFailure> {
+        var made: [Int32] = []
+        func makePipe() -> (read: Int32, write: Int32)? {
+            var fds: [Int32] = [-1, -1]
+            guard sioagent_pipe_cloexec(&fds) == 0 else { return nil }
+            made += fds
+            return (fds[0], fds[1])
+        }
+        let input = hasInput ? makePipe() : nil
+        guard !hasInput || input != nil, let output = makePipe(), let error = makePipe() else {
+            let code = errno
+            for fd in made { close(fd) }
+            return .failure(SpawnFailure(code: code, context: "pipe"))
+        }
+        return .success(ChildPipes(input: input, output: output, error: error))
+    }
+
+    /// After the start: the child's ends are the child's now; on failure the parent's go too.
+    func finish(started: Bool) {
+        if let input { close(input.read) }
+        close(output.write)
+        close(error.write)
+        if !started {
+            if let input { close(input.write) }
+            close(output.read)
+            close(error.read)
+        }
+    }
+
+    func parentEnds(pid: pid_t) -> SpawnedProcess {
+        for fd in [input?.write, output.read, error.read].compactMap({ $0 }) {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        }
+        return SpawnedProcess(pid: pid, stdin: input?.write ?? -1, stdout: output.read, stderr: error.read)
+    }
+}
+
+/// The fallback of ``SpawnMethod``: fork and exec, with the same child as posix_spawn gives.
+private func spawnWithFork(_ request: SpawnRequest, closeRange: Bool) -> Result<SpawnedProcess, SpawnFailure> {
+    let pipes: ChildPipes
+    switch ChildPipes.make(hasInput: request.hasInput) {
+    case .success(let p): pipes = p
+    case .failure(let f): return .failure(f)
+    }
+    var step: Int32 = 0
+    var code: Int32 = 0
+    let pid = withCStringArray(request.argv) { argv in
+        withCStringArray(request.environment) { envp in
+            let run = { (directory: UnsafePointer<CChar>?) in
+                sioagent_fork_exec(
+                    request.path, argv, envp, pipes.input?.read ?? -1, pipes.output.write, pipes.error.write, directory,
+                    closeRange ? 1 : 0, &step, &code)
+            }
+            if let directory = request.directory { return directory.withCString { run($0) } }
+            return run(nil)
+        }
+    }
+    pipes.finish(started: pid > 0)
+    guard pid > 0 else {
+        let context = switch step {
+        case 1: "working directory \(request.directory ?? "")"
+        case 2: "execve \(request.path)"
+        case 3: "dup2"
+        default: "fork"
+        }
+        return .failure(SpawnFailure(code: code, context: context))
+    }
+    return .success(pipes.parentEnds(pid: pid))
+}
+
+private func spawnWithPosixSpawn(_ request: SpawnRequest) -> Result<SpawnedProcess, SpawnFailure> {
     var pipes: [Int32] = []
     func closeAll() { for fd in pipes where fd >= 0 { close(fd) } }
 

@@ -18,6 +18,20 @@ extension RuleSet {
     ///   - environment: what `env.NAME` reads (resolved at load).
     /// - Returns: the rule set, nil when any error was found, and every diagnostic (errors and warnings).
     public static func load(paths: [String], environment: [String: String]) -> (ruleSet: RuleSet?, diagnostics: [Diagnostic]) {
+        load(RuleFilesSnapshot.read(paths: paths), environment: environment)
+    }
+
+    /// Compiles rule files read before (see ``RuleFilesSnapshot/read(paths:)``).
+    public static func load(_ snapshot: RuleFilesSnapshot, environment: [String: String]) -> (ruleSet: RuleSet?, diagnostics: [Diagnostic]) {
+        var diagnostics = snapshot.problems
+        let (set, more) = load(sources: snapshot.sources.map { (path: $0.path, text: $0.text) }, environment: environment)
+        diagnostics += more
+        let failed = diagnostics.contains { $0.severity == .error }
+        return (failed ? nil : set, diagnostics)
+    }
+
+    /// The files `load(paths:)` reads, in the order it reads them, and what it cannot find.
+    static func ruleFiles(paths: [String]) -> (files: [String], missing: [Diagnostic]) {
         var files: [String] = []
         var diagnostics: [Diagnostic] = []
         for path in paths {
@@ -37,17 +51,7 @@ extension RuleSet {
                 files.append(companion)
             }
         }
-        var sources: [(path: String, text: String)] = []
-        for file in files {
-            switch readUTF8File(file) {
-            case .success(let text): sources.append((file, text))
-            case .failure(let problem): diagnostics.append(Diagnostic(file: file, line: 0, column: 0, message: problem.description))
-            }
-        }
-        let (set, more) = load(sources: sources, environment: environment)
-        diagnostics += more
-        let failed = diagnostics.contains { $0.severity == .error }
-        return (failed ? nil : set, diagnostics)
+        return (files, diagnostics)
     }
 
     /// Why a file's text could not be had.
@@ -68,7 +72,8 @@ extension RuleSet {
     /// before it is read.
     public static func readUTF8File(_ path: String, limit: Int = YAMLLimits().maxDocumentBytes) -> Result<String, FileProblem> {
         if let stamp = fileStamp(path), stamp.size > limit { return .failure(.tooLarge(limit)) }
-        guard let bytes = try? readFile(path) else { return .failure(.unreadable) }
+        // Rule files may be symbolic links (a Kubernetes ConfigMap is a tree of them).
+        guard let bytes = try? readLinkedFile(path) else { return .failure(.unreadable) }
         guard bytes.count <= limit else { return .failure(.tooLarge(limit)) }
         guard let text = String(validating: bytes, as: UTF8.self) else { return .failure(.notUTF8) }
         return .success(text)
@@ -96,5 +101,38 @@ extension RuleSet {
             }
         }
         return out
+    }
+}
+
+/// One rule file's text, as read.
+public struct RuleSource: Equatable, Sendable {
+    public var path: String
+    public var text: String
+}
+
+/// The rule files as read at one moment: what ``RuleSet/load(_:environment:)`` compiles. Two
+/// snapshots are equal when the same files held the same text and the same problems, so the
+/// agent's watcher can tell a file still being written from one that settled, and loads exactly
+/// the text it compared.
+public struct RuleFilesSnapshot: Equatable, Sendable {
+    public var sources: [RuleSource] = []
+    /// Files that could not be found or read.
+    public var problems: [Diagnostic] = []
+
+    public init() {}
+
+    /// Reads the rule files and directories at `paths` as ``RuleSet/load(paths:environment:)``
+    /// would. Does file I/O: never on an event loop.
+    public static func read(paths: [String]) -> RuleFilesSnapshot {
+        var snapshot = RuleFilesSnapshot()
+        let (files, missing) = RuleSet.ruleFiles(paths: paths)
+        snapshot.problems = missing
+        for file in files {
+            switch RuleSet.readUTF8File(file) {
+            case .success(let text): snapshot.sources.append(RuleSource(path: file, text: text))
+            case .failure(let problem): snapshot.problems.append(Diagnostic(file: file, line: 0, column: 0, message: problem.description))
+            }
+        }
+        return snapshot
     }
 }

@@ -60,15 +60,25 @@ func listDirectory(_ path: String) -> [String] {
 /// far beyond any of them, and small enough that a huge or sparse file never takes the memory.
 let maxReadFileBytes = 256 << 20
 
-/// Reads a whole file of at most ``maxReadFileBytes``.
+/// Reads a whole file the agent wrote (spool, state) of at most ``maxReadFileBytes``, never
+/// through a symbolic link.
 func readFile(_ path: String) throws -> [UInt8] {
     try readRegularFile(path, maxBytes: maxReadFileBytes)
 }
 
+/// Reads a whole file the operator gave (the configuration, rule files, recorded events) of at
+/// most ``maxReadFileBytes``. Symbolic links are followed: /etc setups and Kubernetes ConfigMaps
+/// (`agent.yaml -> ..data/agent.yaml`, `..data -> ..2026_01_01…`) are made of them. What the
+/// agent writes never follows one (see ``createExclusive(_:)``).
+func readLinkedFile(_ path: String) throws -> [UInt8] {
+    try readRegularFile(path, maxBytes: maxReadFileBytes, followLinks: true)
+}
+
 /// Reads a regular file of at most `maxBytes`. Never blocks on a FIFO or a device (opened with
-/// `O_NONBLOCK`), never follows a symbolic link, and refuses anything that is not a regular file.
-func readRegularFile(_ path: String, maxBytes: Int) throws -> [UInt8] {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW)
+/// `O_NONBLOCK`), follows a symbolic link only when told to, and refuses anything that is not a
+/// regular file (after following the link).
+func readRegularFile(_ path: String, maxBytes: Int, followLinks: Bool = false) throws -> [UInt8] {
+    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | (followLinks ? 0 : O_NOFOLLOW))
     guard fd >= 0 else { throw systemError("cannot open \(path)") }
     defer { close(fd) }
     var st = stat()
@@ -144,6 +154,20 @@ func syncDirectory(_ path: String) throws {
     guard fd >= 0 else { throw systemError("cannot open directory \(path)") }
     defer { close(fd) }
     if fsync(fd) != 0 { throw systemError("cannot sync directory \(path)") }
+}
+
+/// What changes when a file is replaced or written: device, inode, size, and modification and
+/// change times in nanoseconds (of the link's target), or nil when there is no such file.
+func fileIdentity(_ path: String) -> [Int]? {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return nil }
+    func nanoseconds(_ t: timespec) -> Int {
+        let (s, o1) = Int(t.tv_sec).multipliedReportingOverflow(by: 1_000_000_000)
+        let (n, o2) = s.addingReportingOverflow(Int(t.tv_nsec))
+        return o1 || o2 ? (t.tv_sec < 0 ? Int.min : Int.max) : n
+    }
+    return [Int(truncatingIfNeeded: st.st_dev), Int(truncatingIfNeeded: st.st_ino), Int(st.st_size),
+            nanoseconds(st.st_mtim), nanoseconds(st.st_ctim)]
 }
 
 /// Size and modification time of a file, or nil.

@@ -33,7 +33,12 @@ extension FileCompiler {
         var every: Double?
         if let e = m["every"] {
             every = duration(e.value, "every")
-            if let v = every, v <= 0 { error(e.value, "every must be longer than 0s"); every = nil }
+            // A shorter period would only flood the actions (and below about 1e-7 s the clock stops
+            // moving at today's Unix times): the shortest is 1 s.
+            if let v = every, v < shortestEvery {
+                error(e.value, "every: \"\(e.value.scalar?.string ?? "")\" is shorter than \(formatSeconds(shortestEvery)), the shortest period")
+                every = nil
+            }
         }
         let timerKeys = ["every", "at", "cron"].filter { m[$0] != nil }
         if m["on"] == nil && timerKeys.isEmpty {

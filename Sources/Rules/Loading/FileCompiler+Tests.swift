@@ -105,7 +105,7 @@ extension FileCompiler {
         for key in expectationKeys {
             guard let e = m[key] else { continue }
             switch key {
-            case "at", "ack", "timeout":
+            case "at", "ack", "timeout", "ttl":
                 guard let v = testTime(e.value, key) else { ok = false; continue }
                 fields.append((key, .number(v)))
             case "phase":
@@ -126,6 +126,9 @@ extension FileCompiler {
                 fields.append((key, .string(t)))
             case "args", "argv":
                 guard case .array = json(e.value) else { error(e.value, "\(key): must be a list"); ok = false; continue }
+                fields.append((key, json(e.value)))
+            case "value":
+                // Any value, compared as the JSON `set` gave the state.
                 fields.append((key, json(e.value)))
             case "env":
                 guard case .object(let o) = json(e.value) else { error(e.value, "env: must be a mapping"); ok = false; continue }

@@ -87,8 +87,7 @@ extension FileCompiler {
         var timeZone: String?
         if let e = m["tz"] {
             guard let tz = text(e.value, "tz") else { return nil }
-            let valid = !tz.isEmpty && !tz.hasPrefix("/") && !tz.contains("..") && tz.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "/_+-".unicodeScalars.contains($0)) }
-            guard valid, tz == "UTC" || fileExists("/usr/share/zoneinfo/" + tz) else {
+            guard isKnownTimeZone(tz) else {
                 error(e.value, "tz: \"\(tz)\" is not a time zone name like Europe/Lisbon or UTC")
                 return nil
             }
@@ -118,6 +117,15 @@ extension FileCompiler {
 }
 
 /// Whether the C library has this time zone (it reads the file when the zone is used).
+/// Whether `tz` names a time zone of the system's database (`Europe/Lisbon`, `UTC`): a plain
+/// relative name, never a path out of `/usr/share/zoneinfo`.
+public func isKnownTimeZone(_ tz: String) -> Bool {
+    let valid = !tz.isEmpty && !tz.hasPrefix("/") && !tz.contains("..") && tz.unicodeScalars.allSatisfy {
+        $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "/_+-".unicodeScalars.contains($0))
+    }
+    return valid && (tz == "UTC" || fileExists("/usr/share/zoneinfo/" + tz))
+}
+
 private func fileExists(_ path: String) -> Bool {
     access(path, R_OK) == 0
 }
