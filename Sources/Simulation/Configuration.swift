@@ -83,6 +83,9 @@ struct AgentSettings {
     /// The state file beside the spool directory, as the agent puts it by default.
     var stateDirectory = "/var/lib/sioagent"
     var maxItems: Int
+    /// `spool.max_bytes` and `spool.max_memory` (small ones make the byte budgets act).
+    var maxBytes = 64 << 20
+    var maxMemory = 4 << 20
     var retryDelay: Duration = .seconds(5)
     var shutdownTimeout: Duration
     var policy = ReconnectionPolicy()

@@ -13,18 +13,22 @@ extension World {
         runs += 1
         let spool: Spool
         do {
-            spool = try Spool(directory: settings.spoolDirectory, maxItems: settings.maxItems, storage: disk)
+            spool = try Spool(
+                directory: settings.spoolDirectory, maxItems: settings.maxItems, maxBytes: settings.maxBytes, maxMemory: settings.maxMemory,
+                storage: disk)
         } catch {
             checker.violation("the spool directory cannot be opened: \(error)")
             return
         }
         spool.quarantinesForeignFiles = mutation == .stateInSpool
-        let (items, corrupt) = spool.load()
+        let (index, corrupt) = spool.loadIndex(payloadBudget: settings.maxMemory)
         for (name, reason) in corrupt { note("start: spool file \(name) moved to corrupt/: \(reason)") }
-        let loaded = items.map { ($0, spool.fileNames[$0.sequence] ?? "?") }
+        let items = index.map(\.item)
+        let loaded = index.map { OutboxState.Loaded(item: $0.item, file: $0.file, hasPayload: $0.hasPayload, bytes: $0.bytes) }
         let failedCount = disk.list(spool.failedDirectory).count
         var configuration = OutboxState.Configuration(
-            namespaces: settings.namespaces, maxItems: settings.maxItems, retryDelay: settings.retryDelay)
+            namespaces: settings.namespaces, maxItems: settings.maxItems, maxBytes: settings.maxBytes, maxMemory: settings.maxMemory,
+            retryDelay: settings.retryDelay)
         configuration.mutation = mutation?.outbox
         var outbox = OutboxState(configuration: configuration, loaded: loaded, failedCount: failedCount, nextSequence: spool.sequenceAfterLoad)
         let statePath = settings.stateDirectory + "/" + settings.stateFileName
@@ -35,7 +39,16 @@ extension World {
         let agent = AgentProcess(run: runs, outbox: outbox, engine: engine, policy: settings.policy)
         self.agent = agent
         note("start #\(runs): \(items.count) alerts in the spool, state \(state.keys.sorted())")
-        checker.started(self, loaded: items, failed: disk.list(spool.failedDirectory), state: state)
+        // The reference reads what the index left on disk, to know which alerts are there.
+        var full = items
+        var files: [String: [UInt64: SpoolItem]] = [:]
+        for (i, found) in index.enumerated() where !found.hasPayload {
+            if files[found.file] == nil {
+                files[found.file] = (try? Spool.readPayloads(directory: settings.spoolDirectory, file: found.file, storage: disk)) ?? [:]
+            }
+            if let item = files[found.file]?[found.item.sequence] { full[i] = item }
+        }
+        checker.started(self, loaded: full, failed: disk.list(spool.failedDirectory), state: state)
         let actions = outbox.start()
         agent.outbox = outbox
         perform(actions, agent)
@@ -174,19 +187,28 @@ extension World {
         for action in actions {
             switch action {
             case .store(let item): submit(.spool(item), agent)
-            case .storeFailed(let item, let reason):
+            case .storeFailed(let item, let reason, let payloadIn):
                 checker.resolved(item, "failed: \(reason)")
-                submit(.failed(item), agent)
+                submit(.failed(item, payloadIn: payloadIn), agent)
             case .failedDirectoryFull(let item, let reason): checker.resolved(item, "failed (only logged): \(reason)")
-            case .remove(let file): submit(.remove(file), agent)
+            case .remove(let file):
+                note("outbox removes spool file \(file)")
+                submit(.remove(file), agent)
+            case .readPayloads(let file):
+                note("outbox reads payloads back from \(file)")
+                submit(.readPayloads(file), agent)
+            case .quarantine(let file): submit(.quarantine(file), agent)
+            case .lost(let items, let reason):
+                checker.lost(items, reason)
+                note("outbox lost \(items.count) alerts: \(reason)")
             case .send(let send, let item): clientSend(send, item, agent)
             case .scheduleRetry(let delay): schedule(.outboxRetry(run: agent.run), after: nanoseconds(delay))
             case .cancelRetry: break  // the state ignores a timer it did not arm
             case .schedulePersistRetry(let delay): schedule(.outboxPersistRetry(run: agent.run), after: nanoseconds(delay))
             case .delivered: break
-            case .discarded(let items, let reason):
-                for item in items { checker.resolved(item, "dropped: \(reason)") }
-                note("outbox dropped \(items.count) alerts: \(reason)")
+            case .discarded(let items, let budget):
+                for item in items { checker.resolved(item, "dropped: budget \(budget)") }
+                note("outbox dropped \(items.count) alerts: budget \(budget)")
             case .metric: break
             case .log(let level, let message, _):
                 if level >= .warning { note("log \(level): \(message)") }
@@ -212,12 +234,22 @@ extension World {
         agent.writerJobs.removeAll()
         var spoolBatches: [(items: [SpoolItem], bytes: [UInt8])] = []
         var failedItems: [SpoolItem] = []
+        var reads: [String] = []
         var current: [SpoolItem] = []
         var currentBytes: [UInt8] = []
         for job in jobs {
             switch job {
             case .remove(let file): disk.remove(settings.spoolDirectory + "/" + file)
-            case .failed(let item): failedItems.append(item)
+            case .failed(let item, let payloadIn):
+                if let file = payloadIn, let full = (try? Spool.readPayloads(directory: settings.spoolDirectory, file: file, storage: disk))?[item.sequence] {
+                    failedItems.append(full)
+                } else {
+                    failedItems.append(item)
+                }
+            case .readPayloads(let file): reads.append(file)
+            case .quarantine(let file):
+                try? disk.makeDirectories(settings.spoolDirectory + "/corrupt")
+                _ = disk.rename(settings.spoolDirectory + "/" + file, settings.spoolDirectory + "/corrupt/" + file)
             case .spool(let item):
                 let bytes = item.encoded()
                 if !current.isEmpty, currentBytes.count + bytes.count > 1 << 20 {
@@ -250,9 +282,19 @@ extension World {
         if results.contains(where: { $0.error == nil }) { try? disk.syncDirectory(settings.spoolDirectory) }
         for (items, file, error) in results {
             if error == nil { checker.durable(items) }
+            note("writer: \(file) holds \(items.compactMap(World.id(of:)))\(error.map { " refused: \($0)" } ?? "")")
             for item in items {
                 perform(agent.outbox.handle(.written(sequence: item.sequence, file: file, inFile: items.count, error: error)), agent)
             }
+        }
+        for file in reads {
+            let result: Result<[UInt64: SpoolItem], DiskError>
+            do {
+                result = .success(try Spool.readPayloads(directory: settings.spoolDirectory, file: file, storage: disk))
+            } catch {
+                result = .failure(error as? DiskError ?? DiskError(storage: "\(error)", code: 0))
+            }
+            perform(agent.outbox.handle(.payloadsRead(file: file, result)), agent)
         }
         // SIGKILL right after a write, now and then: the moments after the disk changed are
         // where losses hide.

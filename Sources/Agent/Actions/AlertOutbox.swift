@@ -18,9 +18,13 @@ import SocketIO
 /// configured or that the server does not know) goes to `spool/failed/` with an error, and
 /// never blocks the alerts behind it.
 ///
-/// When the disk refuses a write (full, quota, I/O error), the alert is kept in memory, at most
-/// ``maxInMemory`` of them and ``maxInMemoryBytes`` (the oldest is dropped beyond that, with a
-/// warning), and written again every retry delay until the disk takes it.
+/// Budgets (each reached with a warning, and the oldest goes; the one being sent never does):
+/// - on disk, `spool.max_items` alerts and `spool.max_bytes` of them;
+/// - in memory, an index entry per alert plus at most `spool.max_memory` of payloads: the
+///   payloads of the newest alerts on disk stay there and are read back (on the writer thread)
+///   when their turn comes, at start as well;
+/// - when the disk refuses a write (full, quota, I/O error), the alert is kept in memory, at most
+///   ``maxInMemory`` of them within `spool.max_memory`, and written again every retry delay.
 ///
 /// Each input goes to the state first; the actions it returns are carried out afterwards, so
 /// nothing re-enters the state. Confined to the client's event loop: every method runs there
@@ -40,9 +44,8 @@ final class AlertOutbox: @unchecked Sendable {
     private let failedDropped = DropCounter()
 
     var maxInMemory: Int { state.configuration.maxInMemory }
-    var maxInMemoryBytes: Int { state.configuration.maxInMemoryBytes }
 
-    /// Reads the spool (at start, before the loop runs it: this blocks on the disk).
+    /// Reads the spool index (at start, before the loop runs it: this blocks on the disk).
     /// - Parameter namespaces: the namespaces the client connects to.
     init(
         client: SocketIOClient, spool: Spool, writer: DiskWriter, logger: Logger, retryDelay: Duration, namespaces: Set<String>,
@@ -54,15 +57,16 @@ final class AlertOutbox: @unchecked Sendable {
         self.writer = writer
         self.loop = client.eventLoop
         self.logger = logger
-        let (items, corrupt) = spool.load()
+        let (items, corrupt) = spool.loadIndex(payloadBudget: spool.maxMemory)
         for (name, reason) in corrupt {
             logger.warning(
                 "spool file is unreadable; moved to the corrupt directory",
                 metadata: ["spool.file": "\(spool.directory)/\(name)", "spool.corrupt_dir": "\(spool.corruptDirectory)", "error": "\(reason)"])
         }
         state = OutboxState(
-            configuration: OutboxState.Configuration(namespaces: namespaces, maxItems: spool.maxItems, retryDelay: retryDelay),
-            loaded: items.map { ($0, spool.fileNames[$0.sequence] ?? Spool.fileName($0.sequence)) },
+            configuration: OutboxState.Configuration(
+                namespaces: namespaces, maxItems: spool.maxItems, maxBytes: spool.maxBytes, maxMemory: spool.maxMemory, retryDelay: retryDelay),
+            loaded: items.map { OutboxState.Loaded(item: $0.item, file: $0.file, hasPayload: $0.hasPayload, bytes: $0.bytes) },
             failedCount: spool.storage.list(spool.failedDirectory).count, nextSequence: spool.sequenceAfterLoad)
         // Before the loop runs: nothing else can touch the state yet.
         perform(state.start())
@@ -132,8 +136,20 @@ final class AlertOutbox: @unchecked Sendable {
                                 self.apply(.written(sequence: sequence, file: result.file, inFile: result.storesInFile, error: result.error))
                             }
                         }))
-            case .storeFailed(let item, _):
-                writer.submit(.store(directory: spool.failedDirectory, name: Spool.fileName(item.sequence), bytes: item.encoded(), done: { _ in }))
+            case .storeFailed(let item, _, let payloadIn):
+                let name = Spool.fileName(item.sequence), failedDirectory = spool.failedDirectory
+                if let file = payloadIn {
+                    // Its payload stayed on disk: copied from its spool file, before that file can
+                    // be removed (the writer does jobs in order).
+                    let directory = spool.directory, storage = spool.storage
+                    writer.submit(.task {
+                        let full = (try? Spool.readPayloads(directory: directory, file: file, storage: storage))?[item.sequence] ?? item
+                        try? storage.makeDirectories(failedDirectory)
+                        try? storage.storeDurably(directory: failedDirectory, name: name, bytes: full.encoded())
+                    })
+                } else {
+                    writer.submit(.store(directory: failedDirectory, name: name, bytes: item.encoded(), done: { _ in }))
+                }
             case .failedDirectoryFull:
                 if let count = failedDropped.dropped() {
                     logger.error(
@@ -142,6 +158,23 @@ final class AlertOutbox: @unchecked Sendable {
                 }
             case .remove(let file):
                 writer.submit(.remove(path: spool.directory + "/" + file))
+            case .readPayloads(let file):
+                let directory = spool.directory, storage = spool.storage
+                writer.submit(.task {
+                    let result: Result<[UInt64: SpoolItem], DiskError>
+                    do {
+                        result = .success(try Spool.readPayloads(directory: directory, file: file, storage: storage))
+                    } catch {
+                        result = .failure(error as? DiskError ?? DiskError(storage: "\(error)", code: 0))
+                    }
+                    self.loop.execute { self.apply(.payloadsRead(file: file, result)) }
+                })
+            case .quarantine(let file):
+                let directory = spool.directory, corrupt = spool.corruptDirectory, storage = spool.storage
+                writer.submit(.task {
+                    try? storage.makeDirectories(corrupt)
+                    _ = storage.rename(directory + "/" + file, corrupt + "/" + file)
+                })
             case .send(let send, let item):
                 let attempt: EventLoopFuture<Void>
                 if let timeout = item.ackTimeout {
@@ -175,10 +208,15 @@ final class AlertOutbox: @unchecked Sendable {
                     metrics.action(index: 0, .ok)
                     if let plannedAt { metrics.actionDone(plannedAt: plannedAt) }
                 }
-            case .discarded: break  // the state logs the warning
+            case .discarded(let items, let budget): metrics?.dropped(budget, count: items.count)
+            case .lost: break  // the state logs the error
             case .metric(let outcome): metrics?.action(index: 0, outcome)
             case .log(let level, let message, var metadata):
                 if level >= .error, message.hasPrefix("alert can never") { metadata["spool.failed_dir"] = "\(spool.failedDirectory)" }
+                if let file = metadata["spool.file"], message.hasPrefix("spool file is unreadable") {
+                    metadata["spool.file"] = "\(spool.directory)/\(file)"
+                    metadata["spool.corrupt_dir"] = "\(spool.corruptDirectory)"
+                }
                 logger.log(level: level, "\(message)", metadata: metadata)
             }
         }

@@ -36,6 +36,9 @@ public final class DiskWriter: Sendable {
         /// stores it holds, or the error; the stores of one file report one after the other.
         case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (StoreResult) -> Void)
         case remove(path: String)
+        /// Runs on the writer thread, in order with the other jobs (reading a spool file back,
+        /// copying one, moving one aside).
+        case task(@Sendable () -> Void)
         case closeFile(String)
         case flush(@Sendable () -> Void)
     }
@@ -202,6 +205,8 @@ public final class DiskWriter: Sendable {
                 }
             case .remove(let path):
                 storage.remove(path)
+            case .task(let work):
+                work()
             case .closeFile(let path):
                 closing.append(path)
             case .flush(let done):
