@@ -177,10 +177,12 @@ final class AlertOutbox: @unchecked Sendable {
                 })
             case .send(let send, let item):
                 let attempt: EventLoopFuture<Void>
+                // The outbox owns delivery (order, retries, the spool): the client writes each
+                // alert once, on the current connection, or fails it.
                 if let timeout = item.ackTimeout {
-                    attempt = client.sendWithAck(item.event, item.args, namespace: item.namespace, timeout: timeout).map { _ in }
+                    attempt = client.sendWithAck(item.event, item.args, namespace: item.namespace, timeout: timeout, delivery: .direct).map { _ in }
                 } else {
-                    attempt = client.send(item.event, item.args, namespace: item.namespace)
+                    attempt = client.send(item.event, item.args, namespace: item.namespace, delivery: .direct)
                 }
                 attempt.hop(to: loop).whenComplete { result in
                     switch result {

@@ -80,6 +80,9 @@ async def common(ns, event, sid, *data):
         return cookies_seen
     elif event == "transport":
         return sio.transport(sid, namespace=ns)
+    elif event == "record_stall":
+        records.append(data[0] if data else None)
+        await asyncio.sleep(3600)
     elif event == "stall":
         await asyncio.sleep(3600)
     elif event == "emit_count":
