@@ -85,6 +85,9 @@ final class ClientCore {
             namespaces: configuration.namespaces.map { (name: $0.key, auth: $0.value ?? nil) },
             policy: configuration.reconnection, connectTimeout: configuration.connectTimeout,
             protocolVersion: configuration.protocolVersion, seed: UInt64.random(in: 0...UInt64.max))
+        if case .success(let engineSettings) = settings {
+            machine.connectTimeoutDetail = ConnectionErrorWording.handshakeTimeout(engineSettings.target)
+        }
         self.data = Array(repeating: NamespaceData(), count: machine.namespaces.count)
         self.buffer = OfflineBuffer(limit: configuration.offlineBufferLimit)
     }

@@ -122,6 +122,8 @@ package struct ClientStateMachine {
     /// The session's pingInterval (ms): the stable period.
     private var pingInterval = 25_000
     package private(set) var lastError: SocketIOError?
+    /// What a connect timeout reports, in words (the shell sets it from the server's address).
+    package var connectTimeoutDetail = "timed out while connecting"
 
     package init(namespaces: [(name: String, auth: JSONValue?)], policy: ReconnectionPolicy, connectTimeout: Duration,
                  protocolVersion: ProtocolVersion, seed: UInt64) {
@@ -402,7 +404,7 @@ package struct ClientStateMachine {
         case .connect:
             guard phase == .connecting else { return [] }
             actions.append(.closeEngine(graceful: false))
-            actions += engineClosed(reason: .transportError, detail: "timed out while connecting", sessionGone: false)
+            actions += engineClosed(reason: .transportError, detail: connectTimeoutDetail, sessionGone: false)
         case .reconnect:
             guard phase == .waiting else { return [] }
             actions.append(.deliver(.reconnectAttempt(backoff.attempt)))

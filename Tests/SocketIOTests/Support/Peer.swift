@@ -36,12 +36,13 @@ final class PeerServer: @unchecked Sendable {
     /// the heartbeat pass their own. `legacy`: the Socket.IO v2 / Engine.IO 3 peer
     /// (Peer/legacy_server.py, python-socketio 4.6.1).
     static func start(port: Int = 0, pingInterval: Int = 1, pingTimeout: Int = 5, tls: (cert: String, key: String)? = nil,
-                      legacy: Bool = false) async throws -> PeerServer {
+                      tlsMax: String? = nil, legacy: Bool = false) async throws -> PeerServer {
         var arguments = [
             packageRoot.appendingPathComponent(legacy ? "Tests/SocketIOTests/Peer/legacy_server.py" : "Tests/SocketIOTests/Peer/server.py").path,
             "--port", String(port), "--ping-interval", String(pingInterval), "--ping-timeout", String(pingTimeout),
         ]
         if let tls { arguments += ["--tls", tls.cert, tls.key] }
+        if let tlsMax { arguments += ["--tls-max", tlsMax] }
         return try await launch(arguments, scheme: tls == nil ? "http" : "https", python: legacy ? try TestPaths.legacyPython : try TestPaths.python)
     }
 
