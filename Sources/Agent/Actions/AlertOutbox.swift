@@ -256,7 +256,7 @@ final class AlertOutbox: @unchecked Sendable {
 
     private func sendDirectly(_ item: SpoolItem, plannedAt: Double?) {
         let id = direct.append(item)
-        client.send(item.event, item.args, namespace: item.namespace).hop(to: loop).whenComplete { result in
+        client.send(item.event, item.args, namespace: item.namespace, delivery: .direct).hop(to: loop).whenComplete { result in
             // Already persisted at shutdown, or delivered.
             guard let item = self.direct.remove(id) else { return }
             switch result {
@@ -390,9 +390,9 @@ final class AlertOutbox: @unchecked Sendable {
         sending = item.sequence
         let attempt: EventLoopFuture<Void>
         if let timeout = item.ackTimeout {
-            attempt = client.sendWithAck(item.event, item.args, namespace: item.namespace, timeout: timeout).map { _ in }
+            attempt = client.sendWithAck(item.event, item.args, namespace: item.namespace, timeout: timeout, delivery: .direct).map { _ in }
         } else {
-            attempt = client.send(item.event, item.args, namespace: item.namespace)
+            attempt = client.send(item.event, item.args, namespace: item.namespace, delivery: .direct)
         }
         attempt.hop(to: loop).whenComplete { result in
             self.sending = nil

@@ -40,6 +40,9 @@ def main():
     parser.add_argument("--ping-interval", type=float, default=25)
     parser.add_argument("--ping-timeout", type=float, default=20)
     parser.add_argument("--feedback", action="store_true", help="answer alert and batery with feedback {retorno: true}")
+    # Namespaces (comma-separated) whose connection is refused with --refuse-message.
+    parser.add_argument("--refuse", default="")
+    parser.add_argument("--refuse-message", default="refused")
     args = parser.parse_args()
 
     port = args.port
@@ -55,12 +58,19 @@ def main():
     app = web.Application()
     sio.attach(app)
     namespaces = args.namespaces.split(",")
+    refused = [ns for ns in args.refuse.split(",") if ns]
+    for ns in refused:
+        if ns not in namespaces:
+            namespaces.append(ns)
     acks = {"released": asyncio.Event()}
     acks["released"].set()
 
     for ns in namespaces:
         def make(ns):
             async def on_connect(sid, environ, auth=None):
+                if ns in refused:
+                    out({"type": "refused", "sid": sid, "namespace": ns})
+                    raise socketio.exceptions.ConnectionRefusedError(args.refuse_message)
                 out({"type": "connect", "sid": sid, "namespace": ns, "auth": auth})
 
             async def on_disconnect(sid, reason=None):
