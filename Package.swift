@@ -1,13 +1,20 @@
 // swift-tools-version: 6.2
 import PackageDescription
 
+/// `SIOAGENT_WARNINGS_AS_ERRORS=1` (set by scripts/test and scripts/build-release, so CI and the
+/// release build): a warning in one of this package's targets fails the build. Only ours: the
+/// setting is per target, so the dependencies' own warnings (which SwiftPM hides) cannot break it,
+/// which `-Xswiftc -warnings-as-errors` on the command line would not guarantee.
+let warningsAsErrors: [SwiftSetting] =
+    Context.environment["SIOAGENT_WARNINGS_AS_ERRORS"] == "1" ? [.treatAllWarnings(as: .error)] : []
+
 /// Settings shared by every target.
 let swiftSettings: [SwiftSetting] = [
     // Swift 6 language mode: complete strict concurrency checking.
     .swiftLanguageMode(.v6),
     // `any Protocol` is spelled out for existentials.
     .enableUpcomingFeature("ExistentialAny"),
-]
+] + warningsAsErrors
 
 // Linux only (glibc): the agent is built on glibc's POSIX calls and NIO's epoll. SwiftPM has no
 // way to name Linux as the only platform, so no Apple platform is declared.
@@ -68,6 +75,9 @@ let package = Package(
         // variadic: not callable from Swift).
         // dlsym: posix_spawn extensions found at run time (libdl is part of libc from glibc 2.34).
         .target(name: "CProcessSupport", linkerSettings: [.linkedLibrary("dl")]),
+        // The commit and build date that scripts/build-release records (`sioagent --version`,
+        // `sioagent_build_info`).
+        .target(name: "CBuildInfo"),
         // The runtime: client -> rules -> actions.
         .target(
             name: "Agent",
@@ -81,6 +91,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 "CProcessSupport",
+                "CBuildInfo",
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -128,7 +139,7 @@ let package = Package(
         .executableTarget(name: "sioagent-simulate", dependencies: ["Simulation"], swiftSettings: swiftSettings),
         // Paths shared by the test targets: the package, the built binary, the peer's Python.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
-        .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SIOYAMLTests", dependencies: ["SIOCore", "SIOYAML"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SocketIOTests",

@@ -86,7 +86,7 @@ public final class Agent: Sendable {
             ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState,
             maxWindowSamples: configuration.maxWindowSamples)
         let state = RuntimeState(engine: engine)
-        let metrics = configuration.metrics.enabled ? AgentMetrics(version: AgentMetrics.sioagentVersion) : nil
+        let metrics = configuration.metrics.enabled ? AgentMetrics() : nil
         self.metrics = metrics
         if metrics != nil {
             state.eventCounts = EventCounts(labels: ruleSet.eventLabels)

@@ -86,8 +86,8 @@ void sioagent_name_thread(const char *name) {
     pthread_setname_np(pthread_self(), name);
 }
 
-/* ---- The fallback: fork and exec. Between fork and exec the child calls only
-   async-signal-safe functions (raw system calls), as a multi-threaded parent requires. ---- */
+/* ---- The fallback: vfork and exec. Between them the child calls only async-signal-safe
+   functions (system calls), as a multi-threaded parent requires. ---- */
 
 struct child_failure {
     int step;
@@ -105,7 +105,7 @@ static void child_fail(int status_fd, int step) {
    (no malloc). Passes again after closing, since closing changes the listing. Without /proc:
    every number below the descriptor limit. */
 static void close_by_listing(int keep) {
-    int dir = (int)syscall(SYS_open, "/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir < 0) {
         struct rlimit limit;
         long top = 65536;
@@ -144,6 +144,39 @@ static void close_by_listing(int keep) {
     close(dir);
 }
 
+/* The child's side, between vfork and exec: system calls only, on the parent's memory (the
+   parent is suspended until exec or _exit), with every signal blocked until the dispositions
+   are back to their defaults, so that no handler of the agent runs here. Never returns. */
+__attribute__((noinline, noreturn)) static void run_child(const char *path, char *const argv[], char *const envp[],
+                                                           const int sources[3], const char *directory,
+                                                           int use_close_range, int status_fd,
+                                                           const struct sigaction *fallback, const sigset_t *none) {
+    setpgid(0, 0);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, fallback, NULL);
+    }
+    /* The pipes are above 2 (0-2 are open in the agent); dup2 clears close-on-exec. */
+    for (int target = 0; target < 3; target++) {
+        if (sources[target] == target) {
+            fcntl(target, F_SETFD, 0);
+        } else if (dup2(sources[target], target) < 0) {
+            child_fail(status_fd, 3);
+        }
+    }
+    /* Every other descriptor: close_range (Linux 5.9) around the status pipe, else the listing. */
+    int ranged = 0;
+    if (use_close_range) {
+        ranged = (status_fd <= 3 || syscall(SYS_close_range, 3u, (unsigned)(status_fd - 1), 0u) == 0)
+            && syscall(SYS_close_range, (unsigned)(status_fd + 1), ~0u, 0u) == 0;
+    }
+    if (!ranged) close_by_listing(status_fd);
+    if (directory && chdir(directory) != 0) child_fail(status_fd, 1);
+    pthread_sigmask(SIG_SETMASK, none, NULL);
+    execve(path, argv, envp);
+    child_fail(status_fd, 2);
+    _exit(127);
+}
+
 pid_t sioagent_fork_exec(const char *path, char *const argv[], char *const envp[], int stdin_fd, int stdout_fd,
                          int stderr_fd, const char *directory, int use_close_range, int *failed_step, int *error_code) {
     *failed_step = 0;
@@ -164,45 +197,18 @@ pid_t sioagent_fork_exec(const char *path, char *const argv[], char *const envp[
         }
         stdin_fd = null_fd;
     }
-    /* No signal handler of the agent may run in the child before exec. */
-    sigset_t all, previous;
+    const int sources[3] = {stdin_fd, stdout_fd, stderr_fd};
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof fallback);
+    fallback.sa_handler = SIG_DFL;
+    sigset_t all, previous, none;
     sigfillset(&all);
+    sigemptyset(&none);
+    /* No signal handler of the agent may run in the child before exec. */
     pthread_sigmask(SIG_SETMASK, &all, &previous);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* The child. */
-        close(status[0]);
-        setpgid(0, 0);
-        struct sigaction fallback;
-        memset(&fallback, 0, sizeof fallback);
-        fallback.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; sig++) {
-            if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &fallback, NULL);
-        }
-        /* The pipes are above 2 (0-2 are open in the agent); dup2 clears close-on-exec. */
-        int sources[3] = {stdin_fd, stdout_fd, stderr_fd};
-        for (int target = 0; target < 3; target++) {
-            if (sources[target] == target) {
-                fcntl(target, F_SETFD, 0);
-            } else if (dup2(sources[target], target) < 0) {
-                child_fail(status[1], 3);
-            }
-        }
-        /* Every other descriptor: close_range (Linux 5.9) around the status pipe, else the listing. */
-        int keep = status[1];
-        int ranged = 0;
-        if (use_close_range) {
-            ranged = (keep <= 3 || syscall(SYS_close_range, 3u, (unsigned)(keep - 1), 0u) == 0)
-                && syscall(SYS_close_range, (unsigned)(keep + 1), ~0u, 0u) == 0;
-        }
-        if (!ranged) close_by_listing(keep);
-        if (directory && chdir(directory) != 0) child_fail(status[1], 1);
-        sigset_t none;
-        sigemptyset(&none);
-        pthread_sigmask(SIG_SETMASK, &none, NULL);
-        execve(path, argv, envp);
-        child_fail(status[1], 2);
-    }
+    /* vfork, not fork: no copy of the agent's page tables (posix_spawn does the same with clone). */
+    pid_t pid = vfork();
+    if (pid == 0) run_child(path, argv, envp, sources, directory, use_close_range, status[1], &fallback, &none);
     int fork_error = errno;
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
     close(status[1]);

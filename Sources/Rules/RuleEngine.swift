@@ -173,6 +173,8 @@ public struct RuleEngine: Sendable {
     public private(set) var errors: [String] = []
     /// How often `advance(to:)` stopped at ``maxTimerStepsPerAdvance``.
     public private(set) var timerStepLimitHits: UInt64 = 0
+    /// ``maxTimerStepsPerAdvance``; tests lower it.
+    var timerStepLimit = maxTimerStepsPerAdvance
 
     /// - Parameters:
     ///   - startTime: when `every` timers start.
@@ -618,10 +620,10 @@ public struct RuleEngine: Sendable {
         while let top = timers.top, top.due <= time {
             // Bounded work per call, whatever the timers hold: the rest is due on the next call.
             steps += 1
-            if steps > maxTimerStepsPerAdvance {
+            if steps > timerStepLimit {
                 timerStepLimitHits &+= 1
                 if errors.count < 100 {
-                    errors.append("more than \(maxTimerStepsPerAdvance) timers were due at one instant; the rest run on the next turn")
+                    errors.append("more than \(timerStepLimit) timers were due at one instant; the rest run on the next turn")
                 }
                 break
             }

@@ -78,10 +78,24 @@ extension JSONValue {
         }
     }
 
-    /// Writes a string as a JSON string literal.
+    /// Writes a string as a JSON string literal. Besides what JSON requires (quote, backslash,
+    /// C0 controls), DEL, the C1 controls, U+2028/U+2029 and the bidi overrides and isolates
+    /// (``OutsideText/isHostile(_:)``) are written as `\uXXXX`: the same value, and a JSON line
+    /// read by a line-oriented tool (journald, a terminal, `less`) stays one line that shows what
+    /// it holds.
     public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
+        func unicodeEscape(_ v: UInt32, _ out: inout [UInt8]) {
+            out.append(contentsOf: #"\u"#.utf8)
+            for shift in [UInt32(12), 8, 4, 0] {
+                let d = UInt8(truncatingIfNeeded: v >> shift & 0xF)
+                out.append(d < 10 ? 0x30 + d : 0x57 + d)
+            }
+        }
+        let utf8 = s.utf8
+        var i = utf8.startIndex
+        while i != utf8.endIndex {
+            let b = utf8[i]
             switch b {
             case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
             case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
@@ -90,14 +104,27 @@ extension JSONValue {
             case 0x09: out.append(contentsOf: #"\t"#.utf8)
             case 0x08: out.append(contentsOf: #"\b"#.utf8)
             case 0x0C: out.append(contentsOf: #"\f"#.utf8)
-            case 0..<0x20:
-                let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hex[Int(b >> 4)])
-                out.append(hex[Int(b & 0xF)])
+            case 0..<0x20, 0x7F: unicodeEscape(UInt32(b), &out)
+            case 0xC2, 0xE2:
+                // Lead bytes of C1 controls (C2 80–9F) and of U+2028/2029, U+202A–202E and
+                // U+2066–2069 (E2 80 A8–AE, E2 81 A6–A9): decode the scalar to decide.
+                let scalar = s.unicodeScalars[i]
+                let width = UTF8.width(scalar)
+                if OutsideText.isHostile(scalar) {
+                    unicodeEscape(scalar.value, &out)
+                } else {
+                    var k = i
+                    for _ in 0..<width {
+                        out.append(utf8[k])
+                        k = utf8.index(after: k)
+                    }
+                }
+                i = utf8.index(i, offsetBy: width)
+                continue
             default:
                 out.append(b)
             }
+            i = utf8.index(after: i)
         }
         out.append(UInt8(ascii: "\""))
     }

@@ -1,7 +1,7 @@
 import SIOCore
 
 /// Engine.IO v4 packet types (one ASCII digit on the wire).
-enum EngineIOPacketType: UInt8, Sendable {
+package enum EngineIOPacketType: UInt8, Sendable {
     case open = 0, close, ping, pong, message, upgrade, noop
 }
 
@@ -112,7 +112,7 @@ enum EngineIOCodec {
 }
 
 /// The server's open packet.
-struct EngineIOHandshake: Equatable, Sendable {
+package struct EngineIOHandshake: Equatable, Sendable {
     var sid: String
     var upgrades: [String]
     /// Milliseconds.
@@ -121,7 +121,7 @@ struct EngineIOHandshake: Equatable, Sendable {
     var pingTimeout: Int
     var maxPayload: Int
 
-    init(sid: String, upgrades: [String], pingInterval: Int, pingTimeout: Int, maxPayload: Int) {
+    package init(sid: String, upgrades: [String], pingInterval: Int, pingTimeout: Int, maxPayload: Int) {
         self.sid = sid
         self.upgrades = upgrades
         self.pingInterval = pingInterval

@@ -3,63 +3,6 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// Settings an Engine.IO session needs, derived once from the client configuration.
-struct EngineSettings: Sendable {
-    var target: ConnectionTarget
-    var path: String
-    var mode: TransportMode
-    /// URL query and configured query, already encoded, joined by `&` (may be empty).
-    var baseQuery: String
-    var headers: [(name: String, value: String)]
-    var upgradeTimeout: TimeAmount
-    /// The most bytes accepted in one polling body, WebSocket message or packet's attachments,
-    /// whatever the server's maxPayload says.
-    var payloadCeiling: Int = 1_000_000
-    /// The Engine.IO revision this session speaks.
-    var revision: EngineIORevision = .eio4
-    /// Engine.IO 3 only: the namespaces' auth as query parameters, encoded (may be empty).
-    var legacyAuthQuery: String = ""
-}
-
-/// Cookies shared by every request of a client (loop only).
-final class CookieStore {
-    var jar = CookieJar()
-    private var warned = false
-
-    func absorb(_ headers: HTTPHeaders, logger: Logger) {
-        for value in headers["Set-Cookie"] {
-            if !jar.store(setCookie: value), !warned {
-                warned = true
-                logger.warning("ignoring cookies beyond the jar's limits", metadata: [
-                    "max_cookies": "\(CookieJar.maxCookies)", "max_cookie_bytes": "\(CookieJar.maxCookieBytes)",
-                ])
-            }
-        }
-    }
-}
-
-/// One encoded Engine.IO packet ready for a transport: text bytes include the type digit.
-struct OutgoingFrame {
-    var bytes: [UInt8]
-    var isBinary: Bool
-}
-
-/// The first bytes of an HTTP body for a log line or an error: at most `limit` bytes, control
-/// characters escaped, and the full size when it was cut.
-func describeBody(_ body: ByteBuffer, limit: Int = 200) -> String {
-    let bytes = body.readableBytesView.prefix(limit)
-    var text = ""
-    for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
-        if scalar.value < 0x20 || scalar.value == 0x7F {
-            text += "\\u{\(String(scalar.value, radix: 16))}"
-        } else {
-            text.unicodeScalars.append(scalar)
-        }
-    }
-    if body.readableBytes > limit { text += "… (\(body.readableBytes) bytes)" }
-    return text
-}
-
 /// One Engine.IO session (handshake, transports, upgrade, heartbeat, write queue). Lives on its
 /// event loop; every method must be called there. Reports to its owner through `onEvent`.
 final class EngineSession {
@@ -74,10 +17,8 @@ final class EngineSession {
         case refused(HandshakeRefusal)
     }
 
-    private enum State { case idle, opening, open, closed }
-
     /// The transport in use. The upgrade probe belongs to the session: it is closed with it.
-    private enum Transport {
+    enum Transport {
         case none
         case polling(get: HTTPLane, post: HTTPLane)
         /// Polling is paused while the probe WebSocket answers `3probe`.
@@ -86,7 +27,7 @@ final class EngineSession {
     }
 
     /// A group of frames written together (a Socket.IO packet and its attachments).
-    private struct Unit {
+    struct Unit {
         var frames: [OutgoingFrame]
         var sent = 0
         var promise: EventLoopPromise<Void>?
@@ -99,38 +40,40 @@ final class EngineSession {
     static let maxPongPayload = 64
 
     let loop: any EventLoop
-    private let settings: EngineSettings
-    private let cookies: CookieStore
-    private var logger: Logger
+    let settings: EngineSettings
+    let cookies: CookieStore
+    var logger: Logger
     var onEvent: ((Event) -> Void)?
 
-    private var state = State.idle
-    private(set) var handshake: EngineIOHandshake?
-    private var transport = Transport.none
-    private var queue = Deque<Unit>()
-    private var queuedBytes = 0
-    private var backlogWasFull = false
-    private var postInFlight = 0
-    private var lastReceived = NIODeadline.now()
-    private var livenessTimer: Scheduled<Void>?
-    private var upgradeTimer: Scheduled<Void>?
-    /// Engine.IO 3: the next ping, and the deadline for the pong of the last one.
-    private var pingTimer: Scheduled<Void>?
-    private var pongTimer: Scheduled<Void>?
-    private var isEIO3: Bool { settings.revision == .eio3 }
-    private var warnedPong = false
+    /// The handshake, upgrade and heartbeat decisions (the dialect is chosen once, in `init`).
+    var machine: EngineStateMachine
+    var started = false
+    /// The session ended (torn down): nothing more is reported.
+    var closedReported = false
+    var handshake: EngineIOHandshake? { machine.handshake }
+    var transport = Transport.none
+    var queue = Deque<Unit>()
+    var queuedBytes = 0
+    var backlogWasFull = false
+    var postInFlight = 0
+    /// The one heartbeat timer, at `machine.heartbeatDeadline`.
+    var heartbeatTimer: Scheduled<Void>?
+    var upgradeTimer: Scheduled<Void>?
+    var isEIO3: Bool { settings.revision == .eio3 }
+    var warnedPong = false
     /// Bytes accepted in one polling body, WebSocket message or packet's attachments.
-    private(set) var payloadLimit: Int
+    var payloadLimit: Int { machine.payloadLimit }
 
     init(loop: any EventLoop, settings: EngineSettings, cookies: CookieStore, logger: Logger) {
         self.loop = loop
         self.settings = settings
         self.cookies = cookies
         self.logger = logger
-        self.payloadLimit = settings.payloadCeiling
+        self.machine = EngineStateMachine(revision: settings.revision, mode: settings.mode, upgradeTimeout: settings.upgradeTimeout,
+                                          payloadCeiling: settings.payloadCeiling, now: .now())
     }
 
-    var isOpen: Bool { state == .open }
+    var isOpen: Bool { machine.isOpen }
     var transportName: String {
         if case .websocket = transport { return "websocket" }
         return "polling"
@@ -139,7 +82,7 @@ final class EngineSession {
     /// The byte limit for a server that announced `maxPayload`: its value, at least 64 KiB (some
     /// servers announce less than they send), at most `ceiling`.
     static func payloadLimit(maxPayload: Int, ceiling: Int) -> Int {
-        min(max(maxPayload, 65_536), ceiling)
+        EngineStateMachine.payloadLimit(maxPayload: maxPayload, ceiling: ceiling)
     }
 
     /// How many more units the write queue takes before it is full (then `.drained` follows).
@@ -158,8 +101,8 @@ final class EngineSession {
 
     func open() {
         loop.preconditionInEventLoop()
-        guard state == .idle else { return }
-        state = .opening
+        guard !started else { return }
+        started = true
         if settings.mode == .websocket {
             openWebSocketDirectly()
         } else {
@@ -167,7 +110,7 @@ final class EngineSession {
         }
     }
 
-    private func uri(transport: String, sid: String?) -> String {
+    func uri(transport: String, sid: String?) -> String {
         var uri = settings.path
         uri += "?"
         if !settings.baseQuery.isEmpty { uri += settings.baseQuery + "&" }
@@ -182,7 +125,7 @@ final class EngineSession {
         return uri
     }
 
-    private func headers(post: Bool = false) -> HTTPHeaders {
+    func headers(post: Bool = false) -> HTTPHeaders {
         var h = HTTPHeaders()
         h.add(name: "Host", value: settings.target.url.hostHeader)
         h.add(name: "Accept", value: "*/*")
@@ -192,14 +135,14 @@ final class EngineSession {
         return h
     }
 
-    private func makeWebSocket() -> WebSocketConnection {
+    func makeWebSocket() -> WebSocketConnection {
         let ws = WebSocketConnection(loop: loop, maxMessageSize: payloadLimit)
         let (cookies, logger) = (self.cookies, self.logger)
         ws.onUpgradeResponse = { head in cookies.absorb(head.headers, logger: logger) }
         return ws
     }
 
-    private func openWebSocketDirectly() {
+    func openWebSocketDirectly() {
         let ws = makeWebSocket()
         transport = .websocket(ws)
         attachMain(ws)
@@ -214,113 +157,64 @@ final class EngineSession {
     }
 
     /// Makes `ws` the session's transport for frames.
-    private func attachMain(_ ws: WebSocketConnection) {
+    func attachMain(_ ws: WebSocketConnection) {
         ws.onFrame = { [weak self] frame in self?.receiveFrame(frame) }
         ws.onClose = { [weak self] reason in self?.fail(.transportClose, reason) }
         ws.onWritable = { [weak self] in self?.flushQueue() }
     }
 
-    private func openPolling() {
-        let get = HTTPLane(loop: loop, target: settings.target, maxBodySize: payloadLimit)
-        let post = HTTPLane(loop: loop, target: settings.target, maxBodySize: 4096)
-        transport = .polling(get: get, post: post)
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: uri(transport: "polling", sid: nil))
-        head.headers = headers()
-        get.request(head, body: nil).assumeIsolated().whenComplete { [weak self] result in
-            guard let self, state == .opening else { return }
-            switch result {
-            case .failure(let error):
-                fail(.transportError, describeIOError(error))
-            case .success(let response):
-                cookies.absorb(response.headers, logger: logger)
-                guard response.status == .ok else {
-                    let body = String(decoding: response.body.readableBytesView.prefix(HandshakeRefusal.maxBody), as: UTF8.self)
-                    refuse(HandshakeRefusal(status: Int(response.status.code), body: body))
-                    return
-                }
-                let packets: [EngineIOPacket]
-                do {
-                    packets = try response.body.withUnsafeReadableBytes { buffer in
-                        try decodePayload(buffer)
-                    }
-                } catch {
-                    fail(.parseError, "\(error)")
-                    return
-                }
-                guard let first = packets.first, first.type == .open, !first.isBinary else {
-                    fail(.parseError, "the handshake did not start with an open packet")
-                    return
-                }
-                let h: EngineIOHandshake
-                do {
-                    h = try EngineIOHandshake(payload: first.payload)
-                } catch {
-                    fail(.parseError, "\(error)")
-                    return
-                }
-                // The upgrade starts before the owner hears of the session, so nothing is POSTed
-                // while the probe runs.
-                let willUpgrade = settings.mode == .auto && h.upgrades.contains("websocket")
-                if willUpgrade { startUpgrade(sid: h.sid, get: get, post: post) }
-                guard opened(h) else { return }
-                get.maxBodySize = payloadLimit
-                for packet in packets.dropFirst() {
-                    receive(packet)
-                    guard state == .open else { return }
-                }
-                if !willUpgrade {
-                    poll()
-                    flushQueue()
-                }
-            }
-        }
-    }
-
     /// Handles the open packet's payload; false when it was invalid (the session is then closed).
-    private func opened(_ payload: [UInt8]) -> Bool {
+    func opened(_ payload: [UInt8]) -> Bool {
         do {
-            return opened(try EngineIOHandshake(payload: payload))
+            let h = try EngineIOHandshake(payload: payload)
+            guard case .open = machine.opened(h, websocket: true, now: .now()) else { return false }
+            return reportOpen(h)
         } catch {
             fail(.parseError, "\(error)")
             return false
         }
     }
 
-    private func opened(_ h: EngineIOHandshake) -> Bool {
-        handshake = h
-        state = .open
-        payloadLimit = Self.payloadLimit(maxPayload: h.maxPayload, ceiling: settings.payloadCeiling)
+    /// The machine took the handshake: arm the heartbeat, tell the owner. False when the owner
+    /// closed the session meanwhile.
+    func reportOpen(_ h: EngineIOHandshake) -> Bool {
         logger[metadataKey: "eio.sid"] = "\(h.sid)"
         logger.debug("engine.io session open", metadata: [
             "pingInterval": "\(h.pingInterval)", "pingTimeout": "\(h.pingTimeout)", "upgrades": "\(h.upgrades)",
             "payloadLimit": "\(payloadLimit)",
         ])
-        lastReceived = .now()
-        if isEIO3 {
-            schedulePing(in: .milliseconds(Int64(max(h.pingInterval, 100))))
-        } else {
-            armLiveness()
-        }
+        armHeartbeat()
         onEvent?(.open(h))
-        return state == .open
+        return machine.isOpen
     }
 
     // MARK: Upgrade
 
-    private func startUpgrade(sid: String, get: HTTPLane, post: HTTPLane) {
+    func startUpgrade(sid: String, get: HTTPLane, post: HTTPLane) {
         let probe = makeWebSocket()
         transport = .upgrading(get: get, post: post, probe: probe)
-        probe.onClose = { [weak self] reason in self?.abandonUpgrade(reason) }
+        probe.onClose = { [weak self] reason in
+            guard let self, machine.probeFailed() == .abandon else { return }
+            abandonUpgrade(reason)
+        }
         probe.onFrame = { [weak self] frame in
             guard let self else { return }
-            guard case .text(let buffer) = frame, String(buffer: buffer) == "3probe" else {
-                abandonUpgrade("unexpected answer to the probe")
-                return
+            let result: EngineStateMachine.ProbeResult
+            switch frame {
+            case .text(let buffer): result = machine.probeAnswered(buffer.readableBytesView, now: .now())
+            case .binary: result = machine.probeFailed()
             }
-            completeUpgrade()
+            switch result {
+            case .complete: completeUpgrade()
+            case .abandon: abandonUpgrade("unexpected answer to the probe")
+            case .ignore: break
+            }
         }
-        upgradeTimer = loop.assumeIsolated().scheduleTask(in: settings.upgradeTimeout) { [weak self] in
-            self?.abandonUpgrade("timeout")
+        if case .upgrading(let deadline) = machine.phase {
+            upgradeTimer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+                guard let self, machine.upgradeTimerFired(now: .now()) == .abandon else { return }
+                abandonUpgrade("timeout")
+            }
         }
         probe.connect(target: settings.target, uri: uri(transport: "websocket", sid: sid), headers: headers())
             .assumeIsolated().whenComplete { [weak self, weak probe] result in
@@ -328,14 +222,15 @@ final class EngineSession {
                 case .success:
                     probe?.sendText(Array("2probe".utf8), flush: true, promise: nil)
                 case .failure(let error):
-                    self?.abandonUpgrade(describeIOError(error))
+                    guard let self, machine.probeFailed() == .abandon else { return }
+                    abandonUpgrade(describeIOError(error))
                 }
             }
     }
 
-    /// The probe failed: it is closed, and polling goes on.
-    private func abandonUpgrade(_ reason: String) {
-        guard state == .open, case .upgrading(let get, let post, let probe) = transport else { return }
+    /// The probe failed (the machine is back on polling): it is closed, and polling goes on.
+    func abandonUpgrade(_ reason: String) {
+        guard case .upgrading(let get, let post, let probe) = transport else { return }
         logger.debug("upgrade to websocket failed, staying on polling", metadata: ["reason": "\(reason)"])
         probe.onClose = nil
         probe.onFrame = nil
@@ -346,23 +241,22 @@ final class EngineSession {
         flushQueue()
     }
 
-    /// The probe answered: it becomes the transport, and polling ends.
-    private func completeUpgrade() {
-        guard state == .open, case .upgrading(let get, let post, let probe) = transport else { return }
+    /// The probe answered (the machine is on WebSocket): it becomes the transport, and polling ends.
+    func completeUpgrade() {
+        guard case .upgrading(let get, let post, let probe) = transport else { return }
         upgradeTimer?.cancel()
         probe.sendText([UInt8(ascii: "5")], flush: true, promise: nil)
         get.close()
         post.close()
         transport = .websocket(probe)
         attachMain(probe)
-        lastReceived = .now()
         logger.debug("upgraded to websocket")
         flushQueue()
     }
 
     // MARK: Receiving
 
-    private func receiveFrame(_ frame: WebSocketConnection.Inbound) {
+    func receiveFrame(_ frame: WebSocketConnection.Inbound) {
         switch frame {
         case .text(let buffer):
             let decoded = buffer.withUnsafeReadableBytes { bytes in
@@ -370,7 +264,7 @@ final class EngineSession {
             }
             switch decoded {
             case .success(let packet):
-                if state == .opening {
+                if machine.phase == .opening {
                     guard packet.type == .open else {
                         fail(.parseError, "the first packet was not an open packet")
                         return
@@ -380,7 +274,7 @@ final class EngineSession {
                     receive(packet)
                 }
             case .failure(let error):
-                lastReceived = .now()
+                machine.receivedMalformed(now: .now())
                 logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
             }
         case .binary(let buffer):
@@ -392,21 +286,19 @@ final class EngineSession {
             do {
                 receive(try EngineIO3Codec.decodeWebSocketBinary(Array(buffer.readableBytesView)))
             } catch {
-                lastReceived = .now()
+                machine.receivedMalformed(now: .now())
                 logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
             }
         }
     }
 
-    private func receive(_ packet: EngineIOPacket) {
-        guard state == .open else { return }
-        lastReceived = .now()
-        switch packet.type {
-        case .message:
+    func receive(_ packet: EngineIOPacket) {
+        switch machine.received(packet.type, payloadCount: packet.payload.count, now: .now()) {
+        case .deliver:
             onEvent?(.packet(packet))
-        case .ping:
+        case .pong(let echo):
             var bytes: [UInt8] = [UInt8(ascii: "3")]
-            if packet.payload.count <= Self.maxPongPayload {
+            if echo {
                 bytes.append(contentsOf: packet.payload)
             } else if !warnedPong {
                 warnedPong = true
@@ -417,230 +309,38 @@ final class EngineSession {
             send([OutgoingFrame(bytes: bytes, isBinary: false)], promise: nil)
         case .close:
             fail(.transportClose, "the server closed the session")
-        case .pong:
-            if isEIO3, pongTimer != nil {
-                pongTimer?.cancel()
-                pongTimer = nil
-                schedulePing(in: .milliseconds(Int64(max(handshake?.pingInterval ?? 25_000, 100))))
-            }
-        case .noop, .upgrade:
-            break
-        case .open:
-            logger.warning("ignoring a second open packet")
-        }
-    }
-
-    private func poll() {
-        guard state == .open, case .polling(let lane, _) = transport, !lane.isBusy, let sid = handshake?.sid else { return }
-        pollingRequest(.GET, on: lane, sid: sid, body: nil, what: "poll") { [weak self] response in
-            guard let self else { return }
-            let decoded = response.body.withUnsafeReadableBytes { bytes in
-                Result { () throws(EngineIOParseError) in try decodePayload(bytes) }
-            }
-            switch decoded {
-            case .success(let packets):
-                for packet in packets {
-                    receive(packet)
-                    guard state == .open else { return }
-                }
-            case .failure(let error):
-                lastReceived = .now()
-                logger.warning("ignoring a malformed polling payload", metadata: ["error": "\(error)"])
-            }
-            poll()
-        }
-    }
-
-    /// The polling lanes while they are in use (polling, or upgrading); nil otherwise.
-    private var lanes: (get: HTTPLane, post: HTTPLane)? {
-        switch transport {
-        case .polling(let get, let post), .upgrading(let get, let post, _): return (get, post)
-        case .none, .websocket: return nil
-        }
-    }
-
-    /// Sends one long-polling request on `lane`. A transport error or an answer other than 200
-    /// ends the session (a 400 means the server no longer knows the sid); cookies are kept from
-    /// every answer; `onOK` gets a 200 answer. Nothing happens once the session or the lane has
-    /// been replaced.
-    private func pollingRequest(
-        _ method: HTTPMethod, on lane: HTTPLane, sid: String, body: [UInt8]?, what: String,
-        onOK: @escaping (HTTPResponse) -> Void
-    ) {
-        var head = HTTPRequestHead(version: .http1_1, method: method, uri: uri(transport: "polling", sid: sid))
-        head.headers = headers(post: method == .POST)
-        lane.request(head, body: body).assumeIsolated().whenComplete { [weak self] result in
-            guard let self, state == .open, let lanes, lanes.get === lane || lanes.post === lane else { return }
-            switch result {
-            case .failure(let error):
-                fail(.transportError, describeIOError(error))
-            case .success(let response):
-                cookies.absorb(response.headers, logger: logger)
-                guard response.status == .ok else {
-                    fail(.transportError, "\(what) answered \(response.status.code): \(describeBody(response.body))",
-                         sessionGone: response.status == .badRequest)
-                    return
-                }
-                onOK(response)
-            }
-        }
-    }
-
-    // MARK: Sending
-
-    /// Queues frames written together; `promise` completes when they were written (WebSocket) or
-    /// the POST that carried them was accepted (polling), and fails if the session ends first or
-    /// the write backlog is far beyond its bound (callers check `room` first for emits).
-    func send(_ frames: [OutgoingFrame], promise: EventLoopPromise<Void>?) {
-        loop.preconditionInEventLoop()
-        guard state == .open || state == .opening else {
-            promise?.fail(SocketIOError.transport("session closed"))
-            return
-        }
-        var bytes = 0
-        for f in frames { bytes &+= f.bytes.count }
-        if queue.count >= 4 * Self.backlogUnits || queuedBytes > 4 * payloadLimit {
-            logger.warning("write backlog full; dropping a packet", metadata: ["queued": "\(queue.count)", "bytes": "\(queuedBytes)"])
-            promise?.fail(SocketIOError.transport("write backlog full"))
-            return
-        }
-        queue.append(Unit(frames: frames, promise: promise, bytes: bytes))
-        queuedBytes &+= bytes
-        flushQueue()
-    }
-
-    private func dequeued(_ unit: Unit) {
-        queuedBytes &-= unit.bytes
-    }
-
-    /// Reports `.drained` once the backlog that was full is down to half.
-    private func checkDrained() {
-        guard backlogWasFull, queue.count <= Self.backlogUnits / 2, queuedBytes <= payloadLimit / 2 else { return }
-        backlogWasFull = false
-        onEvent?(.drained)
-    }
-
-    private func flushQueue() {
-        guard state == .open, !queue.isEmpty else { return }
-        switch transport {
-        case .websocket(let ws):
-            // Only while the channel is writable: the rest waits here, bounded, and goes out
-            // when the channel reports it is writable again.
-            var wrote = false
-            while ws.isWritable, let unit = queue.popFirst() {
-                dequeued(unit)
-                for (i, frame) in unit.frames.enumerated() {
-                    let promise = i == unit.frames.count - 1 ? unit.promise : nil
-                    if frame.isBinary {
-                        ws.sendBinary(isEIO3 ? EngineIO3Codec.webSocketBinaryFrame(frame.bytes) : frame.bytes, flush: false, promise: promise)
-                    } else {
-                        ws.sendText(frame.bytes, flush: false, promise: promise)
-                    }
-                }
-                wrote = true
-            }
-            if wrote {
-                ws.flush()
-                checkDrained()
-            }
-        case .polling(_, let post):
-            flushPost(on: post)
-        case .upgrading, .none:
-            return
-        }
-    }
-
-    /// How many frames of `queue` go in the next POST: at most 16 packets (python-engineio drops
-    /// bigger payloads) and `byteLimit` bytes; a single larger packet still goes alone. Engine.IO 3
-    /// writes `<length>:<packet>` records instead of `\x1e`-separated ones.
-    static func postBatch(_ frames: some Sequence<OutgoingFrame>, byteLimit: Int,
-                          revision: EngineIORevision = .eio4) -> (count: Int, body: [UInt8]) {
-        var body: [UInt8] = []
-        var count = 0
-        for frame in frames {
-            if revision == .eio3 {
-                // A record's size is known once it is encoded.
-                var record: [UInt8] = []
-                EngineIO3Codec.appendPayloadRecord(frame.bytes, isBinary: frame.isBinary, into: &record)
-                if count == 16 || (count > 0 && body.count + record.count > byteLimit) { break }
-                body.append(contentsOf: record)
-                count += 1
-                continue
-            }
-            let size = frame.isBinary ? 2 + (frame.bytes.count + 2) / 3 * 4 : frame.bytes.count + 1
-            if count == 16 || (count > 0 && body.count + size > byteLimit) { break }
-            if !body.isEmpty { body.append(EngineIOCodec.recordSeparator) }
-            if frame.isBinary {
-                body.append(UInt8(ascii: "b"))
-                Base64.encode(frame.bytes, into: &body)
-            } else {
-                body.append(contentsOf: frame.bytes)
-            }
-            count += 1
-        }
-        return (count, body)
-    }
-
-    private func flushPost(on lane: HTTPLane) {
-        guard postInFlight == 0, !lane.isBusy, let h = handshake else { return }
-        // Batches also stop at 60 kB, because python-engineio reads a POST body with one
-        // `StreamReader.read(n)` that can return a truncated body when it arrives in several
-        // segments.
-        let byteLimit = min(h.maxPayload, 60_000)
-        let (count, body) = Self.postBatch(queue.lazy.flatMap { $0.frames[$0.sent...] }, byteLimit: byteLimit, revision: settings.revision)
-        postInFlight = count
-        pollingRequest(.POST, on: lane, sid: h.sid, body: body, what: "POST") { [weak self] _ in
-            guard let self else { return }
-            var done = postInFlight
-            postInFlight = 0
-            while done > 0, var unit = queue.first {
-                let take = min(done, unit.frames.count - unit.sent)
-                unit.sent += take
-                done -= take
-                if unit.sent == unit.frames.count {
-                    queue.removeFirst()
-                    dequeued(unit)
-                    unit.promise?.succeed()
-                } else {
-                    queue[queue.startIndex] = unit
-                }
-            }
-            checkDrained()
-            flushQueue()
+        case .rescheduleHeartbeat:
+            armHeartbeat()
+        case .ignore:
+            if packet.type == .open, machine.isOpen { logger.warning("ignoring a second open packet") }
         }
     }
 
     // MARK: Heartbeat
 
     /// Decodes a polling payload in this session's revision.
-    private func decodePayload(_ bytes: UnsafeRawBufferPointer) throws(EngineIOParseError) -> [EngineIOPacket] {
+    func decodePayload(_ bytes: UnsafeRawBufferPointer) throws(EngineIOParseError) -> [EngineIOPacket] {
         isEIO3 ? try EngineIO3Codec.decodePayload(bytes) : try EngineIOCodec.decodePayload(bytes)
     }
 
-    /// Engine.IO 3: the client pings every pingInterval and expects the pong within pingTimeout
-    /// (at least a second, so `pingTimeout: 0` is tolerated). The server never pings.
-    private func schedulePing(in delay: TimeAmount) {
-        pingTimer?.cancel()
-        pingTimer = loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-            guard let self, state == .open, let h = handshake else { return }
-            send([OutgoingFrame(bytes: [UInt8(ascii: "2")], isBinary: false)], promise: nil)
-            let timeout = max(h.pingTimeout, 1000)
-            pongTimer = loop.assumeIsolated().scheduleTask(in: .milliseconds(Int64(timeout))) { [weak self] in
-                guard let self, state == .open else { return }
-                fail(.pingTimeout, "no pong from the server within \(timeout) ms")
-            }
-        }
-    }
-
-    private func armLiveness() {
-        guard let h = handshake else { return }
-        let timeout = TimeAmount(saturating: h.livenessTimeout)
-        livenessTimer = loop.assumeIsolated().scheduleTask(deadline: lastReceived + timeout) { [weak self] in
-            guard let self, state == .open else { return }
-            if NIODeadline.now() - lastReceived >= timeout {
-                fail(.pingTimeout, "no ping from the server within \(h.pingInterval + h.pingTimeout) ms")
-            } else {
-                armLiveness()
+    /// Keeps the heartbeat timer at the machine's deadline.
+    func armHeartbeat() {
+        heartbeatTimer?.cancel()
+        heartbeatTimer = nil
+        guard let deadline = machine.heartbeatDeadline else { return }
+        heartbeatTimer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            guard let self else { return }
+            heartbeatTimer = nil
+            switch machine.heartbeatFired(now: .now()) {
+            case .sendPing:
+                armHeartbeat()
+                send([OutgoingFrame(bytes: [UInt8(ascii: "2")], isBinary: false)], promise: nil)
+            case .wait:
+                armHeartbeat()
+            case .timeout(let detail):
+                fail(.pingTimeout, detail)
+            case .ignore:
+                break
             }
         }
     }
@@ -648,8 +348,8 @@ final class EngineSession {
     // MARK: Closing
 
     /// Ends the session after a failure and reports it.
-    private func fail(_ reason: DisconnectReason, _ detail: String, sessionGone: Bool = false) {
-        guard state != .closed else { return }
+    func fail(_ reason: DisconnectReason, _ detail: String, sessionGone: Bool = false) {
+        guard !closedReported else { return }
         logger.debug("engine.io session closed", metadata: ["reason": "\(reason)", "detail": "\(detail)"])
         teardown()
         onEvent?(.closed(reason: reason, detail: detail, sessionGone: sessionGone))
@@ -657,8 +357,8 @@ final class EngineSession {
     }
 
     /// Ends the session because the handshake was answered with an HTTP error.
-    private func refuse(_ refusal: HandshakeRefusal) {
-        guard state != .closed else { return }
+    func refuse(_ refusal: HandshakeRefusal) {
+        guard !closedReported else { return }
         logger.debug("engine.io handshake refused", metadata: ["status": "\(refusal.status)", "body": "\(refusal.body)"])
         teardown()
         onEvent?(.refused(refusal))
@@ -666,11 +366,10 @@ final class EngineSession {
     }
 
     /// Closes every connection the session owns (the upgrade probe too) and fails what is queued.
-    private func teardown() {
-        state = .closed
-        livenessTimer?.cancel()
-        pingTimer?.cancel()
-        pongTimer?.cancel()
+    func teardown() {
+        _ = machine.close()
+        closedReported = true
+        heartbeatTimer?.cancel()
         upgradeTimer?.cancel()
         switch transport {
         case .none: break
@@ -696,7 +395,7 @@ final class EngineSession {
     func close() -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
         onEvent = nil
-        guard state == .open else {
+        guard machine.isOpen else {
             teardown()
             return loop.makeSucceededVoidFuture()
         }

@@ -40,6 +40,8 @@ struct ConnectionTarget: Sendable {
             serverHostname: url.hostIsIPAddress ? nil : url.host
         )
         try channel.pipeline.syncOperations.addHandler(handler)
+        // TLS failures in words, with the server's certificate (ConnectionErrors.swift).
+        try channel.pipeline.syncOperations.addHandler(TLSErrorWording(host: url.host, port: url.port, tls: handler))
     }
 }
 
@@ -220,6 +222,10 @@ func describeIOError(_ error: any Error) -> String {
         if case .transport(let s) = e { return s }
         return e.description
     }
+    if let text = ConnectionErrorWording.connect(error) { return text }
+    // TLS errors are worded with the certificates by TLSErrorWording; one that reaches here
+    // another way (a failed write) still gets words.
+    if let text = ConnectionErrorWording.tls(error, host: "", port: 0, certificate: nil) { return text }
     if let e = error as? IOError {
         if let text = strerror(e.errnoCode) { return String(cString: text) }
         return "\(e)"

@@ -4,11 +4,11 @@ import NIOHTTP1
 /// The server answered a handshake (the polling GET or the WebSocket request) with an HTTP status
 /// other than success: the status and the start of the body, which tell a refused protocol
 /// version (400) or a refused connection (401) from other failures.
-struct HandshakeRefusal: Error, Equatable, CustomStringConvertible {
+package struct HandshakeRefusal: Error, Equatable, CustomStringConvertible {
     var status: Int
     var body: String
 
-    var description: String { "handshake answered \(status): \(shortBody)" }
+    package var description: String { "handshake answered \(status): \(shortBody)" }
 
     /// The body for logs and errors: at most 200 characters, control characters escaped.
     var shortBody: String {
@@ -35,6 +35,10 @@ struct HandshakeRefusal: Error, Equatable, CustomStringConvertible {
 
 /// Reads the HTTP answer to a WebSocket request that was not upgraded (bounded; loop only) and
 /// hands it over once, at its end or when the connection closes or `deadline` passes.
+///
+/// `@unchecked Sendable`: the handler is created for one channel and every access to its state
+/// happens on that channel's event loop: the channel callbacks run there, and `whenComplete` is
+/// called there (`assumeIsolated()` traps if it is not).
 final class RefusedUpgradeReader: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = HTTPClientResponsePart
 
@@ -45,9 +49,10 @@ final class RefusedUpgradeReader: ChannelInboundHandler, @unchecked Sendable {
 
     /// Calls `body` with the answer when it is complete, or after `deadline` with what has arrived.
     func whenComplete(on loop: any EventLoop, deadline: TimeAmount, _ body: @escaping (HandshakeRefusal) -> Void) {
+        let isolated = loop.assumeIsolated()
         if done { return body(refusal) }
         waiter = body
-        loop.assumeIsolated().scheduleTask(in: deadline) { [self] in finish() }
+        isolated.scheduleTask(in: deadline) { [self] in finish() }
     }
 
     private var refusal: HandshakeRefusal {

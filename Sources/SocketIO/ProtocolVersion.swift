@@ -10,11 +10,11 @@ public enum ProtocolVersion: String, Sendable, CaseIterable {
 }
 
 /// The Engine.IO revision one session speaks (the resolved form of ``ProtocolVersion``).
-enum EngineIORevision: Int, Sendable, Equatable, CustomStringConvertible {
+package enum EngineIORevision: Int, Sendable, Equatable, CustomStringConvertible {
     case eio3 = 3
     case eio4 = 4
 
-    var description: String { self == .eio3 ? "Engine.IO 3 / Socket.IO v2" : "Engine.IO 4 / Socket.IO v5" }
+    package var description: String { self == .eio3 ? "Engine.IO 3 / Socket.IO v2" : "Engine.IO 4 / Socket.IO v5" }
 
     /// The other revision (what `auto` falls back to).
     var other: EngineIORevision { self == .eio3 ? .eio4 : .eio3 }

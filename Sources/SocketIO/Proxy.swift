@@ -25,7 +25,8 @@ public struct ProxyURL: Sendable, Equatable, CustomStringConvertible {
     /// Parses `http://[user:password@]host[:port]` (port 80 when left out; a value without a
     /// scheme is taken as http, as curl does). User and password may be percent-encoded.
     public init(_ text: String) throws(SocketIOError) {
-        var rest = Substring(text.trimmingCharacters(in: " \t"))
+        let trimmed = text.trimmingCharacters(in: " \t")
+        var rest = Substring(trimmed)
         if let scheme = rest.firstRange(of: "://") {
             let name = rest[..<scheme.lowerBound].lowercased()
             guard name == "http" else {
@@ -33,7 +34,13 @@ public struct ProxyURL: Sendable, Equatable, CustomStringConvertible {
             }
             rest = rest[scheme.upperBound...]
         }
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
+        if let (offset, character) = Self.unencodedReservedCharacter(inUserInfoOf: rest, within: trimmed) {
+            let encoded = "%" + String(character.asciiValue ?? 0, radix: 16, uppercase: true)
+            throw .invalidURL(
+                "proxy \(Self.redacted(text)): the user name or password holds an unencoded '\(character)' "
+                    + "(character \(offset + 1) of the URL); percent-encode it as \(encoded)")
+        }
+        if let slash = rest.firstIndex(where: { $0 == "/" || $0 == "?" || $0 == "#" }) { rest = rest[..<slash] }
         if let at = rest.lastIndex(of: "@") {
             let userinfo = rest[..<at]
             rest = rest[rest.index(after: at)...]
@@ -67,6 +74,26 @@ public struct ProxyURL: Sendable, Equatable, CustomStringConvertible {
         guard !hostPart.isEmpty else { throw .invalidURL("proxy \(Self.redacted(text)): no host") }
         host = String(hostPart)
         port = portValue
+    }
+
+    /// Where `authority` (what follows `scheme://`) puts a character that RFC 3986 does not allow
+    /// unencoded in user info (`/ ? # [ ] @`) before its last `@`: the offset in `text`
+    /// (characters) and the character. A password such as `pa/ss` would otherwise end the
+    /// authority early, and the proxy would be a different host.
+    static func unencodedReservedCharacter(inUserInfoOf authority: Substring, within text: String) -> (Int, Character)? {
+        guard let at = authority.lastIndex(of: "@") else { return nil }
+        for i in authority[..<at].indices where "/?#[]@".contains(authority[i]) {
+            return (text.distance(from: text.startIndex, to: i), authority[i])
+        }
+        return nil
+    }
+
+    /// Where the user info of the proxy URL `text` holds an unencoded reserved character (the
+    /// offset in `text`, in characters), for a configuration error's column.
+    public static func reservedCharacterOffset(_ text: String) -> Int? {
+        var rest = Substring(text)
+        if let scheme = rest.firstRange(of: "://") { rest = rest[scheme.upperBound...] }
+        return unencodedReservedCharacter(inUserInfoOf: rest, within: text)?.0
     }
 
     /// `http://host:port`, without credentials.
@@ -104,33 +131,97 @@ public struct ProxyURL: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// Whether `no_proxy` names `host`: `*` (everything), a host name that matches exactly or as
-    /// a domain suffix (`example.com` and `.example.com` both match `a.example.com`; a leading
-    /// `*.` is read as `.`), or an IP address as written; an entry with `:port` matches only that
-    /// port. Case-insensitive; entries are separated by commas or spaces.
+    /// Whether `no_proxy` names `host`, as curl reads it. Entries are separated by commas or
+    /// white space, case-insensitive:
+    /// - `*` alone: every host;
+    /// - a host name: that host and every name below it, at a dot boundary (`example.com` and
+    ///   `.example.com` both match `example.com` and `a.example.com`, never `badexample.com`;
+    ///   a leading `*.` is read as `.`);
+    /// - an IP address (`192.168.0.1`, `::1`, `[::1]`): that address only, when the server is
+    ///   given by that address (never by suffix: `0.1` does not match `192.168.0.1`);
+    /// - a CIDR block (`10.0.0.0/8`, `fd00::/8`): every address in it.
+    /// An entry with `:port` (`example.com:8443`, `[::1]:8443`) matches only that port. Names are
+    /// not resolved: a host name never matches an address entry.
     static func bypasses(_ noProxy: String, host: String, port: Int) -> Bool {
-        let host = host.lowercased().trimmingCharacters(in: ".")
-        for raw in noProxy.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {
+        var host = host.lowercased()
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        host = host.trimmingCharacters(in: ".")
+        let hostAddress = IPAddressBytes(host)
+        for raw in noProxy.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" || $0 == "\n" }) {
             var entry = Substring(raw.lowercased())
             if entry == "*" { return true }
             var entryPort: Int?
             if entry.hasPrefix("[") {
-                // [v6] or [v6]:port
+                // [v6], [v6]:port, [v6]/bits
                 guard let close = entry.firstIndex(of: "]") else { continue }
                 let after = entry[entry.index(after: close)...]
-                if after.hasPrefix(":") { entryPort = Int(after.dropFirst()) }
-                entry = entry[entry.index(after: entry.startIndex)..<close]
+                var inside = entry[entry.index(after: entry.startIndex)..<close]
+                if after.hasPrefix(":") {
+                    guard let p = Int(after.dropFirst()) else { continue }
+                    entryPort = p
+                } else if after.hasPrefix("/") {
+                    inside = entry[entry.index(after: entry.startIndex)...].filter { $0 != "]" }[...]
+                } else if !after.isEmpty {
+                    continue
+                }
+                entry = inside
             } else if entry.filter({ $0 == ":" }).count == 1, let colon = entry.lastIndex(of: ":") {
-                entryPort = Int(entry[entry.index(after: colon)...])
+                guard let p = Int(entry[entry.index(after: colon)...]) else { continue }
+                entryPort = p
                 entry = entry[..<colon]
             }
             if let entryPort, entryPort != port { continue }
+            // An address or a block of addresses: compared as addresses, never as text.
+            if let slash = entry.firstIndex(of: "/") {
+                guard let hostAddress, let network = IPAddressBytes(String(entry[..<slash])),
+                    let bits = Int(entry[entry.index(after: slash)...])
+                else { continue }
+                if hostAddress.isIn(network, prefixBits: bits) { return true }
+                continue
+            }
+            if let address = IPAddressBytes(String(entry)) {
+                if let hostAddress, hostAddress == address { return true }
+                continue
+            }
+            if hostAddress != nil { continue }
             if entry.hasPrefix("*.") { entry = entry.dropFirst() }
             let name = String(entry).trimmingCharacters(in: ".")
             guard !name.isEmpty else { continue }
             if host == name || host.hasSuffix("." + name) { return true }
         }
         return false
+    }
+}
+
+/// An IPv4 (4 bytes) or IPv6 (16 bytes) address, parsed by `inet_pton`.
+struct IPAddressBytes: Equatable {
+    var bytes: [UInt8]
+
+    init?(_ text: String) {
+        if text.contains(":") {
+            var a = in6_addr()
+            guard inet_pton(AF_INET6, text, &a) == 1 else { return nil }
+            bytes = withUnsafeBytes(of: &a) { Array($0) }
+        } else {
+            // inet_pton takes only the dotted quad (not `10`, `10.1` or octal forms).
+            var a = in_addr()
+            guard inet_pton(AF_INET, text, &a) == 1 else { return nil }
+            bytes = withUnsafeBytes(of: &a) { Array($0) }
+        }
+    }
+
+    /// Whether the first `prefixBits` bits equal `network`'s (same family; bits in range).
+    func isIn(_ network: IPAddressBytes, prefixBits: Int) -> Bool {
+        guard bytes.count == network.bytes.count, prefixBits >= 0, prefixBits <= bytes.count * 8 else { return false }
+        var remaining = prefixBits
+        for (a, b) in zip(bytes, network.bytes) {
+            guard remaining > 0 else { return true }
+            let take = min(remaining, 8)
+            let mask = UInt8(truncatingIfNeeded: 0xFF << (8 - take))
+            if a & mask != b & mask { return false }
+            remaining -= take
+        }
+        return true
     }
 }
 
@@ -295,8 +386,9 @@ final class ProxyConnectHandler: ChannelDuplexHandler, RemovableChannelHandler {
             done = true
             established.succeed()
             context.pipeline.syncOperations.removeHandler(self, promise: nil)
-        case 407, 401 where authorization != nil:
-            // tinyproxy answers wrong credentials with 401; before CONNECT succeeds, any answer is the proxy's.
+        case _ where code == 407 || (code == 401 && authorization != nil):
+            // 407 always; 401 only after credentials were sent: tinyproxy answers wrong credentials
+            // with 401, and before CONNECT succeeds any answer is the proxy's.
             finish(
                 context,
                 .transport(

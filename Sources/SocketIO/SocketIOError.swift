@@ -14,6 +14,9 @@ public enum SocketIOError: Error, Sendable, Equatable, CustomStringConvertible {
     case ackTimeout
     /// The emit was dropped from the full offline buffer.
     case bufferOverflow
+    /// A `.direct` emit (``EmitDelivery/direct``) found its namespace not connected, or the
+    /// transport's write backlog full: it was not sent and not kept.
+    case notConnected(namespace: String)
     /// The client was closed (or the namespace disconnected for good) before the operation completed.
     case disconnected
     /// The event name is reserved by Socket.IO and cannot be emitted.
@@ -34,6 +37,7 @@ public enum SocketIOError: Error, Sendable, Equatable, CustomStringConvertible {
         case .connectTimeout: return "timed out while connecting"
         case .ackTimeout: return "timed out waiting for the acknowledgement"
         case .bufferOverflow: return "dropped from the full offline buffer"
+        case .notConnected(let n): return "namespace \(n) is not connected; the emit was not sent"
         case .disconnected: return "the client is disconnected"
         case .reservedEventName(let n): return "'\(n)' is a reserved event name and cannot be emitted"
         case .unknownNamespace(let n): return "namespace \(n) is not configured"

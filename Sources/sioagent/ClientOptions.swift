@@ -1,3 +1,4 @@
+import SIOCore
 import Logging
 import NIOCore
 import Rules
@@ -171,8 +172,9 @@ func writeAll(_ fd: Int32, _ text: String) {
     }
 }
 
-/// A one-line error on stderr, then exit 1.
+/// A one-line error on stderr, then exit 1. The message may hold the server's words (a refusal,
+/// an error reason): it goes through the shared sanitiser, so it stays one line.
 func fail(_ message: String) -> ExitCode {
-    FileHandleStderr.write("sioagent: \(message)\n")
+    FileHandleStderr.write("sioagent: \(OutsideText.escaped(message))\n")
     return ExitCode(1)
 }

@@ -1,3 +1,4 @@
+import Agent
 import NIOCore
 
 #if canImport(Glibc)
@@ -8,7 +9,8 @@ import Musl
 
 @main
 enum SIOAgentCommand {
-    static let version = "0.1.0"
+    /// `sioagent 0.1.0 (commit …, built …)`
+    static var version: String { BuildInfo.line }
     static let abstract = "A headless Socket.IO client agent: rules map incoming events to actions."
 
     /// Each subcommand lives in its own file.

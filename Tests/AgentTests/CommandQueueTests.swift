@@ -21,7 +21,7 @@ struct CommandQueueTests {
             // Queued in this order: wait until each one waits (or pushed the oldest out).
             try await waitFor("command \(i) to queue") { await runner.load.waiting == min(i + 1, 2) }
         }
-        FileManager.default.createFile(atPath: dir + "/go", contents: nil)
+        _ = FileManager.default.createFile(atPath: dir + "/go", contents: nil)
         #expect(await blocker.value.status == "exited(0)")
         var outcomes: [CommandOutcome] = []
         for task in queued { outcomes.append(await task.value) }

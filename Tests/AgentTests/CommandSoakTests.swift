@@ -39,7 +39,7 @@ struct CommandSoakTests {
 
     @Test func hundredCommandsASecondFor30Seconds() async throws {
         let dir = try TestPaths.temporaryDirectory("soak")
-        FileManager.default.createFile(atPath: dir + "/not-executable", contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(atPath: dir + "/not-executable", contents: Data("#!/bin/sh\n".utf8), attributes: [.posixPermissions: 0o644])
         let runner = CommandRunner(
             maxConcurrent: 32, maxQueued: 3000, defaultTimeout: .seconds(10), killGrace: .milliseconds(100), workingDirectory: dir,
             passEnvironment: ["PATH": "/usr/bin:/bin"])

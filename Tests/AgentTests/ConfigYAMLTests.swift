@@ -48,6 +48,16 @@ struct ConfigYAMLTests {
         #expect(c.server.namespaces["/d"] == .some(.some(expected)))
     }
 
+    @Test func aProxyPasswordWithAnUnencodedSlashIsAPositionedError() throws {
+        for (value, column) in [("http://bob:pa/ss@proxy.corp:3128", 23), ("'http://bob:pa/ss@proxy.corp:3128'", 24)] {
+            let found = try errors("server:\n  url: http://h:1\n  proxy: \(value)\nrules: r\n")
+            #expect(found.count == 1)
+            #expect(found.first?.hasPrefix("3:\(column): server.proxy: ") == true, "\(found)")
+            #expect(found.first?.contains("unencoded '/'") == true, "\(found)")
+            #expect(found.first?.contains("pa/ss") == false, "the password shows: \(found)")
+        }
+    }
+
     @Test func duplicateKeysAndSyntaxErrorsArePositioned() throws {
         #expect(try errors("server: {url: http://h:1}\nrules: r\nrules: s\n") == ["2:1: invalid YAML: duplicate key \"rules\" in this mapping"])
         #expect(try errors("server:\n  url: [x\nrules: r\n") == ["3:6: invalid YAML: did not find expected ',' or ']' (while parsing a flow sequence that starts at line 2, column 8)"])

@@ -1,3 +1,4 @@
+import Agent
 import Foundation
 import TestSupport
 import Testing
@@ -83,7 +84,8 @@ struct MetricsTests {
         let m = try await Self.scrape(url)
         #expect(m.status == 200)
         #expect(m.contentType?.hasPrefix("text/plain; version=0.0.4") == true)
-        #expect(m.value("sioagent_build_info", ["version": "0.1.0"]) == 1)
+        #expect(
+            m.value("sioagent_build_info", ["version": BuildInfo.version, "commit": BuildInfo.commit, "build_date": BuildInfo.date]) == 1)
         #expect(m.value("sioagent_connected", ["namespace": "/"]) == 1)
         #expect(m.value("sioagent_events_received_total", ["namespace": "/", "event": "batery"]) == 2)
         #expect(m.value("sioagent_events_received_total", ["namespace": "/", "event": "temp"]) == 1)

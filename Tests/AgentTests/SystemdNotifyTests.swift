@@ -55,9 +55,10 @@ final class FakeNotifySocket: Sendable {
     /// Every `KEY=VALUE` line received, in order.
     var assignments: [(key: String, value: String)] {
         all.flatMap { m in
-            m.text.split(separator: "\n").map { line in
+            // Split on LF scalars, as systemd splits (on Characters, "\r\n" would be one).
+            m.text.unicodeScalars.split(separator: "\n").map { line in
                 let eq = line.firstIndex(of: "=") ?? line.endIndex
-                return (String(line[..<eq]), eq == line.endIndex ? "" : String(line[line.index(after: eq)...]))
+                return (String(Substring(line[..<eq])), eq == line.endIndex ? "" : String(Substring(line[line.index(after: eq)...])))
             }
         }
     }
@@ -65,7 +66,7 @@ final class FakeNotifySocket: Sendable {
     func values(_ key: String) -> [String] { assignments.filter { $0.key == key }.map(\.value) }
 
     func times(_ key: String) -> [ContinuousClock.Instant] {
-        all.filter { $0.text.split(separator: "\n").contains { $0.hasPrefix(key + "=") } }.map(\.at)
+        all.filter { $0.text.unicodeScalars.split(separator: "\n").contains { String(Substring($0)).hasPrefix(key + "=") } }.map(\.at)
     }
 }
 
@@ -132,6 +133,41 @@ struct SystemdNotifyTests {
         await running.value
         try await waitUntil("STOPPING=1") { socket.values("STOPPING") == ["1"] }
         #expect(socket.values("READY").count == 1)
+    }
+
+    /// The server's words reach STATUS= (a namespace refusal's message): they must not forge a
+    /// line that systemd would act on.
+    @Test func aRefusalMessageCannotForgeNotifyLines() async throws {
+        let message = "no\r\nWATCHDOG=trigger\r\nMAINPID=1\u{85}STOPPING=1\u{2028}READY=0\nX=1"
+        let server = try await PeerServer.start(refuse: "/private", refuseMessage: message)
+        defer { Task { await server.stop() } }
+        let directory = try TestPaths.temporaryDirectory("notify-refused")
+        let socket = try FakeNotifySocket(directory: directory, abstract: false)
+        defer { socket.stop() }
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        try Self.rules.write(toFile: directory + "/rules.yaml", atomically: true, encoding: .utf8)
+        var configuration = AgentConfiguration(
+            server: .init(url: server.url), reconnection: ReconnectionPolicy(delay: .milliseconds(200), maxDelay: .milliseconds(500)),
+            rules: directory + "/rules.yaml", spool: .init(dir: directory + "/spool"), watchRules: false,
+            environment: ["NOTIFY_SOCKET": socket.name])
+        configuration.server.namespaces = ["/private": nil]
+        let agent = try Agent(configuration: configuration, logger: Logger(label: "test"), eventLoop: loop)
+        let running = Task { await agent.run() }
+        try await waitUntil("a status with the refusal") { socket.values("STATUS").contains { $0.contains("WATCHDOG=trigger") } }
+        agent.shutdown()
+        await running.value
+        // Every datagram's lines, split as systemd splits them (on LF), begin with a key the
+        // agent sends; the server's text stays inside one STATUS= value.
+        let keys = Set(socket.assignments.map(\.key))
+        #expect(keys.isSubset(of: ["READY", "STATUS", "STOPPING", "WATCHDOG"]), "\(keys)")
+        #expect(socket.values("WATCHDOG").isEmpty)
+        #expect(socket.values("MAINPID").isEmpty)
+        #expect(socket.values("READY") == ["1"])
+        #expect(socket.values("STOPPING") == ["1"])
+        for datagram in socket.all {
+            #expect(!datagram.text.unicodeScalars.contains { $0 == "\r" || $0 == "\u{85}" || $0 == "\u{2028}" }, "\(datagram.text.debugDescription)")
+        }
+        #expect(socket.values("STATUS").contains { $0.contains(#"no\r\nWATCHDOG=trigger\r\nMAINPID=1\u{85}STOPPING=1"#) })
     }
 
     @Test func readyIsSentWhenTheServerIsUnreachableAndCredentialsStayOutOfStatus() async throws {

@@ -1,5 +1,6 @@
 import Agent
 import Foundation
+import SocketIO
 import TestSupport
 import Testing
 
@@ -73,5 +74,19 @@ struct SystemdUnitTests {
             #expect(text.contains("CREDENTIALS_DIRECTORY is not set"), "\(text)")
             #expect(text.contains(":4:"), "\(text)")
         }
+    }
+
+    /// dist/agent.yaml, the package's /etc/sioagent/agent.yaml: it loads, and it points the agent
+    /// at the notebook's server, the packaged rules and the directories the package creates.
+    @Test func thePackagedConfigurationLoads() throws {
+        let path = TestPaths.packageRoot + "/dist/agent.yaml"
+        let c = try AgentConfiguration.load(path: path, overrides: AgentOverrides(), environment: [:])
+        #expect(c.server.url == "http://127.0.0.1:3000")
+        #expect(c.rules == "/etc/sioagent/rules")
+        #expect(c.spool.dir == "/var/lib/sioagent/spool")
+        #expect(c.commands.cwd == "/var/log/sioagent")
+        // An unreachable server is retried forever, and the agent never exits for it: no restart loop.
+        #expect(c.reconnection.attempts == 0)
+        #expect(c.reconnection.whenExhausted == .retrySlowly)
     }
 }

@@ -24,6 +24,20 @@ struct PeriodTests {
         #expect(RuleEngine.nextPeriod(after: 100, period: 10, now: 100) == 110)
     }
 
+    @Test func timersDueAtOneInstantAreFiredInBoundedStepsWithAnError() throws {
+        let set = try rules("rules:\n  - id: k\n    on: v\n    key: payload\n    for: 1s\n    then: [{log: stdout, message: \"{{ key }}\"}]\n")
+        var engine = RuleEngine(ruleSet: set, startTime: 0)
+        for k in 0..<10 { _ = engine.handle(event("v", .number(Double(k))), at: 0) }
+        engine.timerStepLimit = 4
+        #expect(engine.advance(to: 1).count == 4)
+        #expect(engine.timerStepLimitHits == 1)
+        #expect(engine.takeErrors() == ["more than 4 timers were due at one instant; the rest run on the next turn"])
+        // The rest on the next calls, none lost.
+        #expect(engine.nextDeadline == 1)
+        #expect(engine.advance(to: 1).count + engine.advance(to: 1).count == 6)
+        #expect(engine.nextDeadline == nil)
+    }
+
     @Test func tinyForAbsentCooldownAndTtlFireOnceAndLetTheClockGo() throws {
         let set = try rules("""
             rules:

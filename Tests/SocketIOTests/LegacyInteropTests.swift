@@ -197,7 +197,10 @@ struct LegacyInteropTests {
         try await recorder.wait("disconnect") { e in e.contains(where: isDisconnect("/")) }
         let sends = (1...30).map { client.send("record", [.number(Double($0))]) }
         let ackWhileOffline = client.sendWithAck("echo", ["offline"], timeout: .seconds(60))
-        try await Task.sleep(for: .milliseconds(500))
+        // The emits wait while an attempt finds the server gone.
+        try await recorder.wait("a failed reconnection attempt") { e in
+            e.contains { if case .connectError = $0 { true } else { false } }
+        }
         server = try await Self.legacyServer(port: port)
         for s in sends { try await s.get() }
         #expect(try await ackWhileOffline.get() == ["offline"])

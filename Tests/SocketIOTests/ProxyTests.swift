@@ -278,4 +278,75 @@ struct ProxyTests {
             #expect(ProxyURL.bypasses(noProxy, host: host, port: port) == expected, "\(noProxy) vs \(host):\(port)")
         }
     }
+
+    /// curl's forms: addresses compared as addresses (never by suffix), CIDR blocks, suffixes at
+    /// a dot boundary only.
+    @Test func noProxyTakesAddressesAndCIDRBlocksAsCurlDoes() {
+        let cases: [(String, String, Int, Bool)] = [
+            // An address entry is not a text suffix.
+            ("0.1", "192.168.0.1", 80, false),
+            ("168.0.1", "192.168.0.1", 80, false),
+            ("192.168.0.1", "192.168.0.1", 80, true),
+            // CIDR blocks, v4 and v6.
+            ("10.0.0.0/8", "10.20.30.40", 80, true),
+            ("10.0.0.0/8", "11.0.0.1", 80, false),
+            ("192.168.0.0/16", "192.168.255.1", 80, true),
+            ("192.168.1.0/24", "192.168.2.1", 80, false),
+            ("172.16.0.0/12", "172.31.0.1", 80, true),
+            ("172.16.0.0/12", "172.32.0.1", 80, false),
+            ("0.0.0.0/0", "8.8.8.8", 80, true),
+            ("127.0.0.1/32", "127.0.0.1", 80, true),
+            ("127.0.0.1/32", "127.0.0.2", 80, false),
+            ("fd00::/8", "fd12:3456::1", 80, true),
+            ("fd00::/8", "fe80::1", 80, false),
+            ("[fe80::]/10", "fe80::1234", 80, true),
+            ("2001:db8::/32", "[2001:db8:1::5]", 443, true),
+            ("::1", "[::1]", 443, true),
+            // A v4 block never matches a v6 host, a bad prefix never matches.
+            ("10.0.0.0/8", "::ffff:10.0.0.1", 80, false),
+            ("10.0.0.0/33", "10.0.0.1", 80, false),
+            ("10.0.0.0/x", "10.0.0.1", 80, false),
+            // Names are not resolved: a host name never matches an address or a block.
+            ("127.0.0.0/8", "localhost", 80, false),
+            // Suffixes at a dot boundary only; several entries, spaces and commas.
+            ("example.com", "xexample.com", 443, false),
+            (".example.com", "example.com", 443, true),
+            ("localhost, 10.0.0.0/8 .corp", "git.corp", 443, true),
+            ("localhost, 10.0.0.0/8 .corp", "10.1.1.1", 443, true),
+            ("localhost, 10.0.0.0/8 .corp", "192.168.1.1", 443, false),
+            ("*", "10.1.1.1", 443, true),
+        ]
+        for (noProxy, host, port, expected) in cases {
+            #expect(ProxyURL.bypasses(noProxy, host: host, port: port) == expected, "\(noProxy) vs \(host):\(port)")
+        }
+    }
+
+    /// A password with an unencoded reserved character is an error that says where, never a
+    /// different proxy host.
+    @Test(arguments: [
+        ("http://bob:1234/5@proxy.corp:3128", "/", 16),
+        ("http://bob:pa/ss@proxy.corp:3128", "/", 14),
+        ("http://bob:pa?ss@proxy.corp:3128", "?", 14),
+        ("http://bob:pa#ss@proxy.corp:3128", "#", 14),
+        ("http://bob:p@ss@proxy.corp:3128", "@", 13),
+        ("bob:p/ss@proxy.corp:3128", "/", 6),
+    ])
+    func reservedCharactersInUserInfoAreAPositionedError(url: String, character: String, position: Int) {
+        do {
+            let proxy = try ProxyURL(url)
+            Issue.record("accepted as \(proxy)")
+        } catch {
+            let text = "\(error)"
+            #expect(text.contains("unencoded '\(character)' (character \(position) of the URL)"), "\(text)")
+            #expect(text.contains("percent-encode"))
+            #expect(!text.contains("ss@") && !text.contains("1234"), "the password shows: \(text)")
+        }
+        #expect(ProxyURL.reservedCharacterOffset(url) == position - 1)
+        // Encoded, the same password is accepted, and the host is the proxy's.
+        let encoded = url.replacingOccurrences(of: "p" + character + "ss", with: "p%" + String(Character(character).asciiValue!, radix: 16) + "ss")
+            .replacingOccurrences(of: "1234/5", with: "1234%2F5")
+        if encoded != url, let proxy = try? ProxyURL(encoded) {
+            #expect(proxy.host == "proxy.corp" && proxy.port == 3128)
+        }
+    }
 }

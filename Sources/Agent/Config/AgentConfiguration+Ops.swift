@@ -65,9 +65,19 @@ extension AgentConfiguration {
             _ = try ProxyURL(s)
             server.proxy = .url(s)
         } catch {
-            // Without the source line: it may hold the proxy's password.
+            // Without the source line: it may hold the proxy's password. An unencoded reserved
+            // character in the user info is pointed at (in a plain or single-line quoted scalar,
+            // the value's column plus its offset; plus the opening quote).
+            var column = node.mark.column
+            if let offset = ProxyURL.reservedCharacterOffset(s), case .scalar(let scalar) = node {
+                switch scalar.style {
+                case .plain: column += offset
+                case .singleQuoted, .doubleQuoted: column += offset + 1
+                default: break
+                }
+            }
             reader.errors.append(
-                Diagnostic(file: reader.file, line: node.mark.line, column: node.mark.column, message: "server.proxy: \(error)"))
+                Diagnostic(file: reader.file, line: node.mark.line, column: column, message: "server.proxy: \(error)"))
         }
     }
 }

@@ -1,3 +1,4 @@
+import SIOCore
 import NIOCore
 import Rules
 import Synchronization
@@ -102,9 +103,11 @@ public final class AgentMetrics: Sendable {
     }
 
     let version: String
+    let commit: String
+    let buildDate: String
     let reconnects = Counter()
     /// What a budget dropped (`sioagent_dropped_total{budget}`), the oldest first.
-    enum Budget: Int, CaseIterable, Sendable {
+    package enum Budget: Int, CaseIterable, Sendable {
         /// Alerts beyond `spool.max_items` or `spool.max_bytes`.
         case spool
         /// Alerts the disk refused, beyond what memory keeps.
@@ -135,8 +138,10 @@ public final class AgentMetrics: Sendable {
     let commandDuration = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
     let eventToAction = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5])
 
-    public init(version: String) {
+    public init(version: String = BuildInfo.version, commit: String = BuildInfo.commit, buildDate: String = BuildInfo.date) {
         self.version = version
+        self.commit = commit
+        self.buildDate = buildDate
         self.actions = (0..<(Self.actionNames.count * Outcome.allCases.count)).map { _ in Counter() }
     }
 
@@ -157,27 +162,27 @@ public final class AgentMetrics: Sendable {
     func render(_ snapshot: LoopSnapshot) -> String {
         var out = ""
         out.reserveCapacity(4096)
-        out += "# HELP sioagent_build_info The running sioagent's version.\n# TYPE sioagent_build_info gauge\n"
-        out += "sioagent_build_info{version=\"\(escape(version))\"} 1\n"
+        out += "\(helpLine("sioagent_build_info", "The running sioagent's version, commit and build date."))# TYPE sioagent_build_info gauge\n"
+        out += "sioagent_build_info{version=\"\(escape(version))\",commit=\"\(escape(commit))\",build_date=\"\(escape(buildDate))\"} 1\n"
 
-        out += "# HELP sioagent_connected Whether the namespace is connected (1) or not (0).\n# TYPE sioagent_connected gauge\n"
+        out += "\(helpLine("sioagent_connected", "Whether the namespace is connected (1) or not (0)."))# TYPE sioagent_connected gauge\n"
         for (ns, up) in snapshot.connected {
             out += "sioagent_connected{namespace=\"\(escape(ns))\"} \(up ? 1 : 0)\n"
         }
 
-        out += "# HELP sioagent_events_received_total Events received, by namespace and event name (names no rule uses: _other).\n"
+        out += "\(helpLine("sioagent_events_received_total", "Events received, by namespace and event name (names no rule uses: _other)."))"
         out += "# TYPE sioagent_events_received_total counter\n"
         for e in snapshot.events {
             out += "sioagent_events_received_total{namespace=\"\(escape(e.namespace))\",event=\"\(escape(e.event))\"} \(e.count)\n"
         }
 
-        out += "# HELP sioagent_rule_firings_total Times each rule fired (planned its then actions).\n"
+        out += "\(helpLine("sioagent_rule_firings_total", "Times each rule fired (planned its then actions)."))"
         out += "# TYPE sioagent_rule_firings_total counter\n"
         for f in snapshot.firings {
             out += "sioagent_rule_firings_total{rule=\"\(escape(f.rule))\"} \(f.count)\n"
         }
 
-        out += "# HELP sioagent_actions_total Actions by kind and outcome.\n# TYPE sioagent_actions_total counter\n"
+        out += "\(helpLine("sioagent_actions_total", "Actions by kind and outcome."))# TYPE sioagent_actions_total counter\n"
         for (a, name) in Self.actionNames.enumerated() {
             for outcome in Outcome.allCases {
                 let value = actions[a * Outcome.allCases.count + outcome.rawValue].value
@@ -188,48 +193,61 @@ public final class AgentMetrics: Sendable {
         }
 
         if let spool = snapshot.spoolItems {
-            out += "# HELP sioagent_spool_items Alerts accepted and not yet delivered.\n# TYPE sioagent_spool_items gauge\n"
+            out += "\(helpLine("sioagent_spool_items", "Alerts accepted and not yet delivered."))# TYPE sioagent_spool_items gauge\n"
             out += "sioagent_spool_items \(spool)\n"
         }
 
-        out += "# HELP sioagent_dropped_total What a budget dropped, the oldest first: alerts (spool, spool_memory), window samples.\n"
+        out += "\(helpLine("sioagent_dropped_total", "What a budget dropped, the oldest first: alerts (spool, spool_memory), window samples."))"
         out += "# TYPE sioagent_dropped_total counter\n"
         for budget in Budget.allCases {
             out += "sioagent_dropped_total{budget=\"\(budget.name)\"} \(drops[budget.rawValue].value)\n"
         }
 
-        out += "# HELP sioagent_reconnects_total Successful reconnections after a lost connection.\n"
+        out += "\(helpLine("sioagent_reconnects_total", "Successful reconnections after a lost connection."))"
         out += "# TYPE sioagent_reconnects_total counter\n"
         out += "sioagent_reconnects_total \(reconnects.value)\n"
 
-        out += "# HELP sioagent_regex_inputs_too_long_total Strings not matched by a matches condition for being longer than \(RegexLimits.maxInputBytes) bytes.\n"
+        out += "\(helpLine("sioagent_regex_inputs_too_long_total", "Strings not matched by a matches condition for being longer than \(RegexLimits.maxInputBytes) bytes."))"
         out += "# TYPE sioagent_regex_inputs_too_long_total counter\n"
         out += "sioagent_regex_inputs_too_long_total \(RegexLimits.inputsTooLong)\n"
 
-        out += "# HELP sioagent_command_duration_seconds How long run and shell commands ran.\n"
+        out += "\(helpLine("sioagent_command_duration_seconds", "How long run and shell commands ran."))"
         out += "# TYPE sioagent_command_duration_seconds histogram\n"
         commandDuration.render("sioagent_command_duration_seconds", into: &out)
 
-        out += "# HELP sioagent_event_to_action_seconds From the event (or timer) to its action being carried out.\n"
+        out += "\(helpLine("sioagent_event_to_action_seconds", "From the event (or timer) to its action being carried out."))"
         out += "# TYPE sioagent_event_to_action_seconds histogram\n"
         eventToAction.render("sioagent_event_to_action_seconds", into: &out)
         return out
     }
 }
 
-/// A label value as the text format wants it: backslash, double quote and newline escaped.
+/// A label value as the text format wants it: the text made one safe line by the shared
+/// sanitiser (``OutsideText``), then the format's own escapes (backslash and double quote).
+/// A value parses back to exactly the sanitised text, so a server-chosen namespace or event name
+/// can neither end the sample nor forge one.
 func escape(_ s: String) -> String {
-    guard s.contains(where: { $0 == "\\" || $0 == "\"" || $0 == "\n" }) else { return s }
-    var out = ""
-    for c in s {
+    let safe = OutsideText.escaped(s)
+    guard safe.unicodeScalars.contains(where: { $0 == "\\" || $0 == "\"" }) else { return safe }
+    var out = String.UnicodeScalarView()
+    for c in safe.unicodeScalars {
         switch c {
-        case "\\": out += "\\\\"
-        case "\"": out += "\\\""
-        case "\n": out += "\\n"
+        case "\\": out.append(contentsOf: #"\\"#.unicodeScalars)
+        case "\"": out.append(contentsOf: #"\""#.unicodeScalars)
         default: out.append(c)
         }
     }
-    return out
+    return String(out)
+}
+
+/// `# HELP name text` and its newline; the text sanitised and escaped as the format wants
+/// (backslash; a newline cannot remain after the sanitiser).
+func helpLine(_ name: String, _ text: String) -> String {
+    var out = "# HELP " + name + " "
+    for c in OutsideText.escaped(text).unicodeScalars {
+        if c == "\\" { out += #"\\"# } else { out.unicodeScalars.append(c) }
+    }
+    return out + "\n"
 }
 
 private func formatBound(_ d: Double) -> String { formatDouble(d) }
@@ -279,7 +297,7 @@ struct EventCounts {
 
 extension AgentMetrics {
     /// The version `sioagent_build_info` reports.
-    public static let sioagentVersion = "0.1.0"
+    public static let sioagentVersion = BuildInfo.version
 }
 
 extension Agent {

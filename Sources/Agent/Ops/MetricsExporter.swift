@@ -1,6 +1,5 @@
 import Logging
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import Synchronization
 
@@ -14,11 +13,13 @@ import Darwin
 /// `metrics.textfile` every `metrics.interval` for node_exporter's textfile collector.
 ///
 /// The listener runs on the agent's event loop (a scrape takes a snapshot there and renders it;
-/// nothing waits). At most ``maxConnections`` scrapers at once; requests other than
-/// `GET /metrics` get 404/405. The text file is written off the loop, to a temporary name in the
+/// nothing waits). Its limits are ``MetricsListenerLimits``: at most 16 connections (the one idle
+/// the longest makes room for a new one), one request at a time per connection, heads of at
+/// most 8 KiB, idle connections closed after 10 s, and a client that does not read its answers
+/// closed. Requests other than `GET`/`HEAD /metrics` get 404/405. The text file is written off the loop, to a temporary name in the
 /// same directory and renamed over the old one, so the collector never reads half a file.
 final class MetricsExporter: Sendable {
-    static let maxConnections = 16
+    static let maxConnections = MetricsListenerLimits.maxConnections
 
     private let loop: any EventLoop
     private let logger: Logger
@@ -35,21 +36,23 @@ final class MetricsExporter: Sendable {
 
     /// Binds the listener. Throws when the address cannot be bound.
     func listen(host: String, port: Int) async throws -> SocketAddress? {
-        let active = ConnectionCount()
         let snapshot = self.snapshot
+        // Created here, off the loop, and used only on it (checked on every access).
+        let connections = NIOLoopBoundBox.makeBoxSendingValue(MetricsConnections(limit: Self.maxConnections), eventLoop: loop)
         let bound = try await ServerBootstrap(group: loop)
             .serverChannelOption(.backlog, value: 16)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Each connection asks for bytes only when it is ready for the next request.
+            .childChannelOption(.autoRead, value: false)
+            .childChannelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(MetricsListenerLimits.sendBufferBytes))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    if active.value.wrappingAdd(1, ordering: .relaxed).newValue > Self.maxConnections {
-                        active.value.wrappingSubtract(1, ordering: .relaxed)
+                    let registry = connections.value
+                    guard registry.admit(channel, now: .now()) else {
                         channel.close(promise: nil)
                         return
                     }
-                    channel.closeFuture.whenComplete { _ in active.value.wrappingSubtract(1, ordering: .relaxed) }
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(snapshot: snapshot))
+                    try channel.pipeline.syncOperations.addHandler(MetricsConnectionHandler(snapshot: snapshot, connections: registry))
                 }
             }
             .bind(host: host, port: port).get()
@@ -93,15 +96,28 @@ final class MetricsExporter: Sendable {
     }
 }
 
-private final class ConnectionCount: Sendable {
-    let value = Atomic<Int>(0)
-}
-
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
+///
+/// The temporary name is created, never reused: `O_CREAT|O_EXCL|O_NOFOLLOW`, so a file or a
+/// symbolic link planted under that name is never written through (a leftover is removed, the
+/// link itself and not what it points to, and creation is tried once more). The file is made
+/// `mode` with `fchmod`, whatever the umask: metrics are for another user (node_exporter) to read,
+/// and the unit's `UMask=0077` would otherwise leave them 0600.
+func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws {
     let temporary = path + ".tmp." + String(getpid())
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC
+    var fd = open(temporary, flags, mode)
+    if fd < 0 && errno == EEXIST {
+        unlink(temporary)
+        fd = open(temporary, flags, mode)
+    }
     guard fd >= 0 else { throw systemError("cannot create \(temporary)") }
+    guard fchmod(fd, mode) == 0 else {
+        let error = systemError("cannot set the mode of \(temporary)")
+        close(fd)
+        unlink(temporary)
+        throw error
+    }
     let ok = writeAll(fd, bytes)
     close(fd)
     guard ok else {
@@ -115,65 +131,3 @@ func writeAtomically(_ path: String, _ bytes: [UInt8]) throws {
     }
 }
 
-private final class MetricsHTTPHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let snapshot: @Sendable () -> EventLoopFuture<String>
-    private var head: HTTPRequestHead?
-
-    init(snapshot: @escaping @Sendable () -> EventLoopFuture<String>) {
-        self.snapshot = snapshot
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch Self.unwrapInboundIn(data) {
-        case .head(let h): head = h
-        case .body: break  // ignored (and bounded by the decoder)
-        case .end:
-            guard let head else { return }
-            self.head = nil
-            let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
-            let keepAlive = head.isKeepAlive
-            if head.method != .GET && head.method != .HEAD {
-                respond(context, .methodNotAllowed, "only GET\n", keepAlive: keepAlive, extra: [("Allow", "GET, HEAD")])
-            } else if path != "/metrics" {
-                respond(context, .notFound, "metrics are at /metrics\n", keepAlive: keepAlive)
-            } else {
-                let isHead = head.method == .HEAD
-                let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
-                snapshot().hop(to: context.eventLoop).assumeIsolated().whenComplete { result in
-                    let context = bound.value
-                    switch result {
-                    case .success(let text):
-                        self.respond(
-                            context, .ok, isHead ? "" : text, keepAlive: keepAlive,
-                            contentType: "text/plain; version=0.0.4; charset=utf-8")
-                    case .failure:
-                        self.respond(context, .serviceUnavailable, "shutting down\n", keepAlive: false)
-                    }
-                }
-            }
-        }
-    }
-
-    private func respond(
-        _ context: ChannelHandlerContext, _ status: HTTPResponseStatus, _ body: String, keepAlive: Bool,
-        contentType: String = "text/plain; charset=utf-8", extra: [(String, String)] = []
-    ) {
-        var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: contentType)
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
-        for (k, v) in extra { headers.add(name: k, value: v) }
-        if !keepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: status, headers: headers))), promise: nil)
-        if !body.isEmpty {
-            context.write(Self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-        }
-        let done = context.writeAndFlush(Self.wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            let channel = context.channel
-            done.whenComplete { _ in channel.close(promise: nil) }
-        }
-    }
-}

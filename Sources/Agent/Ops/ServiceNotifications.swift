@@ -119,7 +119,7 @@ final class ServiceNotifications: Sendable {
         state.ready = true
         state.readyTimer?.cancel()
         state.readyTimer = nil
-        notifier.send("READY=1\nSTATUS=" + SystemdNotifier.statusLine(state.sentStatus))
+        notifier.send("READY=1\nSTATUS=" + state.sentStatus)  // already a status line (sanitised once)
     }
 
     private func update(status: String) {

@@ -1,3 +1,5 @@
+import SIOCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -75,12 +77,9 @@ public final class SystemdNotifier: Sendable {
         return sent == bytes.count
     }
 
-    /// `STATUS=` text: one line, at most 256 bytes.
+    /// `STATUS=` text: one line (the shared sanitiser: no CR, LF, NEL, line separator or other
+    /// control can end the line and start a forged `KEY=`), at most 256 bytes, cut on a scalar.
     static func statusLine(_ text: String) -> String {
-        var line = String(text.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
-        if line.utf8.count > 256 {
-            line = String(decoding: line.utf8.prefix(253), as: UTF8.self) + "..."
-        }
-        return line
+        OutsideText.truncated(OutsideText.escaped(text), maxBytes: 256)
     }
 }

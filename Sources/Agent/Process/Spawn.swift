@@ -41,7 +41,7 @@ struct SpawnRequest {
 /// (2.34+) and `…_addchdir_np` (2.29+). Without them it could neither keep the agent's other
 /// descriptors out of the child (swift-nio opens its sockets without `SOCK_CLOEXEC`: the server
 /// connection and the metrics listener would leak into every command) nor start it in `cwd`.
-/// There the agent forks and execs itself: the child closes every descriptor above 2
+/// There the agent vforks and execs itself: the child closes every descriptor above 2
 /// (`close_range`, Linux 5.9+, else by reading /proc/self/fd) and changes directory before
 /// `execve`, with nothing between fork and exec but system calls. Marking descriptors
 /// close-on-exec from the parent instead would race with threads opening new ones, and `cd` in

@@ -1,3 +1,4 @@
+import SIOCore
 import Logging
 import Synchronization
 
@@ -52,14 +53,20 @@ public struct AgentLogHandler: LogHandler {
             }
             JSONValue.object(pairs: pairs).write(into: &line)
         case .text:
-            var text = "\(time) \(event.level.rawValue) \(label): \(escapingControlCharacters(event.message.description))"
+            // Message and values through the shared sanitiser (one event stays one line, and a
+            // backslash in the data reads `\\`); values with spaces, quotes or `=` are quoted.
+            var text = "\(time) \(event.level.rawValue) \(label): \(OutsideText.escaped(event.message.description))"
             for key in merged.keys.sorted() {
-                // Values with spaces, quotes or line breaks are quoted, so one event stays one line.
-                let value = "\(merged[key]!)"
-                if value.isEmpty || value.unicodeScalars.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" || isLineBreaking($0) }) {
-                    text += " \(key)=\(escapingControlCharacters(JSONValue.string(value).jsonString()))"
+                let value = OutsideText.escaped("\(merged[key]!)")
+                if value.isEmpty || value.unicodeScalars.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) {
+                    text += " \(OutsideText.escaped(key))=\""
+                    // Scalars, not Characters: a quote followed by a combining mark is one Character.
+                    for c in value.unicodeScalars {
+                        if c == "\"" { text += "\\\"" } else { text.unicodeScalars.append(c) }
+                    }
+                    text += "\""
                 } else {
-                    text += " \(key)=\(value)"
+                    text += " \(OutsideText.escaped(key))=\(value)"
                 }
             }
             line.append(contentsOf: text.utf8)
@@ -94,28 +101,9 @@ public struct AgentLogHandler: LogHandler {
     }
 }
 
-/// Whether `c` is a control character: C0, DEL, C1, or the Unicode line and paragraph separators.
-func isLineBreaking(_ c: Unicode.Scalar) -> Bool {
-    c.value < 0x20 || (c.value >= 0x7F && c.value <= 0x9F) || c.value == 0x2028 || c.value == 0x2029
-}
-
-/// `text` with its control characters escaped (`\n`, `\r`, `\t`, `\u{1b}`…), so that it is
-/// one line whatever it holds: a rendered `log` message never forges a second line in a log file,
-/// on standard output or in the agent's own log. Other text, backslashes included, is unchanged.
+/// `text` made one safe line by the shared sanitiser (``OutsideText/escaped(_:)``): a rendered
+/// `log` message never forges a second line in a log file, on standard output or in the agent's
+/// own log, and a backslash in the data reads `\\`.
 public func escapingControlCharacters(_ text: String) -> String {
-    guard text.unicodeScalars.contains(where: isLineBreaking) else { return text }
-    var out = String.UnicodeScalarView()
-    for c in text.unicodeScalars {
-        guard isLineBreaking(c) else {
-            out.append(c)
-            continue
-        }
-        switch c {
-        case "\n": out.append(contentsOf: #"\n"#.unicodeScalars)
-        case "\r": out.append(contentsOf: #"\r"#.unicodeScalars)
-        case "\t": out.append(contentsOf: #"\t"#.unicodeScalars)
-        default: out.append(contentsOf: "\\u{\(String(c.value, radix: 16))}".unicodeScalars)
-        }
-    }
-    return String(out)
+    OutsideText.escaped(text)
 }

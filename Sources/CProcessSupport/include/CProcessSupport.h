@@ -28,7 +28,7 @@ int sioagent_spawn_has_closefrom(void);
 /// Whether this glibc has posix_spawn_file_actions_addchdir_np (1) or not (0).
 int sioagent_spawn_has_chdir(void);
 
-/// Starts `path` with fork and execve where posix_spawn cannot do all the agent needs (glibc
+/// Starts `path` with vfork and execve where posix_spawn cannot do all the agent needs (glibc
 /// before 2.34 or 2.29): in a process group of its own, every signal at its default action and
 /// unblocked, `stdin_fd` (-1: /dev/null), `stdout_fd` and `stderr_fd` on 0-2, every other
 /// descriptor closed (close_range when `use_close_range` and the kernel has it, else by reading

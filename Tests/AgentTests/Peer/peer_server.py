@@ -14,6 +14,8 @@ Reads one JSON command a line on stdin:
   {"release_acks": true}   (acknowledges the held events, and every later one at once)
 Events the client sends with an ack request are acknowledged with true (the python-socketio
 server answers an ack request with the handler's return value).
+With --feedback it also answers `alert` and `batery` with `feedback` {"retorno": true}, as the
+original notebook's server did (scripts/test-package runs the seed flow with it).
 """
 
 import argparse
@@ -37,6 +39,10 @@ def main():
     parser.add_argument("--namespaces", default="/")
     parser.add_argument("--ping-interval", type=float, default=25)
     parser.add_argument("--ping-timeout", type=float, default=20)
+    parser.add_argument("--feedback", action="store_true", help="answer alert and batery with feedback {retorno: true}")
+    # Namespaces (comma-separated) whose connection is refused with --refuse-message.
+    parser.add_argument("--refuse", default="")
+    parser.add_argument("--refuse-message", default="refused")
     args = parser.parse_args()
 
     port = args.port
@@ -52,12 +58,19 @@ def main():
     app = web.Application()
     sio.attach(app)
     namespaces = args.namespaces.split(",")
+    refused = [ns for ns in args.refuse.split(",") if ns]
+    for ns in refused:
+        if ns not in namespaces:
+            namespaces.append(ns)
     acks = {"released": asyncio.Event()}
     acks["released"].set()
 
     for ns in namespaces:
         def make(ns):
             async def on_connect(sid, environ, auth=None):
+                if ns in refused:
+                    out({"type": "refused", "sid": sid, "namespace": ns})
+                    raise socketio.exceptions.ConnectionRefusedError(args.refuse_message)
                 out({"type": "connect", "sid": sid, "namespace": ns, "auth": auth})
 
             async def on_disconnect(sid, reason=None):
@@ -65,6 +78,8 @@ def main():
 
             async def on_any(event, sid, *data):
                 out({"type": "event", "namespace": ns, "event": event, "args": list(data)})
+                if args.feedback and event in ("alert", "batery"):
+                    await sio.emit("feedback", {"retorno": True}, to=sid, namespace=ns)
                 if not acks["released"].is_set():
                     out({"type": "ack_held", "namespace": ns, "event": event})
                     await acks["released"].wait()

@@ -12,10 +12,12 @@ final class PeerServer: Sendable {
     }
 
     /// Starts the server on `port` (0: a free one) and waits until it listens.
-    static func start(port: Int = 0, namespaces: String = "/") async throws -> PeerServer {
+    /// `refuse`: namespaces whose connection the server refuses with `refuseMessage`.
+    static func start(port: Int = 0, namespaces: String = "/", refuse: String? = nil, refuseMessage: String = "refused") async throws -> PeerServer {
         let script = TestPaths.packageRoot + "/Tests/AgentTests/Peer/peer_server.py"
-        let child = try ChildProcess(
-            try TestPaths.python, ["-u", script, "--port", String(port), "--namespaces", namespaces], name: "peer server")
+        var arguments = ["-u", script, "--port", String(port), "--namespaces", namespaces]
+        if let refuse { arguments += ["--refuse", refuse, "--refuse-message", refuseMessage] }
+        let child = try ChildProcess(try TestPaths.python, arguments, name: "peer server")
         try await child.waitFor("the server to listen") { child.jsonLines.contains { $0["type"] as? String == "ready" } }
         let ready = child.jsonLines.first { $0["type"] as? String == "ready" }!
         return PeerServer(child: child, port: ready["port"] as! Int)

@@ -1,6 +1,6 @@
 """The real python-socketio peer for the interoperability tests.
 
-Usage: server.py [--port N] [--ping-interval S] [--ping-timeout S] [--tls CERT KEY]
+Usage: server.py [--port N] [--ping-interval S] [--ping-timeout S] [--tls CERT KEY [--tls-max 1.1]]
 Prints "READY <port>" on stdout once it accepts connections.
 
 Namespaces: "/" (open), "/admin" (auth {"token": "secret"} required), "/early" (emits "early"
@@ -25,6 +25,8 @@ parser.add_argument("--port", type=int, default=0)
 parser.add_argument("--ping-interval", type=float, default=25)
 parser.add_argument("--ping-timeout", type=float, default=20)
 parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
+# The newest TLS version the server offers (e.g. 1.1, to test a version the client refuses).
+parser.add_argument("--tls-max", default=None)
 args = parser.parse_args()
 
 sio = socketio.AsyncServer(
@@ -80,6 +82,9 @@ async def common(ns, event, sid, *data):
         return cookies_seen
     elif event == "transport":
         return sio.transport(sid, namespace=ns)
+    elif event == "record_stall":
+        records.append(data[0] if data else None)
+        await asyncio.sleep(3600)
     elif event == "stall":
         await asyncio.sleep(3600)
     elif event == "emit_count":
@@ -117,6 +122,10 @@ async def main():
     if args.tls:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.tls[0], args.tls[1])
+        if args.tls_max == "1.1":
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+            context.set_ciphers("DEFAULT:@SECLEVEL=0")
     site = web.TCPSite(runner, "127.0.0.1", args.port, ssl_context=context, reuse_address=True)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]

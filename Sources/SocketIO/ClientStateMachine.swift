@@ -1,0 +1,480 @@
+import Logging
+
+/// The Socket.IO connection lifecycle as a value: sessions, namespaces, reconnection backoff and
+/// the stable period. No I/O, no clock, no randomness of its own.
+///
+/// Each input (``start()``, ``engineOpened(pingInterval:)``, a namespace answer, ``engineClosed(reason:detail:sessionGone:refusal:)``,
+/// ``timerFired(_:)``, ``shutdown(graceful:)``) updates the state, then returns the actions the
+/// shell carries out, in order, after the update: open or close an Engine.IO session, send a
+/// namespace CONNECT or DISCONNECT, schedule or cancel a timer, deliver an event, release or fail
+/// emits and waiters. Timers are named (``Timer``): the shell keeps at most one of each and feeds
+/// ``timerFired(_:)`` back when one fires. Jitter comes from ``random``, a seeded generator that is
+/// part of the value, so a simulation that seeds it replays the same delays.
+///
+/// These inputs are rare (connections and namespace answers), so they return an array; the
+/// per-packet and per-emit path of the shell only reads ``phase`` and ``status(_:)``.
+package struct ClientStateMachine {
+    package enum Phase: Equatable, Sendable {
+        /// Not started yet.
+        case idle
+        /// An Engine.IO session is being opened.
+        case connecting
+        /// The Engine.IO session is open (namespaces connect on it).
+        case open
+        /// Between sessions: a reconnect timer runs.
+        case waiting
+        /// Closed for good.
+        case closed
+    }
+
+    package enum NamespaceStatus: Equatable, Sendable {
+        case idle, connecting, connected, refused, kicked
+    }
+
+    package struct Namespace: Equatable, Sendable {
+        package let name: String
+        package let auth: JSONValue?
+        package var status = NamespaceStatus.idle
+        /// Failed CONNECTs (refused, unanswered, kicked) since it last proved stable.
+        package var refusals = 0
+    }
+
+    /// The timers the shell keeps for the machine, at most one of each.
+    package enum Timer: Hashable, Sendable {
+        /// The Engine.IO session must open within `connectTimeout`.
+        case connect
+        /// The next session attempt.
+        case reconnect
+        /// The stable period: once it passes with a namespace connected, the backoff starts over.
+        case stable
+        /// Every namespace was kicked: they are connected again on the slow path.
+        case slow
+        /// The namespace (by index) must answer its CONNECT within `connectTimeout`.
+        case namespaceConnect(Int)
+        /// The namespace (by index) sends CONNECT again.
+        case namespaceRetry(Int)
+    }
+
+    package enum Action: Sendable {
+        /// Open a new Engine.IO session in `revision`; its events carry `generation`.
+        case openEngine(generation: Int, revision: EngineIORevision)
+        /// Close the current session: `graceful` sends the close packet after what is queued.
+        case closeEngine(graceful: Bool)
+        case schedule(Timer, Duration)
+        case cancel(Timer)
+        /// Send the namespace CONNECT (`implicit`: the server connects it by itself, only wait).
+        case sendConnect(namespace: Int, implicit: Bool)
+        case sendDisconnect(namespace: Int)
+        case deliver(SocketIOClientEvent)
+        /// The namespace connected: write what waits for it in the offline buffer, then
+        /// (after `.deliver(.connect)`) the events that arrived before the CONNECT answer.
+        case flushBuffer(namespace: Int)
+        case deliverEarlyEvents(namespace: Int)
+        /// Forget the events that arrived before a CONNECT answer that will not come.
+        case dropEarlyEvents(namespace: Int)
+        /// Fail the namespace's buffered emits and those waiting for an ack.
+        case failEmits(namespace: Int, SocketIOError)
+        /// The session is gone: emits written on it and still waiting for an ack are buffered
+        /// again (`.direct` ones fail).
+        case requeueUnacknowledged
+        case succeedWaiters(namespace: Int)
+        /// Fail waiters (of one namespace, or all); `onlyFailFast`: only those that asked.
+        case failWaiters(SocketIOError, namespace: Int?, onlyFailFast: Bool)
+        /// Closed for good: fail every emit and waiter, end the event streams.
+        case terminate(SocketIOError)
+        case log(Logger.Level, String, Logger.Metadata)
+    }
+
+    /// A small seeded generator (SplitMix64): the jitter of the backoff delays.
+    package struct Random: Equatable, Sendable {
+        package var state: UInt64
+        package init(seed: UInt64) { state = seed }
+
+        /// The next value in 0..<1.
+        package mutating func next() -> Double {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Double(z >> 11) / Double(UInt64(1) << 53)
+        }
+    }
+
+    package let policy: ReconnectionPolicy
+    package let connectTimeout: Duration
+    /// The configured protocol: `auto` may switch revisions after an "unsupported version" answer.
+    package let protocolVersion: ProtocolVersion
+    package private(set) var phase = Phase.idle
+    /// Counts sessions; an event of an older session is ignored by the shell.
+    package private(set) var generation = 0
+    /// Sorted by name (the order of every CONNECT and event they cause).
+    package private(set) var namespaces: [Namespace]
+    package private(set) var backoff: ReconnectBackoff
+    package var random: Random
+    /// The Engine.IO revision of the next session: `auto` starts with 4 and keeps whatever the
+    /// server last accepted.
+    package private(set) var revision: EngineIORevision
+    /// Whether `auto` already switched revisions since the last open session.
+    private var revisionSwitched = false
+    /// The stable timer is scheduled.
+    private var stableArmed = false
+    /// The session's pingInterval (ms): the stable period.
+    private var pingInterval = 25_000
+    package private(set) var lastError: SocketIOError?
+    /// What a connect timeout reports, in words (the shell sets it from the server's address).
+    package var connectTimeoutDetail = "timed out while connecting"
+
+    package init(namespaces: [(name: String, auth: JSONValue?)], policy: ReconnectionPolicy, connectTimeout: Duration,
+                 protocolVersion: ProtocolVersion, seed: UInt64) {
+        var list: [Namespace] = []
+        for (name, auth) in namespaces {
+            let name = ClientStateMachine.normalize(name)
+            if !list.contains(where: { $0.name == name }) { list.append(Namespace(name: name, auth: auth)) }
+        }
+        if list.isEmpty { list.append(Namespace(name: "/", auth: nil)) }
+        self.namespaces = list.sorted { $0.name < $1.name }
+        self.policy = policy
+        self.connectTimeout = connectTimeout
+        self.protocolVersion = protocolVersion
+        self.backoff = ReconnectBackoff(policy: policy)
+        self.random = Random(seed: seed)
+        self.revision = protocolVersion == .v3 ? .eio3 : .eio4
+    }
+
+    package static func normalize(_ namespace: String) -> String {
+        namespace.hasPrefix("/") ? namespace : "/" + namespace
+    }
+
+    /// The index of the namespace named `name` (one namespace, the common case, costs one compare).
+    package func index(of name: String) -> Int? {
+        if namespaces.count == 1 { return namespaces[0].name == name ? 0 : nil }
+        return namespaces.firstIndex { $0.name == name }
+    }
+
+    package func status(_ index: Int) -> NamespaceStatus { namespaces[index].status }
+
+    /// Whether an emit to a kicked namespace may still wait for it.
+    package var kickedNamespacesComeBack: Bool { policy.enabled && policy.reconnectAfterServerDisconnect }
+
+    private var anyConnected: Bool { namespaces.contains { $0.status == .connected } }
+
+    // MARK: Sessions
+
+    /// Starts connecting (once).
+    package mutating func start() -> [Action] {
+        guard phase == .idle else { return [] }
+        var actions: [Action] = []
+        openEngine(&actions)
+        return actions
+    }
+
+    /// The configuration cannot be used (bad URL, TLS setup): reported, then closed for good.
+    package mutating func configurationFailed(_ error: SocketIOError) -> [Action] {
+        guard phase == .idle else { return [] }
+        lastError = error
+        var actions = namespaces.map { Action.deliver(.connectError(namespace: $0.name, error: error)) }
+        actions.append(.failWaiters(error, namespace: nil, onlyFailFast: false))
+        terminate(error, &actions)
+        return actions
+    }
+
+    private mutating func openEngine(_ actions: inout [Action]) {
+        guard phase != .closed else { return }
+        generation &+= 1
+        phase = .connecting
+        actions.append(.schedule(.connect, connectTimeout))
+        actions.append(.openEngine(generation: generation, revision: revision))
+    }
+
+    /// The Engine.IO handshake completed: every namespace not kicked sends its CONNECT.
+    package mutating func engineOpened(pingInterval: Int) -> [Action] {
+        guard phase == .connecting else { return [] }
+        phase = .open
+        self.pingInterval = pingInterval
+        var actions: [Action] = [.cancel(.connect)]
+        if backoff.attempt > 0 { actions.append(.deliver(.reconnect(attempt: backoff.attempt))) }
+        lastError = nil
+        revisionSwitched = false
+        for i in namespaces.indices where namespaces[i].status != .kicked {
+            // Socket.IO v2: the server connects `/` by itself and sends its CONNECT.
+            sendConnect(i, implicit: revision == .eio3 && namespaces[i].name == "/", &actions)
+        }
+        return actions
+    }
+
+    private mutating func sendConnect(_ i: Int, implicit: Bool, _ actions: inout [Action]) {
+        guard phase == .open else { return }
+        namespaces[i].status = .connecting
+        actions.append(.dropEarlyEvents(namespace: i))
+        actions.append(.schedule(.namespaceConnect(i), connectTimeout))
+        actions.append(.sendConnect(namespace: i, implicit: implicit))
+    }
+
+    /// The handshake got an HTTP error. With `protocol: auto`, the server's "unsupported version"
+    /// answer switches to the other Engine.IO revision at once (once); python-socketio 4.x refuses
+    /// `/` with a 401 whose body is the refusal; anything else is a failed attempt.
+    package mutating func handshakeRefused(_ refusal: HandshakeRefusal) -> [Action] {
+        guard phase == .connecting else { return [] }
+        if protocolVersion == .auto, !revisionSwitched,
+            EngineIO3Codec.isUnsupportedVersionAnswer(status: refusal.status, body: refusal.body) {
+            let refused = revision
+            revision = refused.other
+            revisionSwitched = true
+            var actions: [Action] = [
+                .log(.info, "the server does not speak \(refused); trying \(revision)", ["answer": "\(refusal.shortBody)"]),
+                .cancel(.connect),
+            ]
+            openEngine(&actions)
+            return actions
+        }
+        if refusal.status == 401, revision == .eio3 {
+            let answer = (try? JSONValue(parsing: Array(refusal.body.utf8))) ?? .string(refusal.body)
+            let (message, data) = SocketIO2.refusal(answer)
+            return engineClosed(reason: .transportError, detail: refusal.description, sessionGone: false,
+                                refusal: .connectionRefused(namespace: "/", message: message, data: data))
+        }
+        return engineClosed(reason: .transportError, detail: refusal.description, sessionGone: false)
+    }
+
+    /// The session ended or could not open. `refusal`: the server refused the connection
+    /// (reported instead of a transport error, and to every waiter at once).
+    package mutating func engineClosed(reason: DisconnectReason, detail: String, sessionGone: Bool,
+                                       refusal: SocketIOError? = nil) -> [Action] {
+        guard phase == .connecting || phase == .open else { return [] }
+        let wasOpen = phase == .open
+        phase = .waiting
+        var actions: [Action] = [.cancel(.connect), .cancel(.stable)]
+        stableArmed = false
+        if wasOpen {
+            actions.append(.log(.info, "connection lost", ["reason": "\(reason)", "detail": "\(detail)"]))
+        } else {
+            actions.append(.log(.info, "connection attempt failed", ["detail": "\(detail)"]))
+        }
+        let error = refusal ?? SocketIOError.transport(detail)
+        for i in namespaces.indices {
+            actions.append(.cancel(.namespaceRetry(i)))
+            actions.append(.cancel(.namespaceConnect(i)))
+            actions.append(.dropEarlyEvents(namespace: i))
+            let name = namespaces[i].name
+            if namespaces[i].status == .connected { actions.append(.deliver(.disconnect(namespace: name, reason: reason))) }
+            if namespaces[i].status != .kicked {
+                namespaces[i].status = .idle
+                if !wasOpen { actions.append(.deliver(.connectError(namespace: name, error: error))) }
+            }
+        }
+        if !wasOpen {
+            lastError = error
+            actions.append(.failWaiters(error, namespace: nil, onlyFailFast: refusal == nil))
+        }
+        actions.append(.requeueUnacknowledged)
+        scheduleReconnect(immediate: sessionGone && wasOpen, &actions)
+        return actions
+    }
+
+    private mutating func scheduleReconnect(immediate: Bool, _ actions: inout [Action]) {
+        guard policy.enabled else {
+            terminate(lastError ?? .disconnected, &actions)
+            return
+        }
+        let wasExhausted = backoff.exhausted
+        switch backoff.next(immediate: immediate, random: random.next()) {
+        case .stop:
+            actions.append(.log(.error, "giving up reconnecting; stopping", ["attempts": "\(policy.attempts)"]))
+            actions.append(.deliver(.reconnectFailed))
+            stop(lastError ?? .disconnected, &actions)
+        case .retry(let attempt, let delay, let slow):
+            if slow && !wasExhausted {
+                actions.append(.log(.warning, "reconnection attempts used up; retrying on the slow path", [
+                    "attempts": "\(policy.attempts)", "delay": "\(delay)",
+                ]))
+                actions.append(.deliver(.reconnectFailed))
+            }
+            actions.append(.log(.debug, "reconnecting", ["attempt": "\(attempt)", "delay": "\(delay)"]))
+            actions.append(.schedule(.reconnect, delay))
+        }
+    }
+
+    // MARK: Namespaces
+
+    /// The server accepted the namespace CONNECT.
+    package mutating func namespaceConnected(_ i: Int) -> [Action] {
+        guard phase == .open, namespaces[i].status == .connecting else { return [] }
+        namespaces[i].status = .connected
+        var actions: [Action] = [.cancel(.namespaceConnect(i))]
+        // The backoff starts over only once a namespace stayed connected for the stable period.
+        if !stableArmed {
+            stableArmed = true
+            actions.append(.schedule(.stable, ReconnectBackoff.stabilityPeriod(pingInterval: pingInterval)))
+        }
+        // What waited in the offline buffer goes out before the hook hears of the connection,
+        // so an emit made from the `connect` hook follows the older ones.
+        actions.append(.flushBuffer(namespace: i))
+        actions.append(.deliver(.connect(namespace: namespaces[i].name)))
+        actions.append(.deliverEarlyEvents(namespace: i))
+        actions.append(.succeedWaiters(namespace: i))
+        return actions
+    }
+
+    /// The server refused the namespace (CONNECT_ERROR).
+    package mutating func namespaceRefused(_ i: Int, message: String, data: JSONValue?) -> [Action] {
+        guard phase == .open, namespaces[i].status == .connecting else { return [] }
+        var actions: [Action] = []
+        connectFailed(i, error: .connectionRefused(namespace: namespaces[i].name, message: message, data: data),
+                      message: "namespace refused", refused: true, &actions)
+        return actions
+    }
+
+    /// A namespace CONNECT was refused or not answered in time: reported, then retried later.
+    /// A refusal fails every waiter of the namespace; a timeout only those that asked to fail fast.
+    private mutating func connectFailed(_ i: Int, error: SocketIOError, message: String, refused: Bool, _ actions: inout [Action]) {
+        namespaces[i].status = .refused
+        lastError = error
+        actions.append(.cancel(.namespaceConnect(i)))
+        actions.append(.dropEarlyEvents(namespace: i))
+        actions.append(.log(.info, message, ["sio.namespace": "\(namespaces[i].name)", "error": "\(error)"]))
+        actions.append(.deliver(.connectError(namespace: namespaces[i].name, error: error)))
+        actions.append(.failWaiters(error, namespace: i, onlyFailFast: !refused))
+        retryNamespace(i, &actions)
+    }
+
+    /// The server disconnected the namespace (DISCONNECT).
+    package mutating func namespaceKicked(_ i: Int) -> [Action] {
+        guard phase == .open, namespaces[i].status == .connected || namespaces[i].status == .connecting else { return [] }
+        namespaces[i].status = .kicked
+        var actions: [Action] = [.cancel(.namespaceConnect(i)), .dropEarlyEvents(namespace: i)]
+        if !anyConnected {
+            // The stable period counts only while some namespace is connected.
+            actions.append(.cancel(.stable))
+            stableArmed = false
+        }
+        let name = namespaces[i].name
+        actions.append(.log(.info, "namespace disconnected by the server", ["sio.namespace": "\(name)"]))
+        actions.append(.deliver(.disconnect(namespace: name, reason: .serverDisconnect)))
+        if kickedNamespacesComeBack {
+            retryNamespace(i, &actions)
+        } else {
+            actions.append(.failEmits(namespace: i, .disconnected))
+            actions.append(.failWaiters(.disconnected, namespace: i, onlyFailFast: false))
+            if namespaces.allSatisfy({ $0.status == .kicked }) { everyNamespaceKicked(&actions) }
+        }
+        return actions
+    }
+
+    /// Every namespace was disconnected by the server (and `reconnectAfterServerDisconnect` is
+    /// off): rather than stay connected to nothing, connect them again on the slow path, or stop.
+    private mutating func everyNamespaceKicked(_ actions: inout [Action]) {
+        guard policy.enabled, policy.whenExhausted == .retrySlowly else {
+            actions.append(.log(.error, "every namespace was disconnected by the server; stopping", [:]))
+            stop(.disconnected, &actions)
+            return
+        }
+        let delay = max(policy.slowDelay, ReconnectBackoff.minimumRepeatDelay)
+        actions.append(.log(.warning, "every namespace was disconnected by the server; connecting them again later", ["delay": "\(delay)"]))
+        actions.append(.schedule(.slow, delay))
+    }
+
+    /// Sends CONNECT again later (a refused, unanswered or kicked namespace), never sooner than
+    /// a second; when the attempts run out, on the slow path or not at all (`whenExhausted`).
+    private mutating func retryNamespace(_ i: Int, _ actions: inout [Action]) {
+        guard policy.enabled else { return }
+        if namespaces[i].refusals < Int.max { namespaces[i].refusals += 1 }
+        let refusals = namespaces[i].refusals
+        var delay = max(policy.delay(forAttempt: refusals, random: random.next()), .seconds(1))
+        if policy.attempts > 0 && refusals > policy.attempts {
+            if policy.whenExhausted == .stop {
+                if !anyConnected {
+                    actions.append(.log(.error, "namespace CONNECT attempts used up and no namespace is connected; stopping",
+                                        ["sio.namespace": "\(namespaces[i].name)"]))
+                    stop(lastError ?? .disconnected, &actions)
+                }
+                return
+            }
+            delay = max(policy.slowDelay, .seconds(1))
+        }
+        actions.append(.schedule(.namespaceRetry(i), delay))
+    }
+
+    // MARK: Timers
+
+    /// A timer the machine scheduled fired (and was not cancelled since).
+    package mutating func timerFired(_ timer: Timer) -> [Action] {
+        var actions: [Action] = []
+        switch timer {
+        case .connect:
+            guard phase == .connecting else { return [] }
+            actions.append(.closeEngine(graceful: false))
+            actions += engineClosed(reason: .transportError, detail: connectTimeoutDetail, sessionGone: false)
+        case .reconnect:
+            guard phase == .waiting else { return [] }
+            actions.append(.deliver(.reconnectAttempt(backoff.attempt)))
+            openEngine(&actions)
+        case .stable:
+            stableArmed = false
+            guard phase == .open, anyConnected else { return [] }
+            backoff.stable()
+            // A namespace that stayed connected starts its CONNECT retries over too (a server
+            // that accepts and kicks at once keeps seeing them slow down).
+            for i in namespaces.indices where namespaces[i].status == .connected { namespaces[i].refusals = 0 }
+        case .slow:
+            guard phase != .closed else { return [] }
+            for i in namespaces.indices where namespaces[i].status == .kicked {
+                namespaces[i].status = .idle
+                if phase == .open { sendConnect(i, implicit: false, &actions) }
+            }
+        case .namespaceConnect(let i):
+            guard phase == .open, namespaces.indices.contains(i), namespaces[i].status == .connecting else { return [] }
+            connectFailed(i, error: .connectTimeout, message: "no answer to the namespace CONNECT", refused: false, &actions)
+        case .namespaceRetry(let i):
+            guard phase == .open, namespaces.indices.contains(i),
+                namespaces[i].status == .refused || namespaces[i].status == .kicked else { return [] }
+            sendConnect(i, implicit: false, &actions)
+        }
+        return actions
+    }
+
+    // MARK: Closing
+
+    /// Stops for good on the client's own decision (``SocketIOClientEvent/stopped(_:)``).
+    private mutating func stop(_ error: SocketIOError, _ actions: inout [Action]) {
+        guard phase != .closed else { return }
+        actions.append(.deliver(.stopped(error)))
+        close(graceful: true, &actions)
+    }
+
+    /// Closes for good: `graceful` sends DISCONNECT for each connected namespace and closes the
+    /// session cleanly; otherwise the session is dropped.
+    package mutating func shutdown(graceful: Bool) -> [Action] {
+        var actions: [Action] = []
+        close(graceful: graceful, &actions)
+        return actions
+    }
+
+    private mutating func close(graceful: Bool, _ actions: inout [Action]) {
+        guard phase != .closed else { return }
+        if graceful && phase == .open {
+            for i in namespaces.indices where namespaces[i].status == .connected {
+                actions.append(.sendDisconnect(namespace: i))
+                namespaces[i].status = .idle
+                actions.append(.deliver(.disconnect(namespace: namespaces[i].name, reason: .clientDisconnect)))
+            }
+        }
+        if phase == .open || phase == .connecting { actions.append(.closeEngine(graceful: graceful && phase == .open)) }
+        terminate(.disconnected, &actions)
+    }
+
+    private mutating func terminate(_ error: SocketIOError, _ actions: inout [Action]) {
+        guard phase != .closed else { return }
+        phase = .closed
+        stableArmed = false
+        actions.append(.cancel(.connect))
+        actions.append(.cancel(.reconnect))
+        actions.append(.cancel(.stable))
+        actions.append(.cancel(.slow))
+        for i in namespaces.indices {
+            actions.append(.cancel(.namespaceRetry(i)))
+            actions.append(.cancel(.namespaceConnect(i)))
+        }
+        actions.append(.terminate(error))
+    }
+}
