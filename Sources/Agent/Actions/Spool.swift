@@ -142,13 +142,13 @@ public final class Spool {
     }
 
     /// One alert found by ``loadIndex(payloadBudget:)``.
-    struct Indexed {
+    package struct Indexed {
         /// The alert; its `args` are empty unless `hasPayload`.
-        var item: SpoolItem
-        var hasPayload: Bool
+        package var item: SpoolItem
+        package var hasPayload: Bool
         /// Its line in the file, newline included.
-        var bytes: Int
-        var file: String
+        package var bytes: Int
+        package var file: String
     }
 
     /// Reads the alerts on disk, oldest first, and moves the files that cannot be read to
@@ -162,7 +162,7 @@ public final class Spool {
     /// Like ``load()``, but keeps the payloads (`args`) of the oldest alerts only, within
     /// `payloadBudget` bytes; the others are read again when their turn comes
     /// (``readPayloads(file:)``). Every file is still read and checked, one at a time.
-    func loadIndex(payloadBudget: Int) -> (items: [Indexed], corrupt: [(name: String, reason: String)]) {
+    package func loadIndex(payloadBudget: Int) -> (items: [Indexed], corrupt: [(name: String, reason: String)]) {
         var items: [Indexed] = []
         var corrupt: [(name: String, reason: String)] = []
         var budget = payloadBudget
@@ -223,9 +223,9 @@ public final class Spool {
 
     /// The alerts of spool file `file`, by sequence number (on the writer thread, when their
     /// payloads were not kept in memory).
-    static func readPayloads(directory: String, file: String) throws -> [UInt64: SpoolItem] {
+    package static func readPayloads(directory: String, file: String, storage: any Storage = POSIXStorage.shared) throws -> [UInt64: SpoolItem] {
         guard let first = sequence(ofName: file) else { throw DiskError(description: "not a spool file name: \(file)") }
-        let bytes = try readRegularFile(directory + "/" + file, maxBytes: maxFileBytes)
+        let bytes = try storage.read(directory + "/" + file, maxBytes: maxFileBytes)
         var out: [UInt64: SpoolItem] = [:]
         for (i, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
             guard let item = SpoolItem(sequence: first &+ UInt64(i), decoding: line) else {

@@ -107,7 +107,7 @@ public final class AgentMetrics: Sendable {
     let buildDate: String
     let reconnects = Counter()
     /// What a budget dropped (`sioagent_dropped_total{budget}`), the oldest first.
-    enum Budget: Int, CaseIterable, Sendable {
+    package enum Budget: Int, CaseIterable, Sendable {
         /// Alerts beyond `spool.max_items` or `spool.max_bytes`.
         case spool
         /// Alerts the disk refused, beyond what memory keeps.
