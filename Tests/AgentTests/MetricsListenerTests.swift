@@ -85,6 +85,31 @@ struct MetricsListenerTests {
         #expect(Self.response(after["response"] as? String ?? "").status == 200)
     }
 
+    @Test func aStreamOfBlankLinesIsRefusedAndMemoryStaysBounded() async throws {
+        // Blank lines may precede a request head; endless ones were once buffered without bound
+        // (22 MB to 1.9 GB of resident memory in 8 s).
+        let (_, agent, port) = try await Self.startAgent("metrics-blank-lines")
+        defer { Task { await agent.stop() } }
+        let pid = agent.pid
+        let peakBox = PeakSample()
+        let sampler = Task {
+            while !Task.isCancelled {
+                let rss = Self.rssBytes(pid) ?? 0
+                peakBox.value.withLock { $0 = max($0, rss) }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let result = try await Self.client(["flood", String(port), "4", Self.hex("\r\n")])
+        sampler.cancel()
+        let peak = max(peakBox.value.withLock { $0 }, Self.rssBytes(pid) ?? 0)
+        // Answered 431 and closed: the client could not keep sending.
+        #expect(result["closed_while_sending"] as? Bool == true || result["eof"] as? Bool == true, "\(result)")
+        #expect((result["bytes"] as? Int ?? 0) < 64 * 1024 * 1024, "\(result)")
+        #expect(peak <= 40 * 1024 * 1024, "resident memory reached \(peak / 1024) KiB")
+        let after = try await Self.client(["raw", String(port), Self.hex("GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")])
+        #expect(Self.response(after["response"] as? String ?? "").status == 200, "\(after)")
+    }
+
     @Test func idleConnectionsMakeRoomAndAreClosed() async throws {
         let (_, agent, port) = try await Self.startAgent("metrics-idle")
         defer { Task { await agent.stop() } }
@@ -194,6 +219,11 @@ struct MetricsListenerTests {
         #expect(MetricsRequestParser.parse(Array(repeating: UInt8(ascii: "a"), count: 8 * 1024)) == .tooLarge)
         #expect(MetricsRequestParser.parse(Array(("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 8200) + "\r\n\r\n").utf8)) == .tooLarge)
         #expect(MetricsRequestParser.parse(Array("get / HTTP/1.1\r\n\r\n".utf8)) == .malformed)
+        // Blank lines before a head count towards its bound: a stream of CRLF is too large, not
+        // incomplete (which would buffer it all).
+        #expect(MetricsRequestParser.parse(Array(repeating: 0x0A, count: 8 * 1024)) == .tooLarge)
+        #expect(MetricsRequestParser.parse(Array(String(repeating: "\r\n", count: 4 * 1024 + 1).utf8)) == .tooLarge)
+        #expect(MetricsRequestParser.parse(Array(String(repeating: "\r\n", count: 100).utf8)) == .incomplete)
     }
 }
 

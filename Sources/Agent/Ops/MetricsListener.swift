@@ -62,8 +62,10 @@ enum MetricsRequestParser {
             }
             i += 1
         }
-        guard let end else { return a.count - start >= maxHeadBytes ? .tooLarge : .incomplete }
-        guard end - start <= maxHeadBytes else { return .tooLarge }
+        // Blank lines before the head count towards the bound: otherwise a client sending
+        // nothing but CRLF would be asked for more bytes forever, and they would all be buffered.
+        guard let end else { return a.count >= maxHeadBytes ? .tooLarge : .incomplete }
+        guard end <= maxHeadBytes else { return .tooLarge }
         // Only visible ASCII, space, tab, CR, LF and (in header values) bytes >= 0x80.
         var lines: [ArraySlice<UInt8>] = []
         var lineStart = start
