@@ -222,7 +222,7 @@ public final class Agent: Sendable {
             let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            guard let settled = rulesWatch.withLock({ $0.observe(snapshot, at: seconds) }) else { continue }
+            guard let settled = rulesWatch.withLock({ $0.observe(snapshot, stamps: now, at: seconds) }) else { continue }
             logger.info("rule files changed; reloading")
             await install(settled)
         }

@@ -179,4 +179,20 @@ struct RulesWatchTests {
         watch.loaded(snapshot("v4"))
         #expect(watch.observe(snapshot("v4"), at: 6) == nil)
     }
+
+    @Test func readingsAgreeOnlyWhenTheFilesWereNotRewrittenBetweenThem() {
+        // A loop of `: > f; cat four > f` looked at every 250 ms: the same text read twice 0.5 s
+        // apart, but rewritten in between (other stamps), is not settled. Once seen with an
+        // empty file, this removed every rule for a moment.
+        var watch = RulesWatch(loaded: snapshot("v1"))
+        #expect(watch.observe(snapshot("four"), stamps: ["f 1"], at: 0) == nil)
+        #expect(watch.observe(snapshot("four"), stamps: ["f 2"], at: 0.25) == nil)
+        #expect(watch.observe(snapshot("four"), stamps: ["f 3"], at: 0.5) == nil)
+        #expect(watch.observe(snapshot(""), stamps: ["f 4"], at: 0.75) == nil)
+        #expect(watch.observe(snapshot(""), stamps: ["f 5"], at: 1.25) == nil)
+        // Writing stopped: the same text and stamps for 0.5 s.
+        #expect(watch.observe(snapshot("five"), stamps: ["f 6"], at: 1.5) == nil)
+        #expect(watch.observe(snapshot("five"), stamps: ["f 6"], at: 1.75) == nil)
+        #expect(watch.observe(snapshot("five"), stamps: ["f 6"], at: 2.0) == snapshot("five"))
+    }
 }
