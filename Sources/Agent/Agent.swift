@@ -82,7 +82,9 @@ public final class Agent: Sendable {
         let initialState = stateStore.load(now: wallClock(), from: stateSource)
         self.persister = configuration.dryRun ? nil : stateStore
         // Namespaces count as down until they connect, so absence windows start at the connection.
-        let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState)
+        let engine = RuleEngine(
+            ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState,
+            maxWindowSamples: configuration.maxWindowSamples)
         let state = RuntimeState(engine: engine)
         let metrics = configuration.metrics.enabled ? AgentMetrics() : nil
         self.metrics = metrics

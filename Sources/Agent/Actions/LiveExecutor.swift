@@ -37,7 +37,9 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
         metrics: AgentMetrics? = nil
     ) throws {
         self.metrics = metrics
-        let spool = try Spool(directory: configuration.spool.dir, maxItems: configuration.spool.maxItems)
+        let spool = try Spool(
+            directory: configuration.spool.dir, maxItems: configuration.spool.maxItems, maxBytes: configuration.spool.maxBytes,
+            maxMemory: configuration.spool.maxMemory)
         self.loop = client.eventLoop
         self.writer = writer
         let namespaces = Set(configuration.server.namespaces.keys.map { $0.hasPrefix("/") ? $0 : "/" + $0 })

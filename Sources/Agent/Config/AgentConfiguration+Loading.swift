@@ -160,7 +160,7 @@ extension AgentConfiguration {
     private mutating func read(_ root: YAMLNode, reader: inout ConfigReader, base: String, url: inout String?, rules: inout String?) {
         let top = reader.mapping(
             root, "the configuration",
-            known: ["server", "reconnection", "rules", "spool", "state", "commands", "log", "log_files", "shutdown", "record", "watch_rules", "metrics"])
+            known: ["server", "reconnection", "rules", "spool", "state", "limits", "commands", "log", "log_files", "shutdown", "record", "watch_rules", "metrics"])
         for (key, _, value) in top {
             switch key {
             case "server": readServer(value, reader: &reader, url: &url)
@@ -187,12 +187,27 @@ extension AgentConfiguration {
                 }
             case "rules": if let r = reader.string(value, "rules") { rules = resolve(r, base: base) }
             case "spool":
-                for (k, _, v) in reader.mapping(value, "spool", known: ["dir", "max_items"]) {
-                    if k == "dir" {
-                        if let d = reader.string(v, "spool.dir") { spool.dir = resolve(d, base: base) }
-                    } else if let n = reader.int(v, "spool.max_items", minimum: 1) {
-                        spool.maxItems = n
+                for (k, _, v) in reader.mapping(value, "spool", known: ["dir", "max_items", "max_bytes", "max_memory"]) {
+                    switch k {
+                    case "dir": if let d = reader.string(v, "spool.dir") { spool.dir = resolve(d, base: base) }
+                    case "max_bytes":
+                        if let n = reader.byteSize(v, "spool.max_bytes") {
+                            if n < 1 << 20 { reader.error("spool.max_bytes must be at least 1MiB, not '\(n)' bytes", at: v) } else { spool.maxBytes = n }
+                        }
+                    case "max_memory":
+                        if let n = reader.byteSize(v, "spool.max_memory") {
+                            if n < 64 << 10 || n > 1 << 30 {
+                                reader.error("spool.max_memory must be within 64KiB and 1GiB, not '\(n)' bytes", at: v)
+                            } else {
+                                spool.maxMemory = n
+                            }
+                        }
+                    default: if let n = reader.int(v, "spool.max_items", minimum: 1) { spool.maxItems = n }
                     }
+                }
+            case "limits":
+                for (_, _, v) in reader.mapping(value, "limits", known: ["window_samples"]) {
+                    if let n = reader.int(v, "limits.window_samples", minimum: 1_000, maximum: 100_000_000) { maxWindowSamples = n }
                 }
             case "state":
                 for (_, _, v) in reader.mapping(value, "state", known: ["file"]) {
