@@ -92,6 +92,35 @@ struct ReloadEdgeTests {
         }
     }
 
+    @Test func anOlderReadingThatCompilesLastDoesNotReplaceANewerOne() async throws {
+        // The watcher starts compiling a large version; meanwhile the file gets a small final
+        // version and SIGHUP reloads it at once. The large one finished last and replaced it,
+        // and the watcher, which saw the final file as loaded, never corrected it: 3000 rules
+        // ran while the file held 1.
+        let fixture = try AgentFixture(label: "reload-race")
+        try fixture.writeConfig(url: "http://127.0.0.1:9")
+        try fixture.writeRules(Self.rules(0))
+        let agent = try fixture.startAgent(["--dry-run"])
+        defer { agent.signal(SIGKILL) }
+        try await agent.waitFor("the rules to load") { !agent.logged("rules loaded").isEmpty }
+        var big = "rules:\n"
+        for i in 0..<3000 { big += "  - id: big\(i)\n    on: e\(i)\n    when: payload > \(i)\n    then: [{log: stdout, message: 'b{{ payload }}'}]\n" }
+        let path = fixture.path("rules/main.yaml")
+        try big.write(toFile: path, atomically: true, encoding: .utf8)
+        try await agent.waitFor("the watcher to start reloading") { !agent.logged("rule files changed; reloading").isEmpty }
+        try "rules:\n  - id: final\n    on: f\n    then: [{log: stdout}]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        agent.signal(SIGHUP)
+        let superseded = "a newer reading of the rule files was loaded meanwhile; this one is not used"
+        try await agent.waitFor("both reloads to end", timeout: .seconds(60)) {
+            agent.logged("rules reloaded").count + agent.logged(superseded).count >= 2
+        }
+        // What runs is the file's last version.
+        let last = try #require(agent.logged("rules reloaded").last)
+        #expect(jsonText(last["rules.added"] ?? []) == #"["final"]"#, "\(last)")
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
     /// The Kubernetes ConfigMap layout: every file a link into `..data`, itself a link to a
     /// timestamped directory that an update replaces by renaming a new link over `..data`.
     static func makeConfigMap(_ dir: String, version: String, files: [String: String]) throws {
