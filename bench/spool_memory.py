@@ -34,6 +34,7 @@ def spooled(spool):
 
 
 def wait(what, condition, timeout=300):
+    print(f"waiting for {what}", file=sys.stderr, flush=True)
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
