@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOEmbedded
 import Synchronization
 import TestSupport
 import Testing
@@ -212,6 +214,40 @@ struct MetricsListenerTests {
         }
         #expect(request == expected)
         #expect(consumed == text.utf8.count)
+    }
+
+    /// At the limit with no idle connection, a connection whose answer has waited unread for
+    /// `stalledAnswer` makes room (the longest waiting first); one that waits less does not.
+    @Test func aStalledAnswerMakesRoomAtTheLimit() throws {
+        let connections = MetricsConnections(limit: 3)
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        func connected() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel()
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+            return channel
+        }
+        let channels = try (0..<3).map { _ in try connected() }
+        #expect(channels.allSatisfy { $0.isActive })
+        for channel in channels { #expect(connections.admit(channel, now: start)) }
+        connections.writing(channels[0], since: start + .milliseconds(200))
+        connections.writing(channels[1], since: start + .milliseconds(100))
+        connections.busy(channels[2])
+        let late = try connected()
+        // Every answer has waited less than the bound: refused, nobody closed.
+        #expect(!connections.admit(late, now: start + .milliseconds(900)))
+        #expect(channels.allSatisfy { $0.isActive })
+        // Past the bound: the answer waiting longest (channel 1) makes room.
+        #expect(connections.admit(late, now: start + .milliseconds(1_150)))
+        #expect(!channels[1].isActive)
+        #expect(channels[0].isActive && channels[2].isActive)
+        #expect(connections.count == 3)
+        // A new connection counts as idle until its request comes.
+        connections.busy(late)
+        // An idle connection still goes first, however recent.
+        connections.idle(channels[0], since: start + .seconds(5))
+        #expect(connections.admit(try connected(), now: start + .seconds(5)))
+        #expect(!channels[0].isActive)
+        #expect(channels[2].isActive)
     }
 
     @Test func incompleteAndOversizedHeads() {
