@@ -231,7 +231,7 @@ public final class Agent: Sendable {
             let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            guard let settled = rulesWatch.withLock({ $0.observe(snapshot, at: seconds) }) else { continue }
+            guard let settled = rulesWatch.withLock({ $0.observe(snapshot, stamps: now, at: seconds) }) else { continue }
             logger.info("rule files changed; reloading")
             await install(settled)
         }
@@ -260,23 +260,35 @@ public final class Agent: Sendable {
             logger.error("reload failed; keeping the running rules")
             return false
         }
-        let summary = try? await loop.submit {
-            let state = self.runtime.value
-            let summary = state.engine.reload(ruleSet, at: wallClock())
-            if self.metrics != nil { state.eventCounts.relabel(ruleSet.eventLabels) }
-            self.rescheduleTimer()
-            return summary
-        }.get()
-        if let summary {
-            logger.info(
-                "rules reloaded",
-                metadata: [
-                    "rules.added": .array(summary.added.map { .string($0) }),
-                    "rules.changed": .array(summary.changed.map { .string($0) }),
-                    "rules.removed": .array(summary.removed.map { .string($0) }),
-                ])
+        // A SIGHUP and the watcher may each be compiling a reading at once, and a large older
+        // one can finish last. Only the reading last declared loaded is swapped in: the check
+        // and the swap happen together on the loop, so an older reading never replaces a newer
+        // one (the watcher would then see the files as loaded and never correct it).
+        let outcome: ReloadSummary?
+        do {
+            outcome = try await loop.submit { () -> ReloadSummary? in
+                guard self.rulesWatch.withLock({ $0.loaded == snapshot }) else { return nil }
+                let state = self.runtime.value
+                let summary = state.engine.reload(ruleSet, at: wallClock())
+                if self.metrics != nil { state.eventCounts.relabel(ruleSet.eventLabels) }
+                self.rescheduleTimer()
+                return summary
+            }.get()
+        } catch {
+            return false
         }
-        return summary != nil
+        guard let summary = outcome else {
+            logger.info("a newer reading of the rule files was loaded meanwhile; this one is not used")
+            return true
+        }
+        logger.info(
+            "rules reloaded",
+            metadata: [
+                "rules.added": .array(summary.added.map { .string($0) }),
+                "rules.changed": .array(summary.changed.map { .string($0) }),
+                "rules.removed": .array(summary.removed.map { .string($0) }),
+            ])
+        return true
     }
 
     /// The client, for callers that want to watch the connection.
