@@ -9,13 +9,17 @@ client CPU seconds per 10k events, idle and peak RSS, and the ratios python/sioa
 
     .venv/bin/python bench/agent_bench.py [--events 20000] [--rate 1000] [--rounds 1]
         [--sioagent .build/release/sioagent] [--ack] [--clients sioagent,python] [--modes paced,flood]
-        [--perf DIR] [--callgrind DIR]
+        [--perf DIR] [--callgrind DIR] [--strace DIR] [--log]
 
 --ack asks both clients to emit with an acknowledgement (`ack: 5s`: sioagent spools each alert
 and sends it once stored; the AsyncClient uses `call`). --perf DIR profiles each sioagent run
 with `perf record -g` (cpu-clock, attached for the events only); --callgrind DIR runs sioagent
 under callgrind with the counters zeroed before the events and dumped after them, and prints
-instructions per event (use a low --rate: valgrind is ~50x slower).
+instructions per event (use a low --rate: valgrind is ~50x slower). --strace DIR attaches
+`strace -f -c` to each sioagent run for the events only (every thread) and prints the system
+calls per event, by kind (strace slows the agent down: its CPU figures are not comparable then).
+--log adds a `log` action to the rule (to a file in the work directory), so that each alert
+also writes a line.
 
 CPU and RSS are read from /proc of the client process; the figures are ratios measured in one
 run on the same machine, not absolute targets.
@@ -50,6 +54,10 @@ rules:
         args: ["{{ payload.seq }}"]
 """
 RULES_ACK = RULES + "        ack: 5s\n"
+LOG_ACTION = """\
+      - log: {path}
+        message: "battery low: {{{{ payload.seq }}}}"
+"""
 
 
 def free_port():
@@ -131,7 +139,7 @@ def load():
     return os.getloadavg()[0]
 
 
-async def measure(server, name, argv, transport, events, rate, perf=None, callgrind=None):
+async def measure(server, name, argv, transport, events, rate, perf=None, callgrind=None, strace=None):
     env = dict(os.environ)
     if callgrind:
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}", *argv]
@@ -148,6 +156,12 @@ async def measure(server, name, argv, transport, events, rate, perf=None, callgr
                 ["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p", str(proc.pid), "-o", perf],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(0.5)
+        tracer = None
+        if strace:
+            tracer = subprocess.Popen(
+                ["strace", "-f", "-c", "-U", "name,calls", "-o", strace, "-p", str(proc.pid)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            await asyncio.sleep(1)
         load0 = load()
         cpu0 = cpu_seconds(proc.pid)
         elapsed = await server.run(events, rate)
@@ -157,6 +171,11 @@ async def measure(server, name, argv, transport, events, rate, perf=None, callgr
         if recorder:
             recorder.send_signal(2)
             recorder.wait()
+        syscalls = None
+        if tracer:
+            tracer.send_signal(2)
+            tracer.wait()
+            syscalls = strace_counts(strace)
         if callgrind:
             subprocess.run(["callgrind_control", "-d", str(proc.pid)], stdout=subprocess.DEVNULL, check=True)
             await asyncio.sleep(1)
@@ -176,6 +195,7 @@ async def measure(server, name, argv, transport, events, rate, perf=None, callgr
             "peak_mb": peak / 1024,
             "load": (load0 + load()) / 2,
             "instructions_per_event": instructions / events if instructions else None,
+            "syscalls_per_event": {k: v / events for k, v in syscalls.items()} if syscalls else None,
         }
     finally:
         proc.terminate()
@@ -185,6 +205,21 @@ async def measure(server, name, argv, transport, events, rate, perf=None, callgr
             proc.kill()
         server.connected.clear()
         await asyncio.sleep(0.5)
+
+
+def strace_counts(path):
+    """Calls by system call name from `strace -c -U name,calls` output, with "total"."""
+    counts = {}
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+            elif len(parts) == 2 and parts[0].isdigit() and parts[1] == "total":
+                counts["total"] = int(parts[0])
+    if "total" not in counts:
+        counts["total"] = sum(counts.values())
+    return counts
 
 
 def callgrind_total(prefix):
@@ -227,6 +262,8 @@ async def main():
     parser.add_argument("--modes", default="paced,flood")
     parser.add_argument("--perf", help="directory for perf record profiles of the sioagent runs")
     parser.add_argument("--callgrind", help="directory for callgrind profiles of the sioagent runs")
+    parser.add_argument("--strace", help="directory for strace -f -c summaries of the sioagent runs")
+    parser.add_argument("--log", action="store_true", help="each alert also writes a log line (a log action)")
     args = parser.parse_args()
     clients = args.clients.split(",")
     rates = [r for m, r in (("paced", args.rate), ("flood", 0)) if m in args.modes.split(",")]
@@ -238,6 +275,8 @@ async def main():
     work = tempfile.mkdtemp(prefix="sioagent-bench-")
     with open(os.path.join(work, "rules.yaml"), "w") as f:
         f.write(RULES_ACK if args.ack else RULES)
+        if args.log:
+            f.write(LOG_ACTION.format(path=os.path.join(work, "alerts.log")))
 
     results = []
     for _ in range(args.rounds):
@@ -267,7 +306,8 @@ async def main():
                     tag = f"{transport}-{'flood' if not rate else rate}{'-ack' if args.ack else ''}"
                     perf = os.path.join(os.path.abspath(args.perf), f"perf-{tag}.data") if args.perf and name == "sioagent" else None
                     cg = os.path.join(os.path.abspath(args.callgrind), f"callgrind-{tag}.out") if args.callgrind and name == "sioagent" else None
-                    r = await measure(server, name, argv, transport, args.events, rate, perf=perf, callgrind=cg)
+                    st = os.path.join(os.path.abspath(args.strace), f"strace-{tag}.txt") if args.strace and name == "sioagent" else None
+                    r = await measure(server, name, argv, transport, args.events, rate, perf=perf, callgrind=cg, strace=st)
                     results.append(r)
                     print(json.dumps(r), file=sys.stderr, flush=True)
 
@@ -297,6 +337,16 @@ async def main():
                 f"  {transport:10} {mode:8} CPU/event {avg(p, 'cpu_per_10k') / max(avg(a, 'cpu_per_10k'), 1e-9):5.1f}x   "
                 f"p99 {avg(p, 'p99_ms') / avg(a, 'p99_ms'):5.2f}x   idle RSS {avg(p, 'idle_mb') / avg(a, 'idle_mb'):4.1f}x"
             )
+    traced = [r for r in results if r.get("syscalls_per_event")]
+    if traced:
+        print()
+        print("system calls per event (strace -f -c over the events, every thread):")
+        for r in traced:
+            calls = r["syscalls_per_event"]
+            kinds = sorted((k for k in calls if k != "total"), key=lambda k: -calls[k])
+            print(f"  {r['transport']:10} {r['mode']:8} total {calls['total']:.3f}: "
+                  + ", ".join(f"{k} {calls[k]:.3f}" for k in kinds if calls[k] >= 0.0005)
+                  + f"; futex {calls.get('futex', 0):.3f}")
     if os.path.exists(args.sioagent):
         print(f"sioagent binary: {os.path.getsize(args.sioagent) / 1e6:.1f} MB ({args.sioagent})")
         idle_run = [r["idle_mb"] for r in results if r["client"] == "sioagent"]

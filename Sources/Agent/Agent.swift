@@ -33,6 +33,8 @@ public final class Agent: Sendable {
     private let exporter: MetricsExporter?
     /// Writes the rules' shared state to its file, off the loop (nil in dry-run).
     private let persister: StatePersister?
+    /// The `--record` lines waiting on the loop, flushed at shutdown.
+    private let recordLines: LineBatcher?
     /// Whether shutdown was asked for, and `run()` waiting for it.
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let clientStopped = Atomic<Bool>(false)
@@ -82,7 +84,9 @@ public final class Agent: Sendable {
         let initialState = stateStore.load(now: wallClock(), from: stateSource)
         self.persister = configuration.dryRun ? nil : stateStore
         // Namespaces count as down until they connect, so absence windows start at the connection.
-        let engine = RuleEngine(ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState)
+        let engine = RuleEngine(
+            ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState,
+            maxWindowSamples: configuration.maxWindowSamples)
         let state = RuntimeState(engine: engine)
         let metrics = configuration.metrics.enabled ? AgentMetrics() : nil
         self.metrics = metrics
@@ -93,8 +97,10 @@ public final class Agent: Sendable {
         state.persistedStateVersion = engine.stateVersion
         if let path = configuration.recordPath {
             state.recorder = try EventRecorder(
-                path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, logger: logger)
+                path: path, maxBytes: configuration.logFiles.maxBytes, keep: configuration.logFiles.keep, loop: eventLoop,
+                logger: logger, metrics: metrics)
         }
+        self.recordLines = state.recorder?.lines
         let runtime = NIOLoopBoundBox.makeBoxSendingValue(state, eventLoop: eventLoop)
         self.runtime = runtime
 
@@ -185,6 +191,9 @@ public final class Agent: Sendable {
         }
         let executorBy = deadline - min(timeout / 4, .seconds(1))
         await executor.shutdown(timeout: max(.zero, executorBy - ContinuousClock.now))
+        if let recordLines, await !recordLines.flush(until: executorBy) {
+            logger.warning("shutdown: the recording was not written in time")
+        }
         if let persister, await !finishes(before: deadline, { await persister.close() }) {
             logger.warning("shutdown: the state file was not written in time")
         }
@@ -222,7 +231,7 @@ public final class Agent: Sendable {
             let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
             let elapsed = clock.now - start
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            guard let settled = rulesWatch.withLock({ $0.observe(snapshot, at: seconds) }) else { continue }
+            guard let settled = rulesWatch.withLock({ $0.observe(snapshot, stamps: now, at: seconds) }) else { continue }
             logger.info("rule files changed; reloading")
             await install(settled)
         }
@@ -251,23 +260,35 @@ public final class Agent: Sendable {
             logger.error("reload failed; keeping the running rules")
             return false
         }
-        let summary = try? await loop.submit {
-            let state = self.runtime.value
-            let summary = state.engine.reload(ruleSet, at: wallClock())
-            if self.metrics != nil { state.eventCounts.relabel(ruleSet.eventLabels) }
-            self.rescheduleTimer()
-            return summary
-        }.get()
-        if let summary {
-            logger.info(
-                "rules reloaded",
-                metadata: [
-                    "rules.added": .array(summary.added.map { .string($0) }),
-                    "rules.changed": .array(summary.changed.map { .string($0) }),
-                    "rules.removed": .array(summary.removed.map { .string($0) }),
-                ])
+        // A SIGHUP and the watcher may each be compiling a reading at once, and a large older
+        // one can finish last. Only the reading last declared loaded is swapped in: the check
+        // and the swap happen together on the loop, so an older reading never replaces a newer
+        // one (the watcher would then see the files as loaded and never correct it).
+        let outcome: ReloadSummary?
+        do {
+            outcome = try await loop.submit { () -> ReloadSummary? in
+                guard self.rulesWatch.withLock({ $0.loaded == snapshot }) else { return nil }
+                let state = self.runtime.value
+                let summary = state.engine.reload(ruleSet, at: wallClock())
+                if self.metrics != nil { state.eventCounts.relabel(ruleSet.eventLabels) }
+                self.rescheduleTimer()
+                return summary
+            }.get()
+        } catch {
+            return false
         }
-        return summary != nil
+        guard let summary = outcome else {
+            logger.info("a newer reading of the rule files was loaded meanwhile; this one is not used")
+            return true
+        }
+        logger.info(
+            "rules reloaded",
+            metadata: [
+                "rules.added": .array(summary.added.map { .string($0) }),
+                "rules.changed": .array(summary.changed.map { .string($0) }),
+                "rules.removed": .array(summary.removed.map { .string($0) }),
+            ])
+        return true
     }
 
     /// The client, for callers that want to watch the connection.

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import SocketIO
 
 #if canImport(Glibc)
@@ -9,21 +10,27 @@ import Glibc
 /// `sioagent replay` reads: `{"at":1764064800.125,"namespace":"/","event":"batery","args":[20]}`
 /// (`at` in seconds since the Unix epoch; bytes as `{"$binary":"…"}`).
 ///
-/// Used on the event loop, which only encodes the line: the ``DiskWriter`` thread writes it, in
-/// arrival order, and rotates the file like `log` files (`log_files.max_size` and `keep`). When
-/// the writer's queue is full, the line is dropped with a warning (at most one every 10 s).
+/// Used on the event loop, which only encodes the line and collects it (``LineBatcher``: handed
+/// over every 100 ms or at 64 KiB); the ``DiskWriter`` thread writes it, in arrival order, and
+/// rotates the file like `log` files (`log_files.max_size` and `keep`). While the disk is stuck,
+/// lines wait up to the batcher's bound; beyond it the oldest are dropped, with a warning (at most
+/// one every 10 s) and `sioagent_dropped_total{budget="record_lines"}`.
 final class EventRecorder {
     private let target: DiskWriter.LineTarget
     private let path: String
     private let writer: DiskWriter
+    /// The lines waiting on the loop.
+    let lines: LineBatcher
     private let logger: Logger?
-    private let dropped = DropCounter()
     /// Batches the disk refused: one error every 10 s at most, not one per batch.
     private let failures = DropCounter()
     private var open = true
 
     /// Checks that the file can be written (at start; this touches the disk).
-    init(path: String, maxBytes: Int = 10 << 20, keep: Int = 5, writer: DiskWriter = .shared, logger: Logger? = nil) throws {
+    init(
+        path: String, maxBytes: Int = 10 << 20, keep: Int = 5, writer: DiskWriter = .shared, loop: any EventLoop,
+        logger: Logger? = nil, metrics: AgentMetrics? = nil
+    ) throws {
         let files = LogFileWriter(maxBytes: maxBytes, keep: keep)
         do {
             try files.append(lines: [], to: path)
@@ -35,6 +42,15 @@ final class EventRecorder {
         self.target = .file(path: path, maxBytes: maxBytes, keep: keep)
         self.writer = writer
         self.logger = logger
+        let dropped = DropCounter()
+        self.lines = LineBatcher(writer: writer, loop: loop) { count in
+            metrics?.dropped(.recordLines, count: count)
+            if let total = dropped.dropped(count) {
+                logger?.warning(
+                    "recorded events dropped: the disk is not keeping up; the oldest waiting lines were dropped",
+                    metadata: ["record.dropped": "\(total)"])
+            }
+        }
     }
 
     func record(_ event: SocketIOEvent, at time: Double) {
@@ -54,22 +70,24 @@ final class EventRecorder {
         let logger = self.logger
         let path = self.path
         let failures = self.failures
-        let queued = writer.append(line, to: target) { error in
+        lines.append(line, to: target) { error in
             guard let count = failures.dropped() else { return }
             logger?.error(
                 "cannot write the record file", metadata: ["record.path": "\(path)", "error": "\(error)", "record.failed_batches": "\(count)"])
         }
-        if !queued, let count = dropped.dropped() {
-            logger?.warning(
-                "recorded event dropped: the disk writer's queue is full",
-                metadata: ["record.dropped": "\(count)", "writer.max_lines": "\(writer.maxQueuedLines)"])
-        }
     }
 
-    /// Stops recording; the lines already handed over are still written.
+    /// Stops recording (on the loop): the lines recorded so far are handed to the writer, which
+    /// writes them and then closes the file.
     func close() {
         guard open else { return }
         open = false
+        lines.handOver()
         writer.closeFile(path)
+    }
+
+    /// Waits until the lines recorded so far are written, or `deadline`; not on the loop.
+    func flush(until deadline: ContinuousClock.Instant) async -> Bool {
+        await lines.flush(until: deadline)
     }
 }

@@ -256,11 +256,21 @@ final class KeyWindows: @unchecked Sendable {
         ring.pointee.append(time, value)
     }
 
+    /// Where the window of `seconds` that ends at `now` starts (exclusive). Never `now` itself:
+    /// at wall-clock times (about 1.8e9 s) a Double is only precise to about 2.4e-7 s, so a
+    /// window shorter than that would make `now - seconds == now` and drop the event being
+    /// evaluated, which a window always includes (`test`, whose times start at 0, did not show it).
+    @inline(__always)
+    static func cutoff(_ now: Double, _ seconds: Double) -> Double {
+        let c = now - seconds
+        return c < now ? c : now.nextDown
+    }
+
     /// Drops what fell out of every window by `now`.
     func prune(_ now: Double) {
         for i in 0..<count {
             let before = rings[i].count
-            rings[i].drop(upTo: now - seconds[i])
+            rings[i].drop(upTo: Self.cutoff(now, seconds[i]))
             budget.held -= before - rings[i].count
         }
     }
@@ -270,7 +280,7 @@ final class KeyWindows: @unchecked Sendable {
         guard w.slot >= 0, w.slot < count else { return nil }
         let before = rings[w.slot].count
         defer { budget.held -= before - rings[w.slot].count }
-        return rings[w.slot].value(w.function, dropping: now - w.seconds)
+        return rings[w.slot].value(w.function, dropping: Self.cutoff(now, w.seconds))
     }
 
     var bytes: Int { (0..<count).reduce(0) { $0 + rings[$1].bytes + 48 } + 32 }

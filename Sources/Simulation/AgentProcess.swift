@@ -44,8 +44,10 @@ final class AgentProcess {
 
     enum WriterJob {
         case spool(SpoolItem)
-        case failed(SpoolItem)
+        case failed(SpoolItem, payloadIn: String?)
         case remove(String)
+        case readPayloads(String)
+        case quarantine(String)
     }
 
     init(run: Int, outbox: OutboxState, engine: RuleEngine, policy: ReconnectionPolicy) {

@@ -4,7 +4,8 @@ import SocketIO
 
 /// A fault put back on purpose, to check that the simulation catches it.
 public enum Mutation: String, CaseIterable, Sendable {
-    /// The state file lives in the spool directory (the spool's start quarantines it).
+    /// The state file lives in the spool directory, and the spool's start takes every name there
+    /// as its own (and quarantines the state file).
     case stateInSpool = "state-in-spool"
     /// A batch file is released while an alert dropped from it is counted, before the others.
     case batchRelease = "batch-release"
@@ -79,8 +80,12 @@ struct Faults: CustomStringConvertible {
 /// The agent's settings in a simulated world.
 struct AgentSettings {
     var spoolDirectory = "/var/lib/sioagent/spool"
-    var stateDirectory = "/var/lib/sioagent/state"
+    /// The state file beside the spool directory, as the agent puts it by default.
+    var stateDirectory = "/var/lib/sioagent"
     var maxItems: Int
+    /// `spool.max_bytes` and `spool.max_memory` (small ones make the byte budgets act).
+    var maxBytes = 64 << 20
+    var maxMemory = 4 << 20
     var retryDelay: Duration = .seconds(5)
     var shutdownTimeout: Duration
     var policy = ReconnectionPolicy()

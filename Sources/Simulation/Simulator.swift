@@ -23,8 +23,9 @@ public struct Simulator {
     public init() {}
 
     /// One seed's world, run to its end.
-    public static func run(seed: UInt64, hours: Double, mutation: Mutation? = nil) -> SeedResult {
+    public static func run(seed: UInt64, hours: Double, mutation: Mutation? = nil, traceLines: Int = 64) -> SeedResult {
         let world = World(seed: seed, hours: hours, mutation: mutation)
+        world.traceCapacity = max(1, traceLines)
         let violations = world.runToEnd()
         return SeedResult(
             seed: seed, violations: violations,

@@ -13,17 +13,22 @@ extension World {
         runs += 1
         let spool: Spool
         do {
-            spool = try Spool(directory: settings.spoolDirectory, maxItems: settings.maxItems, storage: disk)
+            spool = try Spool(
+                directory: settings.spoolDirectory, maxItems: settings.maxItems, maxBytes: settings.maxBytes, maxMemory: settings.maxMemory,
+                storage: disk)
         } catch {
             checker.violation("the spool directory cannot be opened: \(error)")
             return
         }
-        let (items, corrupt) = spool.load()
+        spool.quarantinesForeignFiles = mutation == .stateInSpool
+        let (index, corrupt) = spool.loadIndex(payloadBudget: settings.maxMemory)
         for (name, reason) in corrupt { note("start: spool file \(name) moved to corrupt/: \(reason)") }
-        let loaded = items.map { ($0, spool.fileNames[$0.sequence] ?? "?") }
+        let items = index.map(\.item)
+        let loaded = index.map { OutboxState.Loaded(item: $0.item, file: $0.file, hasPayload: $0.hasPayload, bytes: $0.bytes) }
         let failedCount = disk.list(spool.failedDirectory).count
         var configuration = OutboxState.Configuration(
-            namespaces: settings.namespaces, maxItems: settings.maxItems, retryDelay: settings.retryDelay)
+            namespaces: settings.namespaces, maxItems: settings.maxItems, maxBytes: settings.maxBytes, maxMemory: settings.maxMemory,
+            retryDelay: settings.retryDelay)
         configuration.mutation = mutation?.outbox
         var outbox = OutboxState(configuration: configuration, loaded: loaded, failedCount: failedCount, nextSequence: spool.sequenceAfterLoad)
         let statePath = settings.stateDirectory + "/" + settings.stateFileName
@@ -34,7 +39,16 @@ extension World {
         let agent = AgentProcess(run: runs, outbox: outbox, engine: engine, policy: settings.policy)
         self.agent = agent
         note("start #\(runs): \(items.count) alerts in the spool, state \(state.keys.sorted())")
-        checker.started(self, loaded: items, failed: disk.list(spool.failedDirectory), state: state)
+        // The reference reads what the index left on disk, to know which alerts are there.
+        var full = items
+        var files: [String: [UInt64: SpoolItem]] = [:]
+        for (i, found) in index.enumerated() where !found.hasPayload {
+            if files[found.file] == nil {
+                files[found.file] = (try? Spool.readPayloads(directory: settings.spoolDirectory, file: found.file, storage: disk)) ?? [:]
+            }
+            if let item = files[found.file]?[found.item.sequence] { full[i] = item }
+        }
+        checker.started(self, loaded: full, failed: disk.list(spool.failedDirectory), state: state)
         let actions = outbox.start()
         agent.outbox = outbox
         perform(actions, agent)
@@ -53,29 +67,34 @@ extension World {
         schedule(.startAgent, after: random.seconds(1, 10))
     }
 
+    /// SIGTERM, as `LiveExecutor.shutdown(timeout:)` does it: alerts in flight may complete
+    /// until the last third of `shutdown.timeout` (at most 2 s before its end); then whatever is
+    /// not on disk is written, and the writer gets until the end. A pending ack never extends it.
     func sigterm(_ agent: AgentProcess) {
         note("SIGTERM (shutdown.timeout \(settings.shutdownTimeout))")
         agent.shutdown = (now, false)
         if mutation != .shutdownWaitsForAck {
-            schedule(.shutdownDeadline(run: agent.run), after: nanoseconds(settings.shutdownTimeout))
+            let timeout = nanoseconds(settings.shutdownTimeout)
+            schedule(.shutdownSave(run: agent.run), after: timeout - min(timeout / 3, 2_000_000_000))
+            schedule(.shutdownDeadline(run: agent.run), after: timeout)
         }
         finishShutdownIfReady(agent)
     }
 
-    /// The shutdown path: wait until nothing is being sent (or the deadline), then keep on disk
-    /// what is not, let the writer finish, and exit.
-    func finishShutdownIfReady(_ agent: AgentProcess, deadline: Bool = false) {
+    /// Keeps on disk what is not once nothing is in flight (or at `save`), and exits once the
+    /// writer is done (or at `deadline`, whatever it still holds lost with the process).
+    func finishShutdownIfReady(_ agent: AgentProcess, save: Bool = false, deadline: Bool = false) {
         guard let shutdown = agent.shutdown, !agent.exited else { return }
-        if !shutdown.persisted, agent.outbox.isIdle || deadline {
+        if !shutdown.persisted, agent.outbox.isIdle || save || deadline {
             agent.shutdown = (shutdown.started, true)
             perform(agent.outbox.handle(.persistInFlight), agent)
             if agent.engine.stateVersion != agent.persistedStateVersion { persistState(agent) }
         }
-        guard agent.shutdown!.persisted, agent.writerJobs.isEmpty, !agent.writerBusy else { return }
+        guard deadline || (agent.shutdown!.persisted && agent.writerJobs.isEmpty && !agent.writerBusy) else { return }
         agent.exited = true
         agent.phase = .waiting
         if serverConnection == agent.connection { serverConnection = -1 }
-        note("exited after SIGTERM")
+        note(agent.writerJobs.isEmpty ? "exited after SIGTERM" : "exited after SIGTERM at the deadline; \(agent.writerJobs.count) writes not done")
         checker.shutdownEnded(self, started: shutdown.started)
         checker.agentStopped(self)
         schedule(.startAgent, after: random.seconds(1, 10))
@@ -109,6 +128,9 @@ extension World {
         case .outboxPersistRetry(let run):
             guard run == agent.run else { return }
             perform(agent.outbox.handle(.persistRetryTimer), agent)
+        case .shutdownSave(let run):
+            guard run == agent.run else { return }
+            finishShutdownIfReady(agent, save: true)
         case .shutdownDeadline(let run):
             guard run == agent.run else { return }
             finishShutdownIfReady(agent, deadline: true)
@@ -165,19 +187,28 @@ extension World {
         for action in actions {
             switch action {
             case .store(let item): submit(.spool(item), agent)
-            case .storeFailed(let item, let reason):
+            case .storeFailed(let item, let reason, let payloadIn):
                 checker.resolved(item, "failed: \(reason)")
-                submit(.failed(item), agent)
+                submit(.failed(item, payloadIn: payloadIn), agent)
             case .failedDirectoryFull(let item, let reason): checker.resolved(item, "failed (only logged): \(reason)")
-            case .remove(let file): submit(.remove(file), agent)
+            case .remove(let file):
+                note("outbox removes spool file \(file)")
+                submit(.remove(file), agent)
+            case .readPayloads(let file):
+                note("outbox reads payloads back from \(file)")
+                submit(.readPayloads(file), agent)
+            case .quarantine(let file): submit(.quarantine(file), agent)
+            case .lost(let items, let reason):
+                checker.lost(items, reason)
+                note("outbox lost \(items.count) alerts: \(reason)")
             case .send(let send, let item): clientSend(send, item, agent)
             case .scheduleRetry(let delay): schedule(.outboxRetry(run: agent.run), after: nanoseconds(delay))
             case .cancelRetry: break  // the state ignores a timer it did not arm
             case .schedulePersistRetry(let delay): schedule(.outboxPersistRetry(run: agent.run), after: nanoseconds(delay))
             case .delivered: break
-            case .discarded(let items, let reason):
-                for item in items { checker.resolved(item, "dropped: \(reason)") }
-                note("outbox dropped \(items.count) alerts: \(reason)")
+            case .discarded(let items, let budget):
+                for item in items { checker.resolved(item, "dropped: budget \(budget)") }
+                note("outbox dropped \(items.count) alerts: budget \(budget)")
             case .metric: break
             case .log(let level, let message, _):
                 if level >= .warning { note("log \(level): \(message)") }
@@ -203,12 +234,22 @@ extension World {
         agent.writerJobs.removeAll()
         var spoolBatches: [(items: [SpoolItem], bytes: [UInt8])] = []
         var failedItems: [SpoolItem] = []
+        var reads: [String] = []
         var current: [SpoolItem] = []
         var currentBytes: [UInt8] = []
         for job in jobs {
             switch job {
             case .remove(let file): disk.remove(settings.spoolDirectory + "/" + file)
-            case .failed(let item): failedItems.append(item)
+            case .failed(let item, let payloadIn):
+                if let file = payloadIn, let full = (try? Spool.readPayloads(directory: settings.spoolDirectory, file: file, storage: disk))?[item.sequence] {
+                    failedItems.append(full)
+                } else {
+                    failedItems.append(item)
+                }
+            case .readPayloads(let file): reads.append(file)
+            case .quarantine(let file):
+                try? disk.makeDirectories(settings.spoolDirectory + "/corrupt")
+                _ = disk.rename(settings.spoolDirectory + "/" + file, settings.spoolDirectory + "/corrupt/" + file)
             case .spool(let item):
                 let bytes = item.encoded()
                 if !current.isEmpty, currentBytes.count + bytes.count > 1 << 20 {
@@ -241,9 +282,19 @@ extension World {
         if results.contains(where: { $0.error == nil }) { try? disk.syncDirectory(settings.spoolDirectory) }
         for (items, file, error) in results {
             if error == nil { checker.durable(items) }
+            note("writer: \(file) holds \(items.compactMap(World.id(of:)))\(error.map { " refused: \($0)" } ?? "")")
             for item in items {
                 perform(agent.outbox.handle(.written(sequence: item.sequence, file: file, inFile: items.count, error: error)), agent)
             }
+        }
+        for file in reads {
+            let result: Result<[UInt64: SpoolItem], DiskError>
+            do {
+                result = .success(try Spool.readPayloads(directory: settings.spoolDirectory, file: file, storage: disk))
+            } catch {
+                result = .failure(error as? DiskError ?? DiskError(storage: "\(error)", code: 0))
+            }
+            perform(agent.outbox.handle(.payloadsRead(file: file, result)), agent)
         }
         // SIGKILL right after a write, now and then: the moments after the disk changed are
         // where losses hide.

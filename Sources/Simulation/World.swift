@@ -25,6 +25,7 @@ final class World {
         case ackTimeout(run: Int, send: OutboxSend, token: Int)
         case sendWritten(run: Int, send: OutboxSend)
         case sendFailed(run: Int, send: OutboxSend, reason: String)
+        case shutdownSave(run: Int)
         case shutdownDeadline(run: Int)
         case startAgent
         case fault(Fault)
@@ -53,6 +54,7 @@ final class World {
     var ruleVariant = 0
     var checker: Checker
     var trace: [String] = []
+    var traceCapacity = 64
     var steps = 0
     var sameInstant = 0
     var lastInstant: Int64 = -1
@@ -71,6 +73,8 @@ final class World {
         var r = SplitMix64(seed: seed)
         faults = Faults(&r)
         var settings = AgentSettings(maxItems: r.chance(0.5) ? r.int(2...8) : r.int(20...200), shutdownTimeout: .seconds(r.int(1...5)))
+        if r.chance(0.3) { settings.maxBytes = r.int(300...3000) }
+        if r.chance(0.4) { settings.maxMemory = r.int(0...1500) }
         if mutation == .stateInSpool { settings.stateDirectory = settings.spoolDirectory }
         self.settings = settings
         disk = SimulatedDisk(seed: r.next())
@@ -112,7 +116,7 @@ final class World {
     func schedule(_ event: Event, at time: Int64) { queue.push(event, at: max(now, time)) }
 
     func note(_ text: String) {
-        if trace.count >= 64 { trace.removeFirst(trace.count - 63) }
+        if trace.count >= traceCapacity { trace.removeFirst(trace.count - traceCapacity + 1) }
         trace.append("t=\(seconds(now)) \(text)")
     }
 

@@ -23,6 +23,8 @@ final class WebSocketConnection: EngineTransport {
     var onWritable: (() -> Void)?
     /// The largest frame and message accepted; a larger one closes the connection.
     let maxMessageSize: Int
+    /// Mask keys for the frames sent (no system call per frame).
+    var maskKeys = MaskKeyPool()
 
     init(loop: any EventLoop, target: ConnectionTarget, maxMessageSize: Int) {
         self.loop = loop
@@ -118,7 +120,7 @@ final class WebSocketConnection: EngineTransport {
         }
         var buffer = context.channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        let frame = WebSocketFrame(fin: true, opcode: opcode, maskKey: .random(), data: buffer)
+        let frame = WebSocketFrame(fin: true, opcode: opcode, maskKey: maskKeys.key(), data: buffer)
         context.write(NIOAny(frame), promise: promise)
         if flush { context.flush() }
     }
@@ -134,7 +136,7 @@ final class WebSocketConnection: EngineTransport {
         if let context {
             var data = context.channel.allocator.buffer(capacity: 2)
             data.write(webSocketErrorCode: .normalClosure)
-            let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: data)
+            let frame = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: maskKeys.key(), data: data)
             let channel = context.channel
             context.writeAndFlush(NIOAny(frame)).assumeIsolated().whenComplete { _ in channel.close(promise: nil) }
             // Do not wait for the peer's close frame for long.
@@ -190,7 +192,7 @@ private final class WebSocketFrameHandler: ChannelInboundHandler {
         case .binary:
             connection.onFrame?(.binary(frame.unmaskedData))
         case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
+            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: connection.maskKeys.key(), data: frame.unmaskedData)
             context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
         case .connectionClose:
             if !sentClose {
@@ -199,7 +201,7 @@ private final class WebSocketFrameHandler: ChannelInboundHandler {
                 let code = data.readWebSocketErrorCode() ?? .normalClosure
                 var reply = context.channel.allocator.buffer(capacity: 2)
                 reply.write(webSocketErrorCode: code)
-                let close = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: reply)
+                let close = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: connection.maskKeys.key(), data: reply)
                 context.writeAndFlush(Self.wrapOutboundOut(close)).assumeIsolated().whenComplete { _ in
                     context.close(promise: nil)
                 }

@@ -8,7 +8,7 @@ import Glibc
 let usage = """
     usage: sioagent-simulate [--seeds N] [--seed S] [--first F] [--hours H] [--mutation NAME] [--jobs J] [--stop-at-first]
       --seeds N      run seeds F ..< F+N (default 100; F = --first, default 1)
-      --seed S       replay seed S alone, with its trace
+      --seed S       replay seed S alone, with the last steps of its trace (--trace N: N steps, default 64)
       --hours H      simulated hours of faults per seed, before 20 healed minutes (default 1)
       --jobs J       seeds run side by side (default 2)
       --mutation M   put a known fault back: \(Mutation.allCases.map(\.rawValue).joined(separator: ", "))
@@ -21,6 +21,8 @@ struct Options {
     var hours = 1.0
     var mutation: Mutation?
     var stopAtFirst = false
+    /// Steps of a replayed seed's trace printed.
+    var traceLines = 64
     /// Seeds run side by side (each seed alone is single-threaded and deterministic).
     var workers = 2
 }
@@ -46,6 +48,7 @@ func parse(_ arguments: [String]) -> Options {
         case "--hours": o.hours = value(argument) { Double($0).flatMap { $0 > 0 && $0 <= 10_000 ? $0 : nil } }
         case "--mutation": o.mutation = value(argument) { Mutation(rawValue: $0) }
         case "--stop-at-first": o.stopAtFirst = true
+        case "--trace": o.traceLines = value(argument) { Int($0).flatMap { $0 >= 1 && $0 <= 10_000_000 ? $0 : nil } }
         case "--jobs": o.workers = value(argument) { Int($0).flatMap { $0 >= 1 && $0 <= 64 ? $0 : nil } }
         case "-h", "--help":
             print(usage)
@@ -60,7 +63,7 @@ let options = parse(Array(CommandLine.arguments.dropFirst()))
 let seeds: [UInt64]
 if let single = options.single {
     seeds = [single]
-    let result = Simulator.run(seed: single, hours: options.hours, mutation: options.mutation)
+    let result = Simulator.run(seed: single, hours: options.hours, mutation: options.mutation, traceLines: options.traceLines)
     print("seed \(single) [faults: \(result.faults)]: \(result.steps) steps, \(result.runs) agent runs, \(result.delivered) alerts delivered")
     print("  last steps:")
     for line in result.trace { print("    \(line)") }

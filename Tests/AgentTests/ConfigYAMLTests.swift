@@ -91,4 +91,13 @@ struct ConfigYAMLTests {
         ])
         #expect(try errors("server: {url: http://h:1}\nrules: r\nlog_files: {max_size: 1024GiB}\n").isEmpty)
     }
+
+    /// A reconnection delay of a few nanoseconds made ~1,200 attempts a second against the server.
+    @Test func reconnectionDelaysHaveAFloor() throws {
+        #expect(try errors("server: {url: http://h:1}\nrules: r\nreconnection: {delay: 0.00001ms, max_delay: 99ms}\n") == [
+            "3:23: reconnection.delay must be at least 100ms",
+            "3:45: reconnection.max_delay must be at least 100ms",
+        ])
+        #expect(try errors("server: {url: http://h:1}\nrules: r\nreconnection: {delay: 100ms, max_delay: 100ms}\n").isEmpty)
+    }
 }

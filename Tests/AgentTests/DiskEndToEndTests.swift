@@ -273,6 +273,42 @@ struct DiskEndToEndTests {
         #expect(agent.stdoutLines.filter { !$0.isEmpty } == expected)
     }
 
+    /// `log` and `--record` lines wait on the loop up to 100 ms: SIGTERM right after a burst
+    /// still leaves every one of them in its file (the reply to the last event proves the agent
+    /// handled the whole burst before the signal).
+    @Test func sigtermRightAfterABurstLeavesEveryLineInTheFile() async throws {
+        let server = try await PeerServer.start()
+        defer { Task { await server.stop() } }
+        let fixture = try AgentFixture(label: "log-burst")
+        try fixture.writeConfig(url: server.url)
+        try fixture.writeRules(
+            """
+            rules:
+              - id: note
+                on: reading
+                then:
+                  - log: logs/readings.log
+                    message: "reading {{ payload.n }}"
+              - id: last
+                on: last
+                then:
+                  - reply: [done]
+            """)
+        let agent = try fixture.startAgent(["--record", fixture.path("events.jsonl")])
+        try await server.child.waitFor("the agent to connect") { server.connections == 1 }
+        for i in 0..<500 { server.emit("reading", [["n": i]]) }
+        server.emitWithAck("last", 0, id: "end")
+        try await server.child.waitFor("the reply to the last event") {
+            server.child.jsonLines.contains { $0["type"] as? String == "ack" && $0["id"] as? String == "end" }
+        }
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(fixture.fileLines("logs/readings.log") == (0..<500).map { "reading \($0)" })
+        let recorded = fixture.fileLines("events.jsonl")
+        #expect(recorded.count == 501)
+        #expect(recorded.dropLast().enumerated().allSatisfy { i, line in line.contains(#""args":[{"n":\#(i)}]"#) })
+    }
+
     /// `--record` rotates like `log` files.
     @Test func theRecordingRotatesLikeLogFiles() async throws {
         let server = try await PeerServer.start()

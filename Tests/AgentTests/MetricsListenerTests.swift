@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOEmbedded
 import Synchronization
 import TestSupport
 import Testing
@@ -83,6 +85,31 @@ struct MetricsListenerTests {
         // A scrape after it is answered.
         let after = try await Self.client(["raw", String(port), Self.hex("GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")])
         #expect(Self.response(after["response"] as? String ?? "").status == 200)
+    }
+
+    @Test func aStreamOfBlankLinesIsRefusedAndMemoryStaysBounded() async throws {
+        // Blank lines may precede a request head; endless ones were once buffered without bound
+        // (22 MB to 1.9 GB of resident memory in 8 s).
+        let (_, agent, port) = try await Self.startAgent("metrics-blank-lines")
+        defer { Task { await agent.stop() } }
+        let pid = agent.pid
+        let peakBox = PeakSample()
+        let sampler = Task {
+            while !Task.isCancelled {
+                let rss = Self.rssBytes(pid) ?? 0
+                peakBox.value.withLock { $0 = max($0, rss) }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        let result = try await Self.client(["flood", String(port), "4", Self.hex("\r\n")])
+        sampler.cancel()
+        let peak = max(peakBox.value.withLock { $0 }, Self.rssBytes(pid) ?? 0)
+        // Answered 431 and closed: the client could not keep sending.
+        #expect(result["closed_while_sending"] as? Bool == true || result["eof"] as? Bool == true, "\(result)")
+        #expect((result["bytes"] as? Int ?? 0) < 64 * 1024 * 1024, "\(result)")
+        #expect(peak <= 40 * 1024 * 1024, "resident memory reached \(peak / 1024) KiB")
+        let after = try await Self.client(["raw", String(port), Self.hex("GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")])
+        #expect(Self.response(after["response"] as? String ?? "").status == 200, "\(after)")
     }
 
     @Test func idleConnectionsMakeRoomAndAreClosed() async throws {
@@ -189,11 +216,50 @@ struct MetricsListenerTests {
         #expect(consumed == text.utf8.count)
     }
 
+    /// At the limit with no idle connection, a connection whose answer has waited unread for
+    /// `stalledAnswer` makes room (the longest waiting first); one that waits less does not.
+    @Test func aStalledAnswerMakesRoomAtTheLimit() throws {
+        let connections = MetricsConnections(limit: 3)
+        let start = NIODeadline.uptimeNanoseconds(1_000_000_000_000)
+        func connected() throws -> EmbeddedChannel {
+            let channel = EmbeddedChannel()
+            try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 9)).wait()
+            return channel
+        }
+        let channels = try (0..<3).map { _ in try connected() }
+        #expect(channels.allSatisfy { $0.isActive })
+        for channel in channels { #expect(connections.admit(channel, now: start)) }
+        connections.writing(channels[0], since: start + .milliseconds(200))
+        connections.writing(channels[1], since: start + .milliseconds(100))
+        connections.busy(channels[2])
+        let late = try connected()
+        // Every answer has waited less than the bound: refused, nobody closed.
+        #expect(!connections.admit(late, now: start + .milliseconds(900)))
+        #expect(channels.allSatisfy { $0.isActive })
+        // Past the bound: the answer waiting longest (channel 1) makes room.
+        #expect(connections.admit(late, now: start + .milliseconds(1_150)))
+        #expect(!channels[1].isActive)
+        #expect(channels[0].isActive && channels[2].isActive)
+        #expect(connections.count == 3)
+        // A new connection counts as idle until its request comes.
+        connections.busy(late)
+        // An idle connection still goes first, however recent.
+        connections.idle(channels[0], since: start + .seconds(5))
+        #expect(connections.admit(try connected(), now: start + .seconds(5)))
+        #expect(!channels[0].isActive)
+        #expect(channels[2].isActive)
+    }
+
     @Test func incompleteAndOversizedHeads() {
         #expect(MetricsRequestParser.parse(Array("GET /metrics HTTP/1.1\r\nHost: a\r\n".utf8)) == .incomplete)
         #expect(MetricsRequestParser.parse(Array(repeating: UInt8(ascii: "a"), count: 8 * 1024)) == .tooLarge)
         #expect(MetricsRequestParser.parse(Array(("GET / HTTP/1.1\r\nX: " + String(repeating: "a", count: 8200) + "\r\n\r\n").utf8)) == .tooLarge)
         #expect(MetricsRequestParser.parse(Array("get / HTTP/1.1\r\n\r\n".utf8)) == .malformed)
+        // Blank lines before a head count towards its bound: a stream of CRLF is too large, not
+        // incomplete (which would buffer it all).
+        #expect(MetricsRequestParser.parse(Array(repeating: 0x0A, count: 8 * 1024)) == .tooLarge)
+        #expect(MetricsRequestParser.parse(Array(String(repeating: "\r\n", count: 4 * 1024 + 1).utf8)) == .tooLarge)
+        #expect(MetricsRequestParser.parse(Array(String(repeating: "\r\n", count: 100).utf8)) == .incomplete)
     }
 }
 

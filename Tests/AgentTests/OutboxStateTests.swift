@@ -92,11 +92,40 @@ struct OutboxStateTests {
         #expect(refused.contains { if case .schedulePersistRetry = $0 { true } else { false } })
     }
 
+    @Test func aPayloadLeftOnDiskIsReadBackBeforeItIsSent() {
+        var item = alert(1)
+        item.sequence = 1
+        var stripped = item
+        stripped.args = []
+        var state = OutboxState(
+            configuration: configuration(), loaded: [OutboxState.Loaded(item: stripped, file: "f", hasPayload: false, bytes: 40)], failedCount: 0,
+            nextSequence: 2)
+        let connected = state.handle(.connected("/"))
+        #expect(sent(connected).isEmpty)
+        #expect(connected.contains { if case .readPayloads(file: "f") = $0 { true } else { false } })
+        let read = state.handle(.payloadsRead(file: "f", .success([1: item])))
+        #expect(sent(read).map(\.1) == [item])
+    }
+
+    @Test func alertsRewrittenAfterARefusedWriteStayWithinMaxItems() {
+        var state = OutboxState(configuration: configuration(maxItems: 3), loaded: [], failedCount: 0, nextSequence: 1)
+        var items: [SpoolItem] = []
+        for n in 1...3 { items += stored(state.handle(.fire(alert(n), plannedAt: nil))) }
+        for item in items { _ = state.handle(.written(sequence: item.sequence, file: "f\(item.sequence)", inFile: 1, error: DiskError(storage: "full", code: 28))) }
+        for n in 4...6 {
+            for item in stored(state.handle(.fire(alert(n), plannedAt: nil))) {
+                _ = state.handle(.written(sequence: item.sequence, file: "f\(item.sequence)", inFile: 1, error: nil))
+            }
+        }
+        _ = state.handle(.persistRetryTimer)
+        #expect(state.totals.spooled <= 3)
+    }
+
     @Test func loadedAlertsGoOutInOrderOnConnect() {
-        let loaded = (1...3).map { n -> (item: SpoolItem, file: String) in
+        let loaded = (1...3).map { n -> OutboxState.Loaded in
             var item = alert(n)
             item.sequence = UInt64(n)
-            return (item, "f")
+            return OutboxState.Loaded(item: item, file: "f")
         }
         var state = OutboxState(configuration: configuration(), loaded: loaded, failedCount: 0, nextSequence: 4)
         _ = state.start()

@@ -92,6 +92,35 @@ struct ReloadEdgeTests {
         }
     }
 
+    @Test func anOlderReadingThatCompilesLastDoesNotReplaceANewerOne() async throws {
+        // The watcher starts compiling a large version; meanwhile the file gets a small final
+        // version and SIGHUP reloads it at once. The large one finished last and replaced it,
+        // and the watcher, which saw the final file as loaded, never corrected it: 3000 rules
+        // ran while the file held 1.
+        let fixture = try AgentFixture(label: "reload-race")
+        try fixture.writeConfig(url: "http://127.0.0.1:9")
+        try fixture.writeRules(Self.rules(0))
+        let agent = try fixture.startAgent(["--dry-run"])
+        defer { agent.signal(SIGKILL) }
+        try await agent.waitFor("the rules to load") { !agent.logged("rules loaded").isEmpty }
+        var big = "rules:\n"
+        for i in 0..<3000 { big += "  - id: big\(i)\n    on: e\(i)\n    when: payload > \(i)\n    then: [{log: stdout, message: 'b{{ payload }}'}]\n" }
+        let path = fixture.path("rules/main.yaml")
+        try big.write(toFile: path, atomically: true, encoding: .utf8)
+        try await agent.waitFor("the watcher to start reloading") { !agent.logged("rule files changed; reloading").isEmpty }
+        try "rules:\n  - id: final\n    on: f\n    then: [{log: stdout}]\n".write(toFile: path, atomically: true, encoding: .utf8)
+        agent.signal(SIGHUP)
+        let superseded = "a newer reading of the rule files was loaded meanwhile; this one is not used"
+        try await agent.waitFor("both reloads to end", timeout: .seconds(60)) {
+            agent.logged("rules reloaded").count + agent.logged(superseded).count >= 2
+        }
+        // What runs is the file's last version.
+        let last = try #require(agent.logged("rules reloaded").last)
+        #expect(jsonText(last["rules.added"] ?? []) == #"["final"]"#, "\(last)")
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
     /// The Kubernetes ConfigMap layout: every file a link into `..data`, itself a link to a
     /// timestamped directory that an update replaces by renaming a new link over `..data`.
     static func makeConfigMap(_ dir: String, version: String, files: [String: String]) throws {
@@ -178,5 +207,21 @@ struct RulesWatchTests {
         #expect(watch.observe(snapshot("v4"), at: 5) == nil)
         watch.loaded(snapshot("v4"))
         #expect(watch.observe(snapshot("v4"), at: 6) == nil)
+    }
+
+    @Test func readingsAgreeOnlyWhenTheFilesWereNotRewrittenBetweenThem() {
+        // A loop of `: > f; cat four > f` looked at every 250 ms: the same text read twice 0.5 s
+        // apart, but rewritten in between (other stamps), is not settled. Once seen with an
+        // empty file, this removed every rule for a moment.
+        var watch = RulesWatch(loaded: snapshot("v1"))
+        #expect(watch.observe(snapshot("four"), stamps: ["f 1"], at: 0) == nil)
+        #expect(watch.observe(snapshot("four"), stamps: ["f 2"], at: 0.25) == nil)
+        #expect(watch.observe(snapshot("four"), stamps: ["f 3"], at: 0.5) == nil)
+        #expect(watch.observe(snapshot(""), stamps: ["f 4"], at: 0.75) == nil)
+        #expect(watch.observe(snapshot(""), stamps: ["f 5"], at: 1.25) == nil)
+        // Writing stopped: the same text and stamps for 0.5 s.
+        #expect(watch.observe(snapshot("five"), stamps: ["f 6"], at: 1.5) == nil)
+        #expect(watch.observe(snapshot("five"), stamps: ["f 6"], at: 1.75) == nil)
+        #expect(watch.observe(snapshot("five"), stamps: ["f 6"], at: 2.0) == snapshot("five"))
     }
 }

@@ -1,4 +1,4 @@
-import Agent
+@testable import Agent
 import Foundation
 import TestSupport
 import Testing
@@ -47,5 +47,26 @@ struct SpoolTests {
         #expect(FileManager.default.fileExists(atPath: dir + "/corrupt/0000000000000007.alert"))
         // New alerts never overwrite it.
         #expect(try spool.append(SpoolItem(namespace: "/", event: "e", args: [], ackTimeout: nil, rule: "r")).stored.sequence == 8)
+    }
+}
+
+/// The spool's index at start: every file is read and checked, but only the payloads of the
+/// oldest alerts within the budget stay in memory; the rest are read back by file.
+@Suite struct SpoolIndexTests {
+    @Test func loadKeepsPayloadsWithinItsBudgetOldestFirst() throws {
+        let dir = try TestPaths.temporaryDirectory("spool-index")
+        let spool = try Spool(directory: dir, maxItems: 100)
+        for n in 1...10 {
+            _ = try spool.append(SpoolItem(namespace: "/", event: "e", args: [.string(String(repeating: "x", count: 1000)), .number(Double(n))], ackTimeout: nil, rule: "r"))
+        }
+        let reopened = try Spool(directory: dir, maxItems: 100)
+        let (index, corrupt) = reopened.loadIndex(payloadBudget: 3_500)
+        #expect(corrupt.isEmpty)
+        #expect(index.map(\.item.sequence) == Array(1...10))
+        #expect(index.map(\.hasPayload) == [true, true, true] + Array(repeating: false, count: 7))
+        #expect(index.filter(\.hasPayload).reduce(0) { $0 + $1.bytes } <= 3_500)
+        #expect(index[5].item.args.isEmpty)
+        let back = try Spool.readPayloads(directory: dir, file: index[5].file)
+        #expect(back[6]?.args.last == .number(6))
     }
 }

@@ -18,6 +18,23 @@ struct WindowTests {
         #expect(play(set, steps) == ["2m flapping then log stdout \"flapping 3\"", "10m50s flapping then log stdout \"flapping 3\""])
     }
 
+    @Test func aWindowShorterThanTheClocksPrecisionStillHoldsThisEvent() throws {
+        // At wall-clock times a Double is precise to about 2.4e-7 s: `now - 100ns == now`, which
+        // once dropped the event itself, so the rule below never fired under `run` while
+        // `test` (times from 0) passed.
+        let set = try rules("""
+            rules:
+              - id: w
+                on: x
+                when: count_over(0.0001ms) >= 1
+                then: [{log: stdout, message: 'n={{ count_over(0.0001ms) }}'}]
+            """)
+        let now = 1_780_000_000.0
+        let out = play(set, [(now, event("x")), (now + 1, event("x"))])
+        #expect(out.count == 2)
+        #expect(out.allSatisfy { $0.hasSuffix("\"n=1\"") }, "\(out)")
+    }
+
     @Test func valueWindowsSkipNonNumbersAndArePerKey() throws {
         let set = try rules("""
             rules:

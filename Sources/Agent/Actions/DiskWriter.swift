@@ -36,6 +36,9 @@ public final class DiskWriter: Sendable {
         /// stores it holds, or the error; the stores of one file report one after the other.
         case store(directory: String, name: String, bytes: [UInt8], done: @Sendable (StoreResult) -> Void)
         case remove(path: String)
+        /// Runs on the writer thread, in order with the other jobs (reading a spool file back,
+        /// copying one, moving one aside).
+        case task(@Sendable () -> Void)
         case closeFile(String)
         case flush(@Sendable () -> Void)
     }
@@ -83,7 +86,15 @@ public final class DiskWriter: Sendable {
     /// The process's writer, shared by the executor and the recorder.
     public static let shared = DiskWriter()
 
-    public init(maxQueuedLines: Int = 10_000, maxQueuedLineBytes: Int = 8 << 20) {
+    /// Where spool files go (the machine's disk; the one storage interface of spool and state).
+    private let storage: any Storage
+
+    public convenience init(maxQueuedLines: Int = 10_000, maxQueuedLineBytes: Int = 8 << 20) {
+        self.init(maxQueuedLines: maxQueuedLines, maxQueuedLineBytes: maxQueuedLineBytes, storage: POSIXStorage.shared)
+    }
+
+    package init(maxQueuedLines: Int, maxQueuedLineBytes: Int, storage: any Storage) {
+        self.storage = storage
         self.maxQueuedLines = max(1, maxQueuedLines)
         self.maxQueuedLineBytes = max(1, maxQueuedLineBytes)
         self.files = FileTable()
@@ -146,6 +157,31 @@ public final class DiskWriter: Sendable {
         return true
     }
 
+    /// Queues `lines` (`.line` jobs) in order, under one lock and with at most one wakeup of the
+    /// thread (what ``LineBatcher`` hands over).
+    /// - Returns: how many were queued: a prefix, ending before the first that did not fit.
+    func submit(lines: ArraySlice<Job>) -> Int {
+        let (queued, start) = queue.withLock { q -> (Int, Bool) in
+            var n = 0
+            for job in lines {
+                guard case .line(_, let bytes, _) = job, q.lines < maxQueuedLines,
+                    q.lineBytes + bytes.count <= maxQueuedLineBytes
+                else { break }
+                q.lines += 1
+                q.lineBytes += bytes.count
+                q.jobs.append(job)
+                n += 1
+            }
+            if n == 0 || q.draining { return (n, false) }
+            q.draining = true
+            return (n, true)
+        }
+        if start {
+            thread.submit { [self] _ in drain() }
+        }
+        return queued
+    }
+
     private func drain() {
         while true {
             let batch = queue.withLock { q -> [Job] in
@@ -193,7 +229,9 @@ public final class DiskWriter: Sendable {
                     stores.append((directory, name, bytes, [done]))
                 }
             case .remove(let path):
-                unlink(path)
+                storage.remove(path)
+            case .task(let work):
+                work()
             case .closeFile(let path):
                 closing.append(path)
             case .flush(let done):
@@ -209,7 +247,7 @@ public final class DiskWriter: Sendable {
         var renamedIn: [String] = []
         for store in stores {
             do {
-                try storeFileDurably(directory: store.directory, name: store.name, bytes: store.bytes)
+                try storage.storeDurably(directory: store.directory, name: store.name, bytes: store.bytes)
                 synced += 1
                 if !renamedIn.contains(store.directory) { renamedIn.append(store.directory) }
                 results.append((store.done, store.name, nil))
@@ -221,7 +259,7 @@ public final class DiskWriter: Sendable {
         }
         // The renames are durable once their directory is: one fsync per directory. A failure
         // here leaves the files in place (renamed), so the alerts still count as stored.
-        for directory in renamedIn { try? syncDirectory(directory) }
+        for directory in renamedIn { try? storage.syncDirectory(directory) }
         stats.withLock {
             $0.batches += 1
             $0.fileWrites += files.takeWriteCount()

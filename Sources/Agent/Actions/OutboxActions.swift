@@ -14,6 +14,8 @@ package enum OutboxInput: Sendable {
     case refused(namespace: String, message: String)
     /// A send ended (written; with `ack`: acknowledged, or not in time).
     case sendCompleted(OutboxSend, SendOutcome)
+    /// The payloads of a spool file, read back (``OutboxAction/readPayloads(file:)``), or why not.
+    case payloadsRead(file: String, Result<[UInt64: SpoolItem], DiskError>)
     case retryTimer
     case persistRetryTimer
     /// Shutdown: everything not on disk (in the client's hands, in memory) is written.
@@ -34,12 +36,17 @@ package enum SendOutcome: Sendable {
 package enum OutboxAction: Sendable {
     /// Write to the spool directory; answer with ``OutboxInput/written(sequence:file:inFile:error:)``.
     case store(SpoolItem)
-    /// Write a copy to `failed/`.
-    case storeFailed(SpoolItem, reason: String)
+    /// Write a copy to `failed/`; when its payload stayed on disk, the writer copies it from
+    /// spool file `payloadIn` (`item` without its args is the fallback).
+    case storeFailed(SpoolItem, reason: String, payloadIn: String?)
     /// `failed/` is full: the alert is only logged.
     case failedDirectoryFull(SpoolItem, reason: String)
     /// Remove a spool file (a name in the spool directory).
     case remove(file: String)
+    /// Read the payloads of a spool file back; answer with ``OutboxInput/payloadsRead(file:_:)``.
+    case readPayloads(file: String)
+    /// Move an unreadable spool file to `corrupt/`.
+    case quarantine(file: String)
     /// Hand to the client (with `ack`: wait for it); answer with ``OutboxInput/sendCompleted(_:_:)``.
     case send(OutboxSend, SpoolItem)
     case scheduleRetry(Duration)
@@ -47,8 +54,10 @@ package enum OutboxAction: Sendable {
     case schedulePersistRetry(Duration)
     /// Delivered (for the metrics).
     case delivered(SpoolItem, plannedAt: Double?)
-    /// Dropped by a budget (already warned about).
-    case discarded([SpoolItem], reason: String)
+    /// Dropped by a budget (already warned about): `sioagent_dropped_total{budget}`.
+    case discarded([SpoolItem], budget: AgentMetrics.Budget)
+    /// Lost: its spool file became unreadable (already logged).
+    case lost([SpoolItem], reason: String)
     case metric(AgentMetrics.Outcome)
     case log(Logger.Level, String, Logger.Metadata)
 }

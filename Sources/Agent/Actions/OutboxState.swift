@@ -3,9 +3,9 @@ import Logging
 import SocketIO
 
 /// The outbox's decisions, as a value: each input (an alert fired, a spool write done or
-/// refused, a namespace up or down, a send completed, a timer) returns the actions to carry
-/// out. It does no I/O and reads no clock; ``AlertOutbox`` is the shell that performs the
-/// actions on the event loop, and the deterministic simulation drives the same value.
+/// refused, payloads read back, a namespace up or down, a send completed, a timer) returns the
+/// actions to carry out. It does no I/O and reads no clock; ``AlertOutbox`` is the shell that
+/// performs the actions on the event loop, and the deterministic simulation drives the same value.
 ///
 /// What it guarantees (the simulation checks these):
 /// - an alert is sent only once it is durable in the spool, or kept in memory because the disk
@@ -13,27 +13,37 @@ import SocketIO
 /// - per namespace, spooled alerts are sent one at a time, oldest first;
 /// - a spool file is removed only when no undelivered alert it holds remains (the alerts
 ///   written together into one file are all counted before any of them is released);
-/// - an alert leaves only delivered, moved to `failed/` with a reason, or dropped by a budget
-///   with a warning (``OutboxAction/discarded(_:reason:)``).
+/// - an alert leaves only delivered, moved to `failed/` with a reason, dropped by a budget with a
+///   warning, or lost with its spool file when that became unreadable (with an error).
+///
+/// Budgets (each reached with a warning, and the oldest goes; the one being sent never does):
+/// on disk `spool.max_items` alerts and `spool.max_bytes` of them; in memory an index entry per
+/// alert plus at most `spool.max_memory` of payloads (the payloads of the newest alerts on disk
+/// stay there and are read back when their turn comes); alerts the disk refused, at most
+/// ``Configuration/maxInMemory`` of them within `spool.max_memory`.
 package struct OutboxState {
     package struct Configuration: Sendable {
         /// The namespaces the client connects to.
         package var namespaces: Set<String>
-        /// `spool.max_items`: undelivered alerts on disk (and in `failed/`).
+        /// `spool.max_items` and `spool.max_bytes`: undelivered alerts on disk (`failed/` holds
+        /// at most `max_items` too).
         package var maxItems: Int
-        /// Alerts kept in memory when the disk refuses them: at most this many, and this many bytes.
+        package var maxBytes: Int
+        /// `spool.max_memory`: payload bytes held in memory.
+        package var maxMemory: Int
+        /// Alerts kept in memory when the disk refuses them.
         package var maxInMemory: Int
-        package var maxInMemoryBytes: Int
         /// The pause before a failed send is tried again, and before a refused write.
         package var retryDelay: Duration
         /// A fault put back on purpose, for the simulation to catch; nil in the agent.
         package var mutation: OutboxMutation?
 
-        package init(namespaces: Set<String>, maxItems: Int, retryDelay: Duration, maxInMemoryBytes: Int = 8 << 20) {
+        package init(namespaces: Set<String>, maxItems: Int, maxBytes: Int = 64 << 20, maxMemory: Int = 4 << 20, retryDelay: Duration) {
             self.namespaces = namespaces
             self.maxItems = max(1, maxItems)
+            self.maxBytes = max(1, maxBytes)
+            self.maxMemory = max(0, maxMemory)
             self.maxInMemory = min(self.maxItems, 1000)
-            self.maxInMemoryBytes = maxInMemoryBytes
             self.retryDelay = max(retryDelay, .seconds(1))
         }
     }
@@ -47,63 +57,96 @@ package struct OutboxState {
     }
 
     package struct Entry: Sendable {
+        /// Its `args` are empty unless `hasPayload`.
         package var item: SpoolItem
         package var storage: Storage
-        /// Bytes of its spool line, counted once the disk refused it (what it costs in memory).
-        package var size = 0
+        /// Whether `item.args` is in memory (an alert on disk may leave it there).
+        package var hasPayload = true
+        /// Bytes of its spool line.
+        package var bytes: Int
+
+        var file: String? { if case .disk(let f) = storage { f } else { nil } }
+    }
+
+    /// What the queue holds, kept as entries come, change and go.
+    package struct Totals: Sendable {
+        /// Alerts on disk or being written, and their bytes (`spool.max_items`, `spool.max_bytes`).
+        package var spooled = 0
+        package var spooledBytes = 0
+        /// Alerts the disk refused.
+        package var inMemory = 0
+        /// Payload bytes held (`spool.max_memory`).
+        package var payloadBytes = 0
     }
 
     package let configuration: Configuration
-    private let soleNamespace: String?
-    package private(set) var queue: Deque<Entry> = []
-    /// Undelivered alerts in each spool file; a file is removed when its count reaches zero.
-    package private(set) var fileCounts: [String: Int] = [:]
-    /// Files whose first write report came: every alert written into them is counted.
-    private var countedFiles: Set<String> = []
-    /// Sequences dropped while being written: their write report releases their place.
-    private var droppedWhileWriting: Set<UInt64> = []
-    private var connected: Set<String> = []
-    private var unknownToServer: Set<String> = []
+    let soleNamespace: String?
+    package internal(set) var queue: Deque<Entry> = []
+    package internal(set) var totals = Totals()
+    var fileCounts = SpoolFileCounts()
+    /// The counts of ``OutboxMutation/batchReleasedEarly``: one per report, released at once.
+    var faultyCounts: [String: Int] = [:]
+    var connected: Set<String> = []
+    var unknownToServer: Set<String> = []
     /// The spooled alert being sent.
-    package private(set) var sending: UInt64?
-    private var retryArmed = false
-    private var persistRetryArmed = false
+    package internal(set) var sending: UInt64?
+    /// The spool file whose payloads are being read back.
+    var reading: String?
+    var retryArmed = false
+    var persistRetryArmed = false
     /// Alerts handed to the client directly (no ack, namespace up, nothing waiting), not yet written.
-    private var direct = InFlight<(item: SpoolItem, plannedAt: Double?)>()
-    private var failedKept: Int
-    private var nextSequence: UInt64
+    var direct = InFlight<(item: SpoolItem, plannedAt: Double?)>()
+    var failedKept: Int
+    var nextSequence: UInt64
+
+    /// One alert read from the spool at start.
+    package struct Loaded: Sendable {
+        package var item: SpoolItem
+        package var file: String
+        package var hasPayload: Bool
+        package var bytes: Int
+
+        package init(item: SpoolItem, file: String, hasPayload: Bool = true, bytes: Int? = nil) {
+            self.item = item
+            self.file = file
+            self.hasPayload = hasPayload
+            self.bytes = bytes ?? item.encoded().count
+        }
+    }
 
     /// - Parameters:
-    ///   - loaded: the alerts read from the spool, oldest first, with the file that holds each.
+    ///   - loaded: the alerts read from the spool, oldest first.
     ///   - failedCount: files already in `failed/`.
     ///   - nextSequence: above every sequence seen on disk.
-    package init(configuration: Configuration, loaded: [(item: SpoolItem, file: String)], failedCount: Int, nextSequence: UInt64) {
+    package init(configuration: Configuration, loaded: [Loaded], failedCount: Int, nextSequence: UInt64) {
         self.configuration = configuration
         self.soleNamespace = configuration.namespaces.count == 1 ? configuration.namespaces.first : nil
         self.failedKept = failedCount
         self.nextSequence = max(1, nextSequence)
-        for (item, file) in loaded {
-            queue.append(Entry(item: item, storage: .disk(file: file)))
-            fileCounts[file, default: 0] += 1
-            countedFiles.insert(file)
-            if item.sequence >= self.nextSequence { self.nextSequence = item.sequence &+ 1 }
+        var perFile: [String: Int] = [:]
+        for found in loaded {
+            append(Entry(item: found.item, storage: .disk(file: found.file), hasPayload: found.hasPayload, bytes: found.bytes))
+            perFile[found.file, default: 0] += 1
+            if found.item.sequence >= self.nextSequence { self.nextSequence = found.item.sequence &+ 1 }
+        }
+        for (file, alerts) in perFile {
+            fileCounts.loaded(file, alerts: alerts)
+            faultyCounts[file] = alerts
         }
     }
 
-    /// The actions for the alerts loaded at start that can never be delivered.
+    /// The actions at start: alerts that can never be delivered, and the budgets (a batch file
+    /// keeps the alerts dropped while it was written; the budgets may also be smaller now).
     package mutating func start() -> [OutboxAction] {
         var out: [OutboxAction] = []
         failAll(queue.compactMap { e in permanentProblem(e.item).map { (e, $0) } }, &out)
-        // A batch file keeps the alerts dropped while it was written: within spool.max_items again.
-        let excess = queue.count - configuration.maxItems
-        if excess > 0 {
-            let dropped = Array(queue.prefix(excess))
-            queue.removeFirst(excess)
-            for entry in dropped { release(entry, &out) }
-            out.append(.discarded(dropped.map(\.item), reason: "spool full"))
-            out.append(.log(.warning, "spool full; dropped the oldest alerts", ["spool.dropped": "\(excess)", "spool.max_items": "\(configuration.maxItems)"]))
+        enforceDiskBudget(keeping: nil, &out)
+        if !queue.isEmpty {
+            out.append(
+                .log(
+                    .info, "alerts waiting in the spool",
+                    ["spool.count": "\(queue.count)", "spool.bytes": "\(totals.spooledBytes)", "spool.payload_bytes": "\(totals.payloadBytes)"]))
         }
-        if !queue.isEmpty { out.append(.log(.info, "alerts waiting in the spool", ["spool.count": "\(queue.count)"])) }
         return out
     }
 
@@ -117,6 +160,7 @@ package struct OutboxState {
         switch input {
         case .fire(let item, let plannedAt): fire(item, plannedAt: plannedAt, &out)
         case .written(let sequence, let file, let inFile, let error): written(sequence, file: file, inFile: inFile, error, &out)
+        case .payloadsRead(let file, let result): payloadsRead(file, result, &out)
         case .connected(let ns):
             connected.insert(ns)
             unknownToServer.remove(ns)
@@ -146,7 +190,7 @@ package struct OutboxState {
         if let problem = permanentProblem(item) {
             var item = item
             item.sequence = takeSequence()
-            keepFailed(item, problem, &out)
+            keepFailed(Entry(item: item, storage: .memory, bytes: 0), problem, &out)
             return
         }
         if item.ackTimeout == nil, isConnected(item.namespace), !queue.contains(where: { $0.item.namespace == item.namespace }) {
@@ -165,58 +209,6 @@ package struct OutboxState {
         failAll(doomed.map { ($0, "the server does not know namespace \(namespace): \(message)") }, &out)
     }
 
-    private mutating func written(_ sequence: UInt64, file: String, inFile: Int, _ error: DiskError?, _ out: inout [OutboxAction]) {
-        if error == nil {
-            if configuration.mutation == .batchReleasedEarly {
-                fileCounts[file, default: 0] += 1
-            } else if countedFiles.insert(file).inserted {
-                // The first report of a file counts every alert written into it, so that one
-                // dropped meanwhile cannot release the file before the others are counted.
-                fileCounts[file, default: 0] += max(1, inFile)
-            }
-        }
-        if droppedWhileWriting.remove(sequence) != nil {
-            if error == nil { release(file: .disk(file: file), &out) }
-            pump(&out)
-            return
-        }
-        guard let i = queue.firstIndex(where: { $0.item.sequence == sequence }) else {
-            // The fault: the count of one report, released at once.
-            if configuration.mutation == .batchReleasedEarly, error == nil { release(file: .disk(file: file), &out) }
-            return
-        }
-        if let error {
-            queue[i].storage = .memory
-            queue[i].size = queue[i].item.encoded().count
-            let item = queue[i].item
-            let memoryCount = queue.count { $0.storage == .memory }
-            out.append(
-                .log(
-                    .warning,
-                    isNoSpace(error.code)
-                        ? "disk full; alert kept in memory until the disk takes it" : "cannot write the alert to the spool; kept in memory until the disk takes it",
-                    [
-                        "rule.id": "\(item.rule)", "event.name": "\(item.event)", "error": "\(error)",
-                        "spool.in_memory": "\(memoryCount)", "spool.max_in_memory": "\(configuration.maxInMemory)",
-                    ]))
-            trimMemory(&out)
-            if !persistRetryArmed {
-                persistRetryArmed = true
-                out.append(.schedulePersistRetry(configuration.retryDelay))
-            }
-        } else {
-            queue[i].storage = .disk(file: file)
-            if configuration.mutation == .ackAlertsDroppedOnceWritten, queue[i].item.ackTimeout != nil, queue[i].item.sequence != sending {
-                release(queue.remove(at: i), &out)
-                pump(&out)
-                return
-            }
-            // The server refused its namespace while it was being written.
-            if let problem = permanentProblem(queue[i].item) { failAll([(queue[i], problem)], &out) }
-        }
-        pump(&out)
-    }
-
     private mutating func completed(_ send: OutboxSend, _ outcome: SendOutcome, _ out: inout [OutboxAction]) {
         switch send {
         case .direct(let id):
@@ -230,7 +222,7 @@ package struct OutboxState {
                 if permanent {
                     var item = item
                     item.sequence = takeSequence()
-                    keepFailed(item, error, &out)
+                    keepFailed(Entry(item: item, storage: .memory, bytes: 0), error, &out)
                 } else {
                     out.append(.log(.warning, "alert not sent; kept in the spool", ["rule.id": "\(item.rule)", "event.name": "\(item.event)", "error": "\(error)"]))
                     store(item, &out)
@@ -242,18 +234,16 @@ package struct OutboxState {
             let index = queue.firstIndex { $0.item.sequence == sequence }
             switch outcome {
             case .delivered:
-                guard let index else {
-                    pump(&out)
-                    return
+                if let index {
+                    // Released as it is now: written to the spool at shutdown while in flight, say.
+                    let entry = remove(at: index)
+                    release(entry, &out)
+                    out.append(.delivered(entry.item, plannedAt: nil))
+                    out.append(
+                        .log(
+                            .info, entry.item.ackTimeout == nil ? "spooled alert sent" : "spooled alert acknowledged",
+                            ["rule.id": "\(entry.item.rule)", "event.name": "\(entry.item.event)", "spool.left": "\(queue.count)"]))
                 }
-                // Released as it is now: written to the spool at shutdown while in flight, say.
-                let entry = queue.remove(at: index)
-                release(entry, &out)
-                out.append(.delivered(entry.item, plannedAt: nil))
-                out.append(
-                    .log(
-                        .info, entry.item.ackTimeout == nil ? "spooled alert sent" : "spooled alert acknowledged",
-                        ["rule.id": "\(entry.item.rule)", "event.name": "\(entry.item.event)", "spool.left": "\(queue.count)"]))
                 pump(&out)
             case .failed(let error, let permanent):
                 if permanent, let index {
@@ -278,121 +268,32 @@ package struct OutboxState {
         }
     }
 
-    // MARK: - Queue
-
-    private mutating func takeSequence() -> UInt64 {
-        let s = nextSequence
-        if nextSequence < UInt64.max { nextSequence += 1 }
-        return s
-    }
-
-    /// Queues a new alert and has it written.
-    private mutating func store(_ item: SpoolItem, _ out: inout [OutboxAction]) {
-        out.append(.metric(.spooled))
-        var item = item
-        item.sequence = takeSequence()
-        queue.append(Entry(item: item, storage: .writing))
-        out.append(.store(item))
-        // Within spool.max_items: drop the oldest (never the one being sent, nor this one).
-        var excess = queue.count { $0.storage != .memory } - configuration.maxItems
-        guard excess > 0 else { return }
-        var dropped: [Entry] = []
-        queue.removeAll { entry in
-            guard excess > 0, entry.storage != .memory, entry.item.sequence != sending, entry.item.sequence != item.sequence else { return false }
-            excess -= 1
-            dropped.append(entry)
-            return true
-        }
-        for entry in dropped { release(entry, &out) }
-        out.append(.discarded(dropped.map(\.item), reason: "spool full"))
-        out.append(.log(.warning, "spool full; dropped the oldest alerts", ["spool.dropped": "\(dropped.count)", "spool.max_items": "\(configuration.maxItems)"]))
-    }
-
-    /// Within the in-memory budgets: drop the oldest kept in memory (never the one being sent).
-    private mutating func trimMemory(_ out: inout [OutboxAction]) {
-        var excess = queue.count { $0.storage == .memory } - configuration.maxInMemory
-        var excessBytes = queue.reduce(0) { $0 + ($1.storage == .memory ? $1.size : 0) } - configuration.maxInMemoryBytes
-        guard excess > 0 || excessBytes > 0 else { return }
-        var dropped: [SpoolItem] = []
-        queue.removeAll { entry in
-            guard excess > 0 || excessBytes > 0, entry.storage == .memory, entry.item.sequence != sending else { return false }
-            excess -= 1
-            excessBytes -= entry.size
-            dropped.append(entry.item)
-            return true
-        }
-        out.append(.discarded(dropped, reason: "too many alerts in memory"))
-        out.append(.log(.warning, "alerts kept in memory are too many; dropped the oldest", ["spool.max_in_memory": "\(configuration.maxInMemory)"]))
-    }
-
-    /// An alert left the queue: its file goes once it holds no other undelivered alert.
-    private mutating func release(_ entry: Entry, _ out: inout [OutboxAction]) {
-        if entry.storage == .writing, configuration.mutation != .batchReleasedEarly {
-            // Its write report releases its place in the file.
-            droppedWhileWriting.insert(entry.item.sequence)
-            return
-        }
-        release(file: entry.storage, &out)
-    }
-
-    private mutating func release(file storage: Storage, _ out: inout [OutboxAction]) {
-        guard case .disk(let file) = storage, let count = fileCounts[file] else { return }
-        if count <= 1 {
-            fileCounts[file] = nil
-            out.append(.remove(file: file))
-        } else {
-            fileCounts[file] = count - 1
-        }
-    }
-
-    private mutating func rewriteMemoryEntries(includingSending: Bool, _ out: inout [OutboxAction]) {
-        for i in queue.indices where queue[i].storage == .memory && (includingSending || queue[i].item.sequence != sending) {
-            queue[i].storage = .writing
-            out.append(.store(queue[i].item))
-        }
-    }
-
-    /// Takes entries out of the queue for good (one pass): a copy of each goes to `failed/`.
-    private mutating func failAll(_ doomed: [(entry: Entry, problem: String)], _ out: inout [OutboxAction]) {
-        guard !doomed.isEmpty else { return }
-        let sequences = Set(doomed.map(\.entry.item.sequence))
-        queue.removeAll { sequences.contains($0.item.sequence) }
-        for (entry, problem) in doomed {
-            keepFailed(entry.item, problem, &out)
-            release(entry, &out)
-        }
-    }
-
-    /// A copy in `failed/`, which holds at most `spool.max_items` alerts; beyond that it is only logged.
-    private mutating func keepFailed(_ item: SpoolItem, _ problem: String, _ out: inout [OutboxAction]) {
-        out.append(.metric(.failed))
-        out.append(
-            .log(
-                .error, "alert can never be delivered; moved to the failed directory",
-                ["rule.id": "\(item.rule)", "emit.event": "\(item.event)", "emit.namespace": "\(item.namespace)", "error": "\(problem)"]))
-        if failedKept < configuration.maxItems {
-            failedKept += 1
-            out.append(.storeFailed(item, reason: problem))
-        } else {
-            out.append(.failedDirectoryFull(item, reason: problem))
-        }
-    }
+    // MARK: - Sending
 
     /// The next alert to send: the oldest of a connected namespace whose older alerts are all
     /// ready too (stored or kept in memory).
-    private func next() -> Entry? {
+    private func next() -> Int? {
         var blocked: Set<String> = []
-        for entry in queue {
-            let ns = entry.item.namespace
+        for i in queue.indices {
+            let ns = queue[i].item.namespace
             if blocked.contains(ns) { continue }
-            if connected.contains(ns), entry.storage != .writing { return entry }
+            if connected.contains(ns), queue[i].storage != .writing { return i }
             blocked.insert(ns)
         }
         return nil
     }
 
-    private mutating func pump(_ out: inout [OutboxAction]) {
-        guard sending == nil, let head = next() else { return }
+    mutating func pump(_ out: inout [OutboxAction]) {
+        guard sending == nil, let index = next() else { return }
+        let head = queue[index]
+        guard head.hasPayload else {
+            // Its payload stayed on disk: read it back first (the pump runs again when it is here).
+            if reading == nil, let file = head.file {
+                reading = file
+                out.append(.readPayloads(file: file))
+            }
+            return
+        }
         if retryArmed {
             retryArmed = false
             out.append(.cancelRetry)
@@ -401,7 +302,7 @@ package struct OutboxState {
         out.append(.send(.spooled(head.item.sequence), head.item))
     }
 
-    private func permanentProblem(_ item: SpoolItem) -> String? {
+    func permanentProblem(_ item: SpoolItem) -> String? {
         if item.event.isEmpty { return "the event name is empty" }
         if isSocketIOReservedEventName(item.event) { return "\(SocketIOError.reservedEventName(item.event))" }
         let known = soleNamespace.map { $0 == item.namespace } ?? configuration.namespaces.contains(item.namespace)

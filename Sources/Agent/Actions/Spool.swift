@@ -110,6 +110,10 @@ public final class Spool {
     public static let maxLoadedSequence: UInt64 = 999_999_999_999_999
     public let directory: String
     public let maxItems: Int
+    /// The alerts on disk, in bytes (`spool.max_bytes`).
+    public let maxBytes: Int
+    /// Payload bytes the outbox holds in memory (`spool.max_memory`).
+    public let maxMemory: Int
     private var nextSequence: UInt64 = 1
     private var sequences: [UInt64] = []
     /// For each alert read by ``load()``, the name of the file that holds it.
@@ -124,26 +128,49 @@ public final class Spool {
     public var failedDirectory: String { directory + "/failed" }
 
     /// Opens (creating it, 0700, if needed) the spool directory.
-    public convenience init(directory: String, maxItems: Int) throws {
-        try self.init(directory: directory, maxItems: maxItems, storage: POSIXStorage.shared)
+    public convenience init(directory: String, maxItems: Int, maxBytes: Int = 64 << 20, maxMemory: Int = 4 << 20) throws {
+        try self.init(directory: directory, maxItems: maxItems, maxBytes: maxBytes, maxMemory: maxMemory, storage: POSIXStorage.shared)
     }
 
-    package init(directory: String, maxItems: Int, storage: any Storage) throws {
+    package init(directory: String, maxItems: Int, maxBytes: Int = 64 << 20, maxMemory: Int = 4 << 20, storage: any Storage) throws {
         self.directory = directory
         self.maxItems = max(1, maxItems)
+        self.maxBytes = max(1, maxBytes)
+        self.maxMemory = max(0, maxMemory)
         self.storage = storage
         try storage.makeDirectories(directory)
+    }
+
+    /// One alert found by ``loadIndex(payloadBudget:)``.
+    package struct Indexed {
+        /// The alert; its `args` are empty unless `hasPayload`.
+        package var item: SpoolItem
+        package var hasPayload: Bool
+        /// Its line in the file, newline included.
+        package var bytes: Int
+        package var file: String
     }
 
     /// Reads the alerts on disk, oldest first, and moves the files that cannot be read to
     /// `corrupt/`. Blocks on the disk: call it at start, not on the event loop.
     /// - Returns: the alerts, and each moved file with the reason.
     public func load() -> (items: [SpoolItem], corrupt: [(name: String, reason: String)]) {
-        var items: [SpoolItem] = []
+        let (index, corrupt) = loadIndex(payloadBudget: .max)
+        return (index.map(\.item), corrupt)
+    }
+
+    /// Like ``load()``, but keeps the payloads (`args`) of the oldest alerts only, within
+    /// `payloadBudget` bytes; the others are read again when their turn comes
+    /// (``readPayloads(file:)``). Every file is still read and checked, one at a time.
+    package func loadIndex(payloadBudget: Int) -> (items: [Indexed], corrupt: [(name: String, reason: String)]) {
+        var items: [Indexed] = []
         var corrupt: [(name: String, reason: String)] = []
+        var budget = payloadBudget
+        // Sorted: the zero-padded names of the spool's files sort as their numbers, oldest first,
+        // so the payloads kept are those sent first.
         // Only what the spool writes is its own: `*.alert` and the `*.alert.tmp` of a write
         // a crash interrupted. Anything else (a state file of an older version, say) is left alone.
-        for name in storage.list(directory) where Self.owns(name) || (quarantinesForeignFiles && name != "corrupt" && name != "failed") {
+        for name in storage.list(directory).sorted() where Self.owns(name) || (quarantinesForeignFiles && name != "corrupt" && name != "failed") {
             let path = directory + "/" + name
             let reason: String
             if name.hasSuffix(".tmp") {
@@ -154,24 +181,28 @@ public final class Spool {
                     let bytes = try storage.read(path, maxBytes: Self.maxFileBytes)
                     var lines = bytes.split(separator: 0x0A, omittingEmptySubsequences: true)
                     if lines.isEmpty { lines = [bytes[...]] }
-                    var fileItems: [SpoolItem] = []
+                    var fileItems: [Indexed] = []
                     var seen: Set<UInt64> = []
                     for (i, line) in lines.enumerated() {
                         // A line without `seq` (one alert per file, as older versions wrote) takes
                         // its number from the file name.
-                        guard let item = SpoolItem(sequence: sequence &+ UInt64(i), decoding: line),
+                        guard var item = SpoolItem(sequence: sequence &+ UInt64(i), decoding: line),
                             fileNames[item.sequence] == nil, seen.insert(item.sequence).inserted
                         else { break }
-                        fileItems.append(item)
+                        let size = line.count + 1
+                        let keep = size <= budget
+                        if keep { budget -= size } else { item.args = [] }
+                        fileItems.append(Indexed(item: item, hasPayload: keep, bytes: size, file: name))
                     }
                     if fileItems.count == lines.count {
-                        for item in fileItems {
-                            items.append(item)
-                            fileNames[item.sequence] = name
-                            nextSequence = max(nextSequence, item.sequence + 1)
+                        for entry in fileItems {
+                            items.append(entry)
+                            fileNames[entry.item.sequence] = name
+                            nextSequence = max(nextSequence, entry.item.sequence + 1)
                         }
                         continue
                     }
+                    for entry in fileItems where entry.hasPayload { budget += entry.bytes }
                     reason = "not a valid alert at line \(fileItems.count + 1) (JSON with namespace, event, args, and ack within 0–\(Int(SpoolItem.maxAckTimeout.secondsValue)) s)"
                 } catch {
                     reason = "\(error)"
@@ -185,9 +216,24 @@ public final class Spool {
                 corrupt.append((name: name, reason: reason + "; and it could not be moved to \(corruptDirectory)"))
             }
         }
-        items.sort { $0.sequence < $1.sequence }
-        sequences = items.map(\.sequence)
+        items.sort { $0.item.sequence < $1.item.sequence }
+        sequences = items.map(\.item.sequence)
         return (items, corrupt)
+    }
+
+    /// The alerts of spool file `file`, by sequence number (on the writer thread, when their
+    /// payloads were not kept in memory).
+    package static func readPayloads(directory: String, file: String, storage: any Storage = POSIXStorage.shared) throws -> [UInt64: SpoolItem] {
+        guard let first = sequence(ofName: file) else { throw DiskError(description: "not a spool file name: \(file)") }
+        let bytes = try storage.read(directory + "/" + file, maxBytes: maxFileBytes)
+        var out: [UInt64: SpoolItem] = [:]
+        for (i, line) in bytes.split(separator: 0x0A, omittingEmptySubsequences: true).enumerated() {
+            guard let item = SpoolItem(sequence: first &+ UInt64(i), decoding: line) else {
+                throw DiskError(description: "\(file): not a valid alert at line \(i + 1)")
+            }
+            out[item.sequence] = item
+        }
+        return out
     }
 
     /// Whether `name` in the spool directory is the spool's to read or quarantine.

@@ -1,3 +1,4 @@
+import Rules
 import SocketIO
 
 /// Everything `sioagent run` needs, read from the configuration file, the environment and the
@@ -13,6 +14,8 @@ public struct AgentConfiguration: Sendable {
     public var spool: Spool
     /// `state.file`: where the rules' shared state (`set:`) is kept; nil: ``defaultStateFile``.
     public var stateFile: String?
+    /// `limits.window_samples`: window samples held across every rule and key.
+    public var maxWindowSamples: Int = defaultMaxWindowSamples
     /// How `run` and `shell` actions execute.
     public var commands: Commands
     /// The agent's own log output.
@@ -51,6 +54,11 @@ public struct AgentConfiguration: Sendable {
     public struct Spool: Sendable {
         public var dir: String
         public var maxItems: Int = 10_000
+        /// `spool.max_bytes`: the alerts on disk, in bytes (the oldest go beyond it).
+        public var maxBytes: Int = 64 << 20
+        /// `spool.max_memory`: payloads of waiting alerts held in memory; the rest is read back
+        /// from disk when its turn comes.
+        public var maxMemory: Int = 4 << 20
 
         public init(dir: String, maxItems: Int = 10_000) {
             self.dir = dir

@@ -16,6 +16,7 @@ public final class AgentMetrics: Sendable {
         private let cell = Atomic<UInt64>(0)
         func add(_ n: UInt64 = 1) { cell.wrappingAdd(n, ordering: .relaxed) }
         var value: UInt64 { cell.load(ordering: .relaxed) }
+        func set(_ n: UInt64) { cell.store(n, ordering: .relaxed) }
     }
 
     /// A histogram with fixed buckets (seconds); the sum is kept in nanoseconds.
@@ -105,6 +106,40 @@ public final class AgentMetrics: Sendable {
     let commit: String
     let buildDate: String
     let reconnects = Counter()
+    /// What a budget dropped (`sioagent_dropped_total{budget}`), the oldest first.
+    package enum Budget: Int, CaseIterable, Sendable {
+        /// Alerts beyond `spool.max_items` or `spool.max_bytes`.
+        case spool
+        /// Alerts the disk refused, beyond what memory keeps.
+        case memory
+        /// Window samples beyond `limits.window_samples`.
+        case windowSamples
+        /// `log` action lines beyond what waits for a stuck disk.
+        case logLines
+        /// `--record` lines beyond what waits for a stuck disk.
+        case recordLines
+
+        var name: String {
+            switch self {
+            case .spool: "spool"
+            case .memory: "spool_memory"
+            case .windowSamples: "window_samples"
+            case .logLines: "log_lines"
+            case .recordLines: "record_lines"
+            }
+        }
+    }
+    private let drops = Budget.allCases.map { _ in Counter() }
+
+    func dropped(_ budget: Budget, count: Int) {
+        guard count > 0 else { return }
+        drops[budget.rawValue].add(UInt64(count))
+    }
+
+    /// Sets the window samples dropped so far (the engine counts them).
+    func windowSamplesDropped(_ total: UInt64) {
+        drops[Budget.windowSamples.rawValue].set(total)
+    }
     private let actions: [Counter]
     let commandDuration = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
     let eventToAction = Histogram(bounds: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5])
@@ -166,6 +201,12 @@ public final class AgentMetrics: Sendable {
         if let spool = snapshot.spoolItems {
             out += "\(helpLine("sioagent_spool_items", "Alerts accepted and not yet delivered."))# TYPE sioagent_spool_items gauge\n"
             out += "sioagent_spool_items \(spool)\n"
+        }
+
+        out += "\(helpLine("sioagent_dropped_total", "What a budget dropped, the oldest first: alerts (spool, spool_memory), window samples, log and record lines waiting for a stuck disk (log_lines, record_lines)."))"
+        out += "# TYPE sioagent_dropped_total counter\n"
+        for budget in Budget.allCases {
+            out += "sioagent_dropped_total{budget=\"\(budget.name)\"} \(drops[budget.rawValue].value)\n"
         }
 
         out += "\(helpLine("sioagent_reconnects_total", "Successful reconnections after a lost connection."))"
@@ -272,6 +313,7 @@ extension Agent {
         snapshot.events = state.eventCounts.nonZero
         snapshot.firings = zip(state.engine.ruleSet.ruleIDs, state.engine.firingCounts).map { ($0, $1) }
         snapshot.spoolItems = (executor as? LiveExecutor)?.pendingOnLoop
+        metrics.windowSamplesDropped(state.engine.windowSamplesDropped)
         snapshot.connected = state.connected.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         return metrics.render(snapshot)
     }

@@ -15,6 +15,10 @@ enum MetricsListenerLimits {
     /// An answer the client has not taken (read) this long after it was written closes the
     /// connection: a client that does not read gets no further answers.
     static let writeTimeout: TimeAmount = .seconds(5)
+    /// At the connection limit with no idle connection, one whose answer has waited unread this
+    /// long makes room too (the one waiting longest), so clients that never read cannot hold every
+    /// slot for the whole write timeout.
+    static let stalledAnswer: TimeAmount = .seconds(1)
     /// The kernel's send buffer for a scrape connection, so a client that does not read holds
     /// little memory in the kernel too.
     static let sendBufferBytes = 64 * 1024
@@ -62,8 +66,10 @@ enum MetricsRequestParser {
             }
             i += 1
         }
-        guard let end else { return a.count - start >= maxHeadBytes ? .tooLarge : .incomplete }
-        guard end - start <= maxHeadBytes else { return .tooLarge }
+        // Blank lines before the head count towards the bound: otherwise a client sending
+        // nothing but CRLF would be asked for more bytes forever, and they would all be buffered.
+        guard let end else { return a.count >= maxHeadBytes ? .tooLarge : .incomplete }
+        guard end <= maxHeadBytes else { return .tooLarge }
         // Only visible ASCII, space, tab, CR, LF and (in header values) bytes >= 0x80.
         var lines: [ArraySlice<UInt8>] = []
         var lineStart = start
@@ -113,12 +119,15 @@ enum MetricsRequestParser {
 }
 
 /// The open scrape connections, confined to the listener's event loop: which are idle since
-/// when, so that at the limit the one idle the longest makes room.
+/// when, and which wait since when for the client to take an answer, so that at the limit the one
+/// idle the longest, or else the one whose answer waits longest unread, makes room.
 final class MetricsConnections {
     private struct Entry {
         var channel: any Channel
         /// Nil while a request is being answered.
         var idleSince: NIODeadline?
+        /// Set while an answer is written and not yet taken by the kernel.
+        var writingSince: NIODeadline?
     }
 
     private var entries: [ObjectIdentifier: Entry] = [:]
@@ -130,14 +139,25 @@ final class MetricsConnections {
 
     var count: Int { entries.count }
 
-    /// Admits `channel`; at the limit closes the connection idle the longest first. False (the
-    /// caller closes `channel`) when every connection is busy.
+    /// Admits `channel`; at the limit first closes the connection idle the longest or, with none
+    /// idle, the one whose answer has waited unread longest, if at least
+    /// ``MetricsListenerLimits/stalledAnswer``. False (the caller closes `channel`) when every
+    /// connection is busy otherwise.
     func admit(_ channel: any Channel, now: NIODeadline) -> Bool {
         if entries.count >= limit {
-            let oldest = entries.filter { $0.value.idleSince != nil }.min { $0.value.idleSince! < $1.value.idleSince! }
-            guard let oldest else { return false }
-            entries[oldest.key] = nil
-            oldest.value.channel.close(promise: nil)
+            var victim: (key: ObjectIdentifier, since: NIODeadline)?
+            for (key, entry) in entries {
+                if let since = entry.idleSince, victim.map({ since < $0.since }) ?? true { victim = (key, since) }
+            }
+            if victim == nil {
+                let stalledBefore = now - MetricsListenerLimits.stalledAnswer
+                for (key, entry) in entries {
+                    guard let since = entry.writingSince, since <= stalledBefore else { continue }
+                    if victim.map({ since < $0.since }) ?? true { victim = (key, since) }
+                }
+            }
+            guard let victim, let entry = entries.removeValue(forKey: victim.key) else { return false }
+            entry.channel.close(promise: nil)
         }
         entries[ObjectIdentifier(channel)] = Entry(channel: channel, idleSince: now)
         return true
@@ -147,7 +167,14 @@ final class MetricsConnections {
         entries[ObjectIdentifier(channel)]?.idleSince = nil
     }
 
+    /// An answer is being written to `channel` since `since`.
+    func writing(_ channel: any Channel, since: NIODeadline) {
+        entries[ObjectIdentifier(channel)]?.idleSince = nil
+        entries[ObjectIdentifier(channel)]?.writingSince = since
+    }
+
     func idle(_ channel: any Channel, since: NIODeadline) {
+        entries[ObjectIdentifier(channel)]?.writingSince = nil
         entries[ObjectIdentifier(channel)]?.idleSince = since
     }
 
@@ -247,7 +274,7 @@ final class MetricsConnectionHandler: ChannelInboundHandler {
         contentType: String = "text/plain; charset=utf-8", extra: String = ""
     ) {
         answering = true
-        connections.busy(context.channel)
+        connections.writing(context.channel, since: .now())
         idleTimer?.cancel()
         let bodyBytes = body.utf8.count
         var text = "HTTP/1.1 \(status.code) \(status.reason)\r\nContent-Type: \(contentType)\r\nContent-Length: \(bodyBytes)\r\n" + extra

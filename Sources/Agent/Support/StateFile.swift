@@ -6,7 +6,8 @@ import SIOCore
 package enum StateFile {
     /// Reads the state file at `path`. Expired values are dropped; a file that cannot be read is
     /// moved to `PATH.corrupt`, and the warning says why.
-    package static func load(storage: any Storage, path: String, now: Double) -> (state: [String: StateEntry], warning: String?) {
+    /// - Parameter quarantine: whether an unreadable file is moved aside.
+    package static func load(storage: any Storage, path: String, now: Double, quarantine: Bool = true) -> (state: [String: StateEntry], warning: String?) {
         guard storage.exists(path) else { return ([:], nil) }
         do {
             let bytes = try storage.read(path, maxBytes: StatePersister.maxFileBytes)
@@ -23,7 +24,7 @@ package enum StateFile {
             }
             return (out, nil)
         } catch {
-            _ = storage.rename(path, path + ".corrupt")
+            if quarantine { _ = storage.rename(path, path + ".corrupt") }
             return ([:], "\(error)")
         }
     }
@@ -33,6 +34,7 @@ package enum StateFile {
     package static func store(_ state: [String: StateEntry], storage: any Storage, directory: String, name: String) throws {
         try storage.makeDirectories(directory)
         try storage.storeDurably(directory: directory, name: name, bytes: Array(StatePersister.encode(state).utf8) + [10])
-        try storage.syncDirectory(directory)
+        // The rename is durable once this succeeds; a failure leaves the new file in place.
+        try? storage.syncDirectory(directory)
     }
 }

@@ -52,27 +52,11 @@ final class StatePersister: Sendable {
     /// that cannot be read is moved to `state.json.corrupt` with a warning.
     func load(now: Double, from source: String? = nil) -> [String: StateEntry] {
         let path = source ?? self.path
-        guard let stamp = fileStamp(path) else { return [:] }
-        do {
-            guard stamp.size <= Self.maxFileBytes else { throw FileError(description: "larger than \(Self.maxFileBytes) bytes") }
-            let bytes = try readFile(path)
-            let value = try JSONValue(parsing: String(decoding: bytes, as: UTF8.self))
-            guard case .object(let top) = value, case .object(let entries)? = top["state"] else {
-                throw FileError(description: "not a {\"state\": {…}} object")
-            }
-            var out: [String: StateEntry] = [:]
-            for (name, item) in entries {
-                guard case .object(let o) = item, let v = o["value"] else { continue }
-                var expires = Double.infinity
-                if case .number(let e)? = o["expires"], e.isFinite { expires = e }
-                if expires > now { out[name] = StateEntry(value: v, expires: expires) }
-            }
-            return out
-        } catch {
-            logger.warning("state file unreadable; starting with no state", metadata: ["path": "\(path)", "error": "\(error)"])
-            if path == self.path { rename(path, path + ".corrupt") }
-            return [:]
+        let (state, warning) = StateFile.load(storage: POSIXStorage.shared, path: path, now: now, quarantine: path == self.path)
+        if let warning {
+            logger.warning("state file unreadable; starting with no state", metadata: ["path": "\(path)", "error": "\(warning)"])
         }
+        return state
     }
 
     /// Older versions kept `state.json` inside the spool directory, whose start then moved it to
@@ -175,28 +159,6 @@ final class StatePersister: Sendable {
     }
 
     private func write(_ state: [String: StateEntry]) throws {
-        try makeDirectories(directory)
-        let bytes = Array(Self.encode(state).utf8) + [10]
-        let tmp = path + ".tmp"
-        var fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        if fd < 0 && errno == EEXIST {
-            // Left by a crash mid-write.
-            unlink(tmp)
-            fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        }
-        guard fd >= 0 else { throw systemError("cannot create \(tmp)") }
-        fchmod(fd, 0o600)
-        let ok = writeAll(fd, bytes) && fsync(fd) == 0
-        Glibc.close(fd)
-        guard ok else {
-            unlink(tmp)
-            throw systemError("cannot write \(tmp)")
-        }
-        guard rename(tmp, path) == 0 else { throw systemError("cannot rename \(tmp)") }
-        let dfd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dfd >= 0 {
-            fsync(dfd)
-            Glibc.close(dfd)
-        }
+        try StateFile.store(state, storage: POSIXStorage.shared, directory: directory, name: String(path.split(separator: "/").last ?? Substring(Self.fileName)))
     }
 }

@@ -1,8 +1,9 @@
 """Clients that misbehave against the agent's metrics listener, over real sockets. Each mode
 prints one JSON object on stdout.
 
-  flood PORT SECONDS        pipelines GET /metrics without reading for SECONDS, then reads
-                            what is left: {"requests", "closed_while_sending", "responses", "eof"}
+  flood PORT SECONDS [HEX]  pipelines GET /metrics (or the bytes HEX, repeated) without reading
+                            for SECONDS, then reads what is left:
+                            {"requests", "bytes", "closed_while_sending", "responses", "eof"}
   idle PORT COUNT WAIT      opens COUNT connections that send nothing, scrapes on a new one,
                             then waits up to WAIT s for the server to close the idle ones:
                             {"opened", "scrape_status", "scrape_body_bytes", "closed", "seconds"}
@@ -42,11 +43,12 @@ def read_until_eof(sock, timeout):
         return bytes(data), True
 
 
-def flood(port, seconds):
+def flood(port, seconds, unit=REQUEST):
     sock = socket.create_connection((HOST, port))
     sock.setblocking(False)
-    batch = REQUEST * 64
+    batch = unit * max(1, 2400 // len(unit))
     requests = 0
+    sent = 0
     closed = False
     end = time.monotonic() + seconds
     pending = memoryview(batch)
@@ -61,13 +63,14 @@ def flood(port, seconds):
         except (BrokenPipeError, ConnectionResetError):
             closed = True
             break
-        requests += n // len(REQUEST)
+        sent += n
+        requests = sent // len(unit)
         pending = pending[n:]
         if len(pending) == 0:
             pending = memoryview(batch)
     sock.setblocking(True)
     data, eof = read_until_eof(sock, 15)
-    out({"requests": requests, "closed_while_sending": closed, "responses": data.count(b"HTTP/1.1 200"), "eof": eof})
+    out({"requests": requests, "bytes": sent, "closed_while_sending": closed, "responses": data.count(b"HTTP/1.1 200"), "eof": eof})
 
 
 def scrape(port):
@@ -138,7 +141,7 @@ def raw(port, data):
 def main():
     mode, port = sys.argv[1], int(sys.argv[2])
     if mode == "flood":
-        flood(port, float(sys.argv[3]))
+        flood(port, float(sys.argv[3]), bytes.fromhex(sys.argv[4]) if len(sys.argv) > 4 else REQUEST)
     elif mode == "idle":
         idle(port, int(sys.argv[3]), float(sys.argv[4]))
     elif mode == "slowloris":

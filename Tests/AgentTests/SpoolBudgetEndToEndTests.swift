@@ -1,0 +1,111 @@
+import Foundation
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The spool's byte budgets with the real binary and the real python-socketio server:
+/// `spool.max_memory` (payloads left on disk are read back when their turn comes, at start too)
+/// and `spool.max_bytes` (the oldest go).
+@Suite(.timeLimit(.minutes(3)))
+struct SpoolBudgetEndToEndTests {
+    private func alertFiles(_ dir: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".alert") }.sorted()
+    }
+
+    private static let relay = """
+        rules:
+          - id: relay
+            on: big
+            then: [{emit: alert, data: "{{ payload }}", ack: 5m}]
+        """
+
+    /// The payload that makes alert `n` about `size` bytes, and tells which one it is.
+    private func payload(_ n: Int, size: Int) -> String { "\(n)-" + String(repeating: "p", count: size) }
+
+    private func order(_ server: PeerServer) -> [Int] {
+        server.received("alert").compactMap { args in (args.first as? String).flatMap { Int($0.prefix { $0 != "-" }) } }
+    }
+
+    @Test func payloadsBeyondMaxMemoryWaitOnDiskAndGoOutInOrder() async throws {
+        let server = try await PeerServer.start()
+        defer { Task { await server.stop() } }
+        let fixture = try AgentFixture(label: "spool-max-memory")
+        try fixture.writeConfig(url: server.url, spool: "{dir: spool, max_memory: 64KiB}", shutdownTimeout: "3s")
+        try fixture.writeRules(Self.relay)
+        var agent = try fixture.startAgent()
+        try await server.child.waitFor("the agent to connect") { server.connections == 1 }
+        // 40 alerts of 8 kB: 320 kB waiting behind a held ack, 64 KiB of them in memory.
+        server.holdAcks()
+        for n in 1...40 { server.emit("big", [payload(n, size: 8_000)]) }
+        try await server.child.waitFor("the first alert") { server.received("alert").count == 1 }
+        try await agent.waitFor("every alert on disk") { alertFiles(fixture.path("spool")).count >= 1 && spooled(fixture) == 40 }
+        server.releaseAcks()
+        try await agent.waitFor("all 40 acknowledged") { agent.logged("spooled alert acknowledged").count == 40 }
+        #expect(order(server) == Array(1...40))
+
+        // Again, across a restart: the start reads the index, and payloads within the budget.
+        server.holdAcks()
+        for n in 41...80 { server.emit("big", [payload(n, size: 8_000)]) }
+        try await server.child.waitFor("alert 41") { server.received("alert").count == 41 }
+        try await agent.waitFor("every alert on disk") { spooled(fixture) == 40 }
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
+        server.releaseAcks()
+        agent = try fixture.startAgent()
+        try await agent.waitFor("all 40 acknowledged after the restart") { agent.logged("spooled alert acknowledged").count == 40 }
+        let waiting = try #require(agent.logged("alerts waiting in the spool").first)
+        #expect(waiting["spool.count"] as? String == "40")
+        #expect(Int(waiting["spool.payload_bytes"] as? String ?? "") ?? .max <= 64 << 10)
+        // 41 went out before the restart (its ack held), and again after it.
+        #expect(order(server) == Array(1...41) + Array(41...80))
+        try await agent.waitFor("the spool to empty") { alertFiles(fixture.path("spool")).isEmpty }
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
+    @Test func maxBytesDropsTheOldestWithAWarning() async throws {
+        let server = try await PeerServer.start()
+        defer { Task { await server.stop() } }
+        let fixture = try AgentFixture(label: "spool-max-bytes")
+        try fixture.writeConfig(url: server.url, spool: "{dir: spool, max_bytes: 1MiB}", shutdownTimeout: "3s")
+        try fixture.writeRules(Self.relay)
+        var agent = try fixture.startAgent()
+        try await server.child.waitFor("the agent to connect") { server.connections == 1 }
+        server.holdAcks()
+        // 30 alerts of 100 kB: 3 MB for a 1 MiB spool.
+        for n in 1...30 { server.emit("big", [payload(n, size: 100_000)]) }
+        try await agent.waitFor("the drop warning") {
+            agent.logged("spool full; dropped the oldest alerts").reduce(0) { $0 + (Int($1["spool.dropped"] as? String ?? "") ?? 0) } >= 20
+        }
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
+        server.releaseAcks()
+        agent = try fixture.startAgent()
+        try await agent.waitFor("the spool read") { !agent.logged("alerts waiting in the spool").isEmpty }
+        let waiting = agent.logged("alerts waiting in the spool")[0]
+        #expect(Int(waiting["spool.bytes"] as? String ?? "") ?? .max <= 1 << 20)
+        let kept = Int(waiting["spool.count"] as? String ?? "") ?? 0
+        #expect(kept >= 5 && kept <= 10)
+        try await agent.waitFor("the kept alerts acknowledged") { agent.logged("spooled alert acknowledged").count == kept }
+        // The agent logs an ack before the test may have read the server's record of that alert.
+        try await agent.waitFor("the newest alert recorded by the server") { order(server).last == 30 }
+        // The newest are the ones kept, in order, and alert 1 when it was in flight at the
+        // shutdown (the one being sent is never dropped) and still fits at the start.
+        let after = Array(order(server).suffix(kept))
+        #expect(after == Array((31 - kept)...30) || after == [1] + Array((32 - kept)...30), "\(after)")
+        agent.signal(SIGTERM)
+        #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
+    /// Alerts in the spool files of the fixture (one JSON line each).
+    private func spooled(_ fixture: AgentFixture) -> Int {
+        let dir = fixture.path("spool")
+        return alertFiles(dir).reduce(0) { count, name in
+            let text = (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)) ?? ""
+            return count + text.split(separator: "\n").count
+        }
+    }
+}
