@@ -1,21 +1,8 @@
-/// SplitMix64: the simulation's one source of randomness. A seed gives the same sequence on
-/// every machine, so a run replays exactly from its seed.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
+import SIOCore
 
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// A number in 0..<1.
-    mutating func unit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-
+/// The simulation's one source of randomness is ``SplitMix64`` (SIOCore): a run replays exactly
+/// from its seed.
+extension SplitMix64 {
     /// True with probability `p`.
     mutating func chance(_ p: Double) -> Bool { p > 0 && unit() < p }
 

@@ -1,4 +1,5 @@
 import Logging
+import SIOCore
 
 /// The Socket.IO connection lifecycle as a value: sessions, namespaces, reconnection backoff and
 /// the stable period. No I/O, no clock, no randomness of its own.
@@ -85,20 +86,13 @@ package struct ClientStateMachine {
         case log(Logger.Level, String, Logger.Metadata)
     }
 
-    /// A small seeded generator (SplitMix64): the jitter of the backoff delays.
+    /// The jitter of the backoff delays: a seeded ``SplitMix64``.
     package struct Random: Equatable, Sendable {
-        package var state: UInt64
-        package init(seed: UInt64) { state = seed }
+        package var generator: SplitMix64
+        package init(seed: UInt64) { generator = SplitMix64(seed: seed) }
 
         /// The next value in 0..<1.
-        package mutating func next() -> Double {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            z ^= z >> 31
-            return Double(z >> 11) / Double(UInt64(1) << 53)
-        }
+        package mutating func next() -> Double { generator.unit() }
     }
 
     package let policy: ReconnectionPolicy
