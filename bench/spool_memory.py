@@ -98,10 +98,12 @@ def main():
     agent.send_signal(signal.SIGTERM)
     agent.wait(30)
 
+    # Held acks: the first run had one alert on the wire; the restart sends it again.
+    before = state["events"]
     agent = start()
     wait("the agent to connect again", lambda: state["connects"] == 2)
     # The first waiting alert goes out at once (its ack held): the spool has been loaded.
-    wait("the first alert after the restart", lambda: state["events"] >= args.count + 1)
+    wait("the first alert after the restart", lambda: state["events"] > before)
     time.sleep(1)
     restarted = (status_kb(agent.pid, "VmRSS"), status_kb(agent.pid, "VmHWM"))
     waiting = spooled(spool)
