@@ -28,6 +28,10 @@ final class AgentProcess {
     var backoff: ReconnectBackoff
     var awaitingAck: [OutboxSend: (token: Int, item: SpoolItem)] = [:]
     var ackTokens = 0
+    /// When the last frame written reaches the server (frames arrive in order).
+    var lastFrameAt: Int64 = 0
+    /// The server's run that answered the handshake under way.
+    var handshakeServerRun = 0
     /// Handshakes since this run started (monotonic ns), for the backoff bound.
     var handshakes: [Int64] = []
     /// SIGTERM: when it came, and whether the outbox was told to persist.

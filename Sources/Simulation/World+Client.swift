@@ -18,12 +18,19 @@ extension World {
             checker.handshake(self, agent)
             note("handshake #\(agent.connection) (attempt \(agent.backoff.attempt), \(faults.v3 ? "EIO=3" : "EIO=4"))")
             if serverUp {
+                agent.handshakeServerRun = serverRuns
                 schedule(.handshakeReply(run: run, connection: agent.connection), after: networkLatency())
             } else {
                 schedule(.connectionLost(run: run, connection: agent.connection, reason: "connection refused"), after: networkLatency())
             }
         case .handshakeReply(let run, let connection):
             guard run == agent.run, connection == agent.connection, agent.phase == .handshaking else { return }
+            // The server restarted since it answered: the session is gone with it (else frames
+            // would be lost while it is down and later ones of the same connection delivered).
+            if agent.handshakeServerRun != serverRuns || !serverUp {
+                schedule(.connectionLost(run: run, connection: connection, reason: "server restart"), after: 0)
+                return
+            }
             if faults.http400 && !healing && random.chance(0.3) {
                 // python-socketio forgot the session: the first request after the handshake gets 400.
                 schedule(.connectionLost(run: run, connection: connection, reason: "HTTP 400 after the handshake"), after: networkLatency())
@@ -85,7 +92,9 @@ extension World {
             return
         }
         if agent.phase == .open {
-            schedule(.frameAtServer(run: agent.run, connection: agent.connection, send: send, item: item), after: networkLatency())
+            // One connection delivers its frames in the order they were written (TCP).
+            agent.lastFrameAt = max(now &+ networkLatency(), agent.lastFrameAt)
+            schedule(.frameAtServer(run: agent.run, connection: agent.connection, send: send, item: item), at: agent.lastFrameAt)
         }
         if let timeout = item.ackTimeout {
             agent.ackTokens += 1

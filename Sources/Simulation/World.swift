@@ -62,6 +62,8 @@ final class World {
     var wallJumps = 0
     /// The server: up or restarting, the connection it serves, and its fault switches.
     var serverUp = true
+    /// Counts the server's restarts: a handshake answered by an earlier run of it has no session.
+    var serverRuns = 0
     var serverConnection = -1
     var kickOnConnect = false
 
@@ -76,6 +78,8 @@ final class World {
         if r.chance(0.3) { settings.maxBytes = r.int(300...3000) }
         if r.chance(0.4) { settings.maxMemory = r.int(0...1500) }
         if mutation == .stateInSpool { settings.stateDirectory = settings.spoolDirectory }
+        // From the seed, not drawn: the draws (and the seeds that catch each mutation) stay as they were.
+        settings.inFlight = [32, 32, 8, 1][Int(seed % 4)]
         self.settings = settings
         disk = SimulatedDisk(seed: r.next())
         disk.ioErrorRate = faults.ioErrors ? 0.05 : 0
@@ -206,6 +210,7 @@ final class World {
             if kickOnConnect { schedule(.fault(.kickStorm), after: random.seconds(20, 120)) } else { reschedule(.kickStorm, 120, 1800) }
         case .serverRestart:
             serverUp = false
+            serverRuns += 1
             serverConnection = -1
             note("server restarts (sessions lost)")
             if let agent, agent.phase == .open || agent.phase == .stalled {
