@@ -149,6 +149,7 @@ final class PollingTransport: EngineTransport {
     }
 
     func sessionOpened(_ handshake: EngineIOHandshake, maxMessageSize: Int, request: @escaping TransportRequestHead, paused: Bool) {
+        loop.preconditionInEventLoop()
         get.maxBodySize = maxMessageSize
         writer.byteLimit = min(handshake.maxPayload, 60_000)
         self.request = request
@@ -233,6 +234,7 @@ final class PollingTransport: EngineTransport {
     }
 
     func close() {
+        loop.preconditionInEventLoop()
         guard !closed else { return }
         closed = true
         polling = false
