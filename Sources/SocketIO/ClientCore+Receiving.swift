@@ -60,7 +60,7 @@ extension ClientCore {
             default: logger.debug("ignoring an event for a namespace that is not connected", metadata: ["sio.namespace": "\(name)"])
             }
         case .ack, .binaryAck:
-            acknowledged(packet, namespace: name)
+            acknowledged(packet, namespace: i)
         case .connect:
             if machine.status(i) == .connecting {
                 logger.info("namespace connected", metadata: ["sio.namespace": "\(name)", "sio.sid": "\(packet.data?["sid"]?.stringValue ?? "")"])
@@ -72,7 +72,7 @@ extension ClientCore {
         case .disconnect:
             if machine.status(i) == .connected || machine.status(i) == .connecting {
                 // `.direct` emits waiting for an ack here are not kept for the next CONNECT.
-                for e in acks.elements where e.delivery == .direct && e.namespace == name { finish(e, .disconnected) }
+                for seq in machine.removeEmits(namespace: i, directOnly: true) { settle(seq, .disconnected) }
             }
             perform(machine.namespaceKicked(i))
         }

@@ -3,8 +3,9 @@ import Logging
 import NIOCore
 
 /// The shell of the client on its event loop: it feeds inputs to ``ClientStateMachine`` and
-/// carries out the actions after each update, and owns what the machine does not (the Engine.IO
-/// session, timers, promises, the offline buffer and the ack table).
+/// carries out the actions after each update, and owns what the machine does not: the Engine.IO
+/// session, timers, and each emit's data, promises and ack timer (``handles``; which emits wait
+/// in the offline buffer or for an ack is the machine's).
 ///
 /// Inputs never nest: one that arrives while another is handled (the event hook calling `send`,
 /// an engine event raised by a write) runs right after it, in order (``busy``, ``deferred``).
@@ -18,27 +19,33 @@ final class ClientCore {
         var earlyDropped = 0
     }
 
+    /// What the shell keeps of an emit the machine still owns: its data, promises and ack timer.
     final class Emit {
         let seq: Int
         let namespace: String
         let name: String
         let args: [JSONValue]
-        var ackId: Int?
+        let ackId: Int?
         let written: EventLoopPromise<Void>
         var writtenDone = false
-        var ack: EventLoopPromise<[JSONValue]>?
+        let ack: EventLoopPromise<[JSONValue]>?
         var ackTimer: Scheduled<Void>?
-        var inBuffer = false
-        var finished = false
-        let delivery: EmitDelivery
 
-        init(seq: Int, namespace: String, name: String, args: [JSONValue], written: EventLoopPromise<Void>, delivery: EmitDelivery) {
+        init(seq: Int, namespace: String, name: String, args: [JSONValue], ackId: Int?,
+             written: EventLoopPromise<Void>, ack: EventLoopPromise<[JSONValue]>?) {
             self.seq = seq
             self.namespace = namespace
             self.name = name
             self.args = args
+            self.ackId = ackId
             self.written = written
-            self.delivery = delivery
+            self.ack = ack
+        }
+
+        func succeedWritten() {
+            guard !writtenDone else { return }
+            writtenDone = true
+            written.succeed()
         }
     }
 
@@ -61,9 +68,8 @@ final class ClientCore {
     var engine: EngineSession?
     private var timers: [ClientStateMachine.Timer: Scheduled<Void>] = [:]
     var data: [NamespaceData]
-    var buffer: OfflineBuffer<Emit>
-    var acks = AckTable<Emit>()
-    var nextSeq = 0
+    /// The emits the machine still owns, by sequence number.
+    var handles: [Int: Emit] = [:]
     var waiters: [Int: Waiter] = [:]
     var nextWaiterId = 0
     var assembler = SocketIOBinaryAssembler()
@@ -84,12 +90,12 @@ final class ClientCore {
         self.machine = ClientStateMachine(
             namespaces: configuration.namespaces.map { (name: $0.key, auth: $0.value ?? nil) },
             policy: configuration.reconnection, connectTimeout: configuration.connectTimeout,
-            protocolVersion: configuration.protocolVersion, seed: UInt64.random(in: 0...UInt64.max))
+            protocolVersion: configuration.protocolVersion, seed: UInt64.random(in: 0...UInt64.max),
+            offlineBufferLimit: configuration.offlineBufferLimit)
         if case .success(let engineSettings) = settings {
             machine.connectTimeoutDetail = ConnectionErrorWording.handshakeTimeout(engineSettings.target)
         }
         self.data = Array(repeating: NamespaceData(), count: machine.namespaces.count)
-        self.buffer = OfflineBuffer(limit: configuration.offlineBufferLimit)
     }
 
     var generation: Int { machine.generation }
@@ -163,7 +169,7 @@ final class ClientCore {
             case .deliver(let event):
                 deliver(event)
             case .flushBuffer(let i):
-                flushBuffer(namespace: machine.namespaces[i].name)
+                flushBuffer(namespace: i)
             case .deliverEarlyEvents(let i):
                 let early = data[i].early
                 data[i].early = []
@@ -171,12 +177,14 @@ final class ClientCore {
             case .dropEarlyEvents(let i):
                 data[i] = NamespaceData()
             case .failEmits(let i, let error):
-                failEmits(namespace: machine.namespaces[i].name, error: error)
+                failEmits(namespace: i, error: error)
             case .requeueUnacknowledged:
                 engine = nil
                 assembler.reset()
                 // Emits written on the lost session and still waiting for an ack are sent again.
-                for e in acks.elements where !e.inBuffer && !e.finished { enqueue(e) }
+                for (seq, error) in machine.requeueUnacknowledged() {
+                    if error == .bufferOverflow { droppedFromBuffer(seq) } else { settle(seq, error) }
+                }
             case .succeedWaiters(let i):
                 succeedWaiters(namespace: i)
             case .failWaiters(let error, let i, let onlyFailFast):
@@ -234,7 +242,7 @@ final class ClientCore {
         case .drained:
             // The transport takes writes again: what waited in the buffer goes first.
             for i in machine.namespaces.indices where machine.status(i) == .connected {
-                flushBuffer(namespace: machine.namespaces[i].name)
+                flushBuffer(namespace: i)
             }
         }
     }
@@ -262,11 +270,7 @@ final class ClientCore {
     private func terminate(_ error: SocketIOError) {
         for timer in timers.values { timer.cancel() }
         timers = [:]
-        for e in buffer.removeAll() {
-            e.inBuffer = false
-            finish(e, .disconnected)
-        }
-        for e in acks.elements { finish(e, .disconnected) }
+        for seq in machine.removeAllEmits() { settle(seq, .disconnected) }
         failWaiters(error)
         subscribers.finish()
     }

@@ -1,8 +1,9 @@
 import Logging
 import SIOCore
 
-/// The Socket.IO connection lifecycle as a value: sessions, namespaces, reconnection backoff and
-/// the stable period. No I/O, no clock, no randomness of its own.
+/// The Socket.IO connection lifecycle as a value: sessions, namespaces, reconnection backoff, the
+/// stable period, and the emits the client owns (the offline buffer and those waiting for an ack,
+/// ClientStateMachine+Emits.swift). No I/O, no clock, no randomness of its own.
 ///
 /// Each input (``start()``, ``engineOpened(pingInterval:)``, a namespace answer, ``engineClosed(reason:detail:sessionGone:refusal:)``,
 /// ``timerFired(_:)``, ``shutdown(graceful:)``) updates the state, then returns the actions the
@@ -12,8 +13,10 @@ import SIOCore
 /// ``timerFired(_:)`` back when one fires. Jitter comes from ``random``, a seeded generator that is
 /// part of the value, so a simulation that seeds it replays the same delays.
 ///
-/// These inputs are rare (connections and namespace answers), so they return an array; the
-/// per-packet and per-emit path of the shell only reads ``phase`` and ``status(_:)``.
+/// These inputs are rare (connections and namespace answers), so they return an array. The
+/// per-emit inputs (``emit(namespace:delivery:wantsAck:room:)``, a write done or failed, an ack,
+/// an ack timeout) return one small value each; the per-packet path only reads ``phase`` and
+/// ``status(_:)``.
 package struct ClientStateMachine {
     package enum Phase: Equatable, Sendable {
         /// Not started yet.
@@ -67,16 +70,18 @@ package struct ClientStateMachine {
         case sendConnect(namespace: Int, implicit: Bool)
         case sendDisconnect(namespace: Int)
         case deliver(SocketIOClientEvent)
-        /// The namespace connected: write what waits for it in the offline buffer, then
-        /// (after `.deliver(.connect)`) the events that arrived before the CONNECT answer.
+        /// The namespace connected: write what waits for it in the offline buffer (taken with
+        /// ``nextBuffered(namespace:)`` while the session has room), then (after
+        /// `.deliver(.connect)`) the events that arrived before the CONNECT answer.
         case flushBuffer(namespace: Int)
         case deliverEarlyEvents(namespace: Int)
         /// Forget the events that arrived before a CONNECT answer that will not come.
         case dropEarlyEvents(namespace: Int)
-        /// Fail the namespace's buffered emits and those waiting for an ack.
+        /// Fail the namespace's buffered emits and those waiting for an ack
+        /// (``removeEmits(namespace:directOnly:)`` takes them out).
         case failEmits(namespace: Int, SocketIOError)
         /// The session is gone: emits written on it and still waiting for an ack are buffered
-        /// again (`.direct` ones fail).
+        /// again (`.direct` ones fail): ``requeueUnacknowledged()`` does it at this point.
         case requeueUnacknowledged
         case succeedWaiters(namespace: Int)
         /// Fail waiters (of one namespace, or all); `onlyFailFast`: only those that asked.
@@ -118,9 +123,12 @@ package struct ClientStateMachine {
     package internal(set) var lastError: SocketIOError?
     /// What a connect timeout reports, in words (the shell sets it from the server's address).
     package var connectTimeoutDetail = "timed out while connecting"
+    /// The emits the client owns: the offline buffer and those waiting for an ack
+    /// (ClientStateMachine+Emits.swift).
+    package internal(set) var emits: EmitLedger
 
     package init(namespaces: [(name: String, auth: JSONValue?)], policy: ReconnectionPolicy, connectTimeout: Duration,
-                 protocolVersion: ProtocolVersion, seed: UInt64) {
+                 protocolVersion: ProtocolVersion, seed: UInt64, offlineBufferLimit: Int = 1000) {
         var list: [Namespace] = []
         for (name, auth) in namespaces {
             let name = ClientStateMachine.normalize(name)
@@ -134,6 +142,7 @@ package struct ClientStateMachine {
         self.backoff = ReconnectBackoff(policy: policy)
         self.random = Random(seed: seed)
         self.revision = protocolVersion == .v3 ? .eio3 : .eio4
+        self.emits = EmitLedger(limit: offlineBufferLimit)
     }
 
     package static func normalize(_ namespace: String) -> String {
