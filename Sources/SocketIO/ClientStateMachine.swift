@@ -261,6 +261,10 @@ package struct ClientStateMachine {
             actions.append(.dropEarlyEvents(namespace: i))
             let name = namespaces[i].name
             if namespaces[i].status == .connected { actions.append(.deliver(.disconnect(namespace: name, reason: reason))) }
+            // A kicked namespace that comes back is connected with the next session: the lost
+            // session cancelled its CONNECT retry (python-socketio 4 closes the session when it
+            // kicks `/`).
+            if namespaces[i].status == .kicked && kickedNamespacesComeBack { namespaces[i].status = .idle }
             if namespaces[i].status != .kicked {
                 namespaces[i].status = .idle
                 if !wasOpen { actions.append(.deliver(.connectError(namespace: name, error: error))) }
