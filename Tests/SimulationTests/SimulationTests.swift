@@ -79,6 +79,6 @@ struct SimulationTests {
 enum MutationSeeds {
     static let hours = 1.0
     static let all: [(Mutation, UInt64)] = [
-        (.stateInSpool, 1), (.batchRelease, 10), (.shutdownWaitsForAck, 5), (.backoffResetAtConnect, 3), (.dropAckAlerts, 1),
+        (.stateInSpool, 1), (.batchRelease, 21), (.shutdownWaitsForAck, 5), (.backoffResetAtConnect, 3), (.dropAckAlerts, 1),
     ]
 }
