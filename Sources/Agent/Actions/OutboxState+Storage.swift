@@ -178,7 +178,10 @@ extension OutboxState {
         reading = nil
         switch result {
         case .success(let items):
-            let head = queue.firstIndex { $0.file == file && !$0.hasPayload }
+            // The one the pump sends next, if it is in this file, is loaded whatever the budget
+            // (the first of the file may belong to a namespace that went down meanwhile: loading
+            // it too went past `spool.max_memory` when namespaces came and went).
+            let head = next().flatMap { queue[$0].file == file && !queue[$0].hasPayload ? $0 : nil }
             var missing: [(Entry, String)] = []
             for i in queue.indices where queue[i].file == file && !queue[i].hasPayload {
                 guard let full = items[queue[i].item.sequence] else {

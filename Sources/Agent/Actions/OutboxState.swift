@@ -272,7 +272,7 @@ package struct OutboxState {
 
     /// The next alert to send: the oldest of a connected namespace whose older alerts are all
     /// ready too (stored or kept in memory).
-    private func next() -> Int? {
+    func next() -> Int? {
         var blocked: Set<String> = []
         for i in queue.indices {
             let ns = queue[i].item.namespace
