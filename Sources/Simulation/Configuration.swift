@@ -94,6 +94,8 @@ struct AgentSettings {
     /// `spool.max_bytes` and `spool.max_memory` (small ones make the byte budgets act).
     var maxBytes = 64 << 20
     var maxMemory = 4 << 20
+    /// `spool.in_flight`.
+    var inFlight = 32
     var retryDelay: Duration = .seconds(5)
     var shutdownTimeout: Duration
     var policy = ReconnectionPolicy()

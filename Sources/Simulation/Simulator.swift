@@ -31,7 +31,7 @@ public struct Simulator {
         let violations = world.runToEnd()
         return SeedResult(
             seed: seed, violations: violations,
-            faults: "\(world.faults); max_items \(world.settings.maxItems); shutdown.timeout \(world.settings.shutdownTimeout); ping \(world.settings.pingInterval / 1000)+\(world.settings.pingTimeout / 1000) s"
+            faults: "\(world.faults); max_items \(world.settings.maxItems); shutdown.timeout \(world.settings.shutdownTimeout); ping \(world.settings.pingInterval / 1000)+\(world.settings.pingTimeout / 1000) s; in_flight \(world.settings.inFlight)"
                 + (world.settings.policy.reconnectAfterServerDisconnect ? "; after_server_disconnect" : ""),
             trace: world.trace, steps: world.steps, delivered: world.checker.delivered, runs: world.runs,
             traceHash: world.traceHash)

@@ -28,7 +28,7 @@ extension World {
         let failedCount = disk.list(spool.failedDirectory).count
         var configuration = OutboxState.Configuration(
             namespaces: settings.namespaces, maxItems: settings.maxItems, maxBytes: settings.maxBytes, maxMemory: settings.maxMemory,
-            retryDelay: settings.retryDelay)
+            inFlight: settings.inFlight, retryDelay: settings.retryDelay)
         configuration.mutation = mutation?.outbox
         var outbox = OutboxState(configuration: configuration, loaded: loaded, failedCount: failedCount, nextSequence: spool.sequenceAfterLoad)
         let statePath = settings.stateDirectory + "/" + settings.stateFileName

@@ -92,6 +92,8 @@ final class World {
         settings.pingInterval = r.chance(0.5) ? 5_000 : 25_000
         settings.pingTimeout = r.chance(0.5) ? 5_000 : 20_000
         if mutation == .stateInSpool { settings.stateDirectory = settings.spoolDirectory }
+        // `spool.in_flight` from the seed, not drawn (the draws stay as they were).
+        settings.inFlight = [32, 32, 8, 1][Int(seed % 4)]
         self.settings = settings
         disk = SimulatedDisk(seed: r.next())
         disk.ioErrorRate = faults.ioErrors ? 0.05 : 0

@@ -59,7 +59,7 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
         let namespaces = Set(configuration.server.namespaces.keys.map { $0.hasPrefix("/") ? $0 : "/" + $0 })
         self.outbox = AlertOutbox(
             client: client, spool: spool, writer: writer, logger: logger, retryDelay: configuration.reconnection.maxDelay,
-            namespaces: namespaces, metrics: metrics)
+            namespaces: namespaces, inFlight: configuration.spool.inFlight, metrics: metrics)
         var passed: [String: String] = [:]
         for name in configuration.commands.passEnv {
             if let value = configuration.environment[name] { passed[name] = value }
