@@ -86,7 +86,7 @@ public final class Agent: Sendable {
         // Namespaces count as down until they connect, so absence windows start at the connection.
         let engine = RuleEngine(
             ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState,
-            maxWindowSamples: configuration.maxWindowSamples)
+            maxWindowSamples: configuration.maxWindowSamples, maxKeyBytes: configuration.maxKeyBytes)
         let state = RuntimeState(engine: engine)
         let metrics = configuration.metrics.enabled ? AgentMetrics() : nil
         self.metrics = metrics

@@ -114,6 +114,8 @@ public final class AgentMetrics: Sendable {
         case memory
         /// Window samples beyond `limits.window_samples`.
         case windowSamples
+        /// Rule keys beyond `limits.key_bytes`.
+        case keyBytes
         /// `log` action lines beyond what waits for a stuck disk.
         case logLines
         /// `--record` lines beyond what waits for a stuck disk.
@@ -124,6 +126,7 @@ public final class AgentMetrics: Sendable {
             case .spool: "spool"
             case .memory: "spool_memory"
             case .windowSamples: "window_samples"
+            case .keyBytes: "key_bytes"
             case .logLines: "log_lines"
             case .recordLines: "record_lines"
             }
@@ -139,6 +142,11 @@ public final class AgentMetrics: Sendable {
     /// Sets the window samples dropped so far (the engine counts them).
     func windowSamplesDropped(_ total: UInt64) {
         drops[Budget.windowSamples.rawValue].set(total)
+    }
+
+    /// Sets the rule keys dropped so far for `limits.key_bytes` (the engine counts them).
+    func keysDroppedForBytes(_ total: UInt64) {
+        drops[Budget.keyBytes.rawValue].set(total)
     }
     private let actions: [Counter]
     let commandDuration = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
@@ -314,6 +322,7 @@ extension Agent {
         snapshot.firings = zip(state.engine.ruleSet.ruleIDs, state.engine.firingCounts).map { ($0, $1) }
         snapshot.spoolItems = (executor as? LiveExecutor)?.pendingOnLoop
         metrics.windowSamplesDropped(state.engine.windowSamplesDropped)
+        metrics.keysDroppedForBytes(state.engine.keysDroppedForBytes)
         snapshot.connected = state.connected.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         return metrics.render(snapshot)
     }
