@@ -106,6 +106,9 @@ public final class AgentMetrics: Sendable {
     let commit: String
     let buildDate: String
     let reconnects = Counter()
+    /// Alert writes the disk writer refused for its queue being full (each alert stays in memory
+    /// within `spool.max_memory` and is written again later).
+    let spoolWritesRefused = Counter()
     /// What a budget dropped (`sioagent_dropped_total{budget}`), the oldest first.
     package enum Budget: Int, CaseIterable, Sendable {
         /// Alerts beyond `spool.max_items` or `spool.max_bytes`.
@@ -220,6 +223,9 @@ public final class AgentMetrics: Sendable {
         out += "\(helpLine("sioagent_reconnects_total", "Successful reconnections after a lost connection."))"
         out += "# TYPE sioagent_reconnects_total counter\n"
         out += "sioagent_reconnects_total \(reconnects.value)\n"
+        out += "\(helpLine("sioagent_spool_writes_refused_total", "Alert writes refused because the disk writer's queue was full; the alerts stay in memory and are written again."))"
+        out += "# TYPE sioagent_spool_writes_refused_total counter\n"
+        out += "sioagent_spool_writes_refused_total \(spoolWritesRefused.value)\n"
 
         out += "\(helpLine("sioagent_regex_inputs_too_long_total", "Strings not matched by a matches condition for being longer than \(RegexLimits.maxInputBytes) bytes."))"
         out += "# TYPE sioagent_regex_inputs_too_long_total counter\n"
