@@ -297,8 +297,11 @@ public final class DiskWriter: Sendable {
     }
 }
 
-/// The open files of `log` actions and of the recording, with their sizes; used only by the
-/// writer thread (hence `@unchecked Sendable`).
+/// The open files of `log` actions and of the recording, with their sizes.
+///
+/// `@unchecked Sendable`, safe by this invariant: only ``DiskWriter``'s `drain` touches it, on
+/// the writer's one-thread pool, and one drain runs at a time (`Queue.draining`, set and cleared
+/// under the queue's lock); `closeAll` runs after that thread has stopped.
 private final class FileTable: @unchecked Sendable {
     private var writers: [String: LogFileWriter] = [:]
     private var writeCount = 0
