@@ -287,12 +287,22 @@ extension JSONParser {
     /// From the `{` of a checked object, the offset of the value of the last member whose key
     /// equals `name` (as Swift compares strings), or nil.
     mutating func lastMember(named name: String) -> Int? {
+        var utf8 = name
+        return utf8.withUTF8 { n in
+            var ascii = true
+            for b in n where b >= 0x80 {
+                ascii = false
+                break
+            }
+            return lastMember(named: name, utf8: n, isASCII: ascii)
+        }
+    }
+
+    private mutating func lastMember(named name: String, utf8 n: UnsafeBufferPointer<UInt8>, isASCII: Bool) -> Int? {
         var found: Int?
         index += 1  // {
         skipWhitespace()
         if bytes[index] == UInt8(ascii: "}") { return nil }
-        var name = name
-        let nameIsASCII = name.utf8.allSatisfy { $0 < 0x80 }
         while true {
             let keyStart = index
             skipChecked()
@@ -300,7 +310,7 @@ extension JSONParser {
             skipWhitespace()
             index += 1  // :
             skipWhitespace()
-            if keyMatches(keyStart, keyEnd, &name, nameIsASCII) { found = index }
+            if keyMatches(keyStart, keyEnd, name, n, isASCII) { found = index }
             skipChecked()
             skipWhitespace()
             if bytes[index] == UInt8(ascii: "}") { return found }
@@ -310,27 +320,35 @@ extension JSONParser {
     }
 
     /// Whether the key text `bytes[start..<end]` (with its quotes) is equal to `name`.
-    private func keyMatches(_ start: Int, _ end: Int, _ name: inout String, _ nameIsASCII: Bool) -> Bool {
-        var plain = true
-        for k in (start + 1)..<(end - 1) where bytes[k] == UInt8(ascii: "\\") || bytes[k] >= 0x80 {
-            plain = false
-            break
-        }
-        if plain && nameIsASCII {
-            // ASCII against ASCII: equal as strings exactly when equal byte for byte.
-            return name.withUTF8 { n in
-                n.count == end - start - 2 && memcmpEqual(n, start + 1)
+    private func keyMatches(_ start: Int, _ end: Int, _ name: String, _ n: UnsafeBufferPointer<UInt8>, _ isASCII: Bool) -> Bool {
+        let first = start + 1, length = end - start - 2
+        if isASCII {
+            // Plain ASCII keys compare byte for byte. An escape or a non-ASCII byte needs the
+            // decoded key: "\u006b" is "k", and U+212A (Kelvin sign) is canonically "K".
+            var plainDifference = false
+            if length == n.count {
+                var i = 0
+                while i < length {
+                    let b = bytes[first + i]
+                    if b == UInt8(ascii: "\\") || b >= 0x80 { break }
+                    // The first plain difference decides: what precedes is the same ASCII text.
+                    if b != n[i] { plainDifference = true; break }
+                    i += 1
+                }
+                if i == length { return true }
             }
+            if plainDifference { return false }
+            var special = false
+            for k in first..<(first + length) where bytes[k] == UInt8(ascii: "\\") || bytes[k] >= 0x80 {
+                special = true
+                break
+            }
+            if !special { return false }
         }
         var reader = JSONParser(bytes)
         reader.index = start
         guard let key = try? reader.parseString() else { return false }
         return key == name
-    }
-
-    private func memcmpEqual(_ n: UnsafeBufferPointer<UInt8>, _ at: Int) -> Bool {
-        for k in 0..<n.count where bytes[at + k] != n[k] { return false }
-        return true
     }
 
     /// Moves past one value of checked text (no checks).

@@ -17,6 +17,7 @@ struct JSONListTextTests {
         #"["e",{"\u006b":1,"k":2}, {"k":3}]"#,
         #"["e",{"é":1,"e\u0301":2}]"#,
         "[\"e\",{\"caf\u{e9}\":\"\u{1F600}\",\"\u{5927}\":[\"\u{10FFFF}\"]}]",
+        #"["e",{"\u212A":1,"Ka":2},{"K":1,"\u212A":2,"Kb":3}]"#, "[\"e\",{\"\u{212A}\":1}]",
         #"[5,"x",[],{}]"#, #"[-2.5]"#, "[\"tab\",\t{\r\n\"a\" :\n1 }\n]\n",
     ]
 
@@ -38,7 +39,7 @@ struct JSONListTextTests {
                 #expect(checked.element(i)?.jsonString() == v.jsonString(), "\(text) [\(i)]")
                 #expect(checked.isObject(i) == (v.objectValue != nil))
                 if case .object(let o) = v {
-                    for key in o.keys + ["missing", "k", "é", "e\u{301}", ""] {
+                    for key in o.keys + ["missing", "k", "K", "Ka", "Kb", "Kc", "é", "e\u{301}", ""] {
                         #expect(checked.member(key, ofElement: i) == o[key], "\(text) [\(i)].\(key)")
                     }
                 } else {
