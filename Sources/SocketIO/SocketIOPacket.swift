@@ -216,7 +216,8 @@ struct SocketIOBinaryAssembler {
     /// The most bytes the attachments of one packet may hold together.
     var byteLimit = 1_000_000
 
-    var isAssembling: Bool { packet != nil }
+    /// Kept apart from `packet` so that asking, once per packet received, copies nothing.
+    private(set) var isAssembling = false
 
     /// Starts a binary packet; returns it at once when it has no attachments.
     mutating func start(_ packet: SocketIOPacket) throws(SocketIOParseError) -> SocketIOPacket? {
@@ -224,6 +225,7 @@ struct SocketIOBinaryAssembler {
             return try Self.fill(packet, with: [])
         }
         self.packet = packet
+        isAssembling = true
         self.buffers = []
         buffers.reserveCapacity(packet.attachmentCount)
         return nil
@@ -245,6 +247,7 @@ struct SocketIOBinaryAssembler {
 
     mutating func reset() {
         packet = nil
+        isAssembling = false
         buffers = []
         bytes = 0
     }
