@@ -1,6 +1,7 @@
 import Agent
 import Dispatch
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -101,21 +102,25 @@ struct RunCommand: Command {
 }
 
 /// Signal handling through Dispatch: the default action is turned off and the handler runs on a
-/// Dispatch queue.
-final class SignalHandlers: @unchecked Sendable {
-    // @unchecked: `sources` is written before any handler can run and only read afterwards.
-    private var sources: [any DispatchSourceSignal] = []
+/// Dispatch queue. The sources sit behind a lock, so the class is `Sendable` as checked.
+final class SignalHandlers: Sendable {
+    private let sources = Mutex<[any DispatchSourceSignal]>([])
 
     func on(_ signalNumber: Int32, _ handler: @escaping @Sendable () -> Void) {
         signal(signalNumber, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-        source.setEventHandler(handler: handler)
-        source.resume()
-        sources.append(source)
+        sources.withLock { sources in
+            // Made inside the lock: the source never leaves it.
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            sources.append(source)
+        }
     }
 
     func cancel() {
-        for s in sources { s.cancel() }
+        sources.withLock { sources in
+            for s in sources { s.cancel() }
+        }
     }
 }
 
