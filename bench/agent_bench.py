@@ -21,6 +21,7 @@ calls per event, by kind (strace slows the agent down: its CPU figures are not c
 --allocs runs sioagent with bench/alloc_count.c preloaded (built with `cc` into a temporary
 directory) and prints the allocations (malloc, calloc, realloc, aligned allocations; every thread)
 and bytes asked for per event, counted from just before the events to just after them.
+--threshold T makes sioagent's rule fire for one event in 40/T (the non-firing path: --threshold 1).
 --log adds a `log` action to the rule (to a file in the work directory), so that each alert
 also writes a line.
 
@@ -304,9 +305,12 @@ async def main():
     parser.add_argument("--strace", help="directory for strace -f -c summaries of the sioagent runs")
     parser.add_argument("--allocs", action="store_true", help="count sioagent's allocations per event (bench/alloc_count.c)")
     parser.add_argument("--threshold", type=int, default=20,
-                        help="the rule fires for level < THRESHOLD (levels 0-39; 20: half fire, 0: none)")
+                        help="sioagent's rule fires for level < THRESHOLD, 1-40 (levels are 0-39: 20 fires for half "
+                             "the events, 1 for one in 40); the AsyncClient always uses 20, so use with --clients sioagent")
     parser.add_argument("--log", action="store_true", help="each alert also writes a log line (a log action)")
     args = parser.parse_args()
+    if not 1 <= args.threshold <= 40:
+        parser.error("--threshold must be 1-40 (the run ends when every expected alert has arrived)")
     clients = args.clients.split(",")
     rates = [r for m, r in (("paced", args.rate), ("flood", 0)) if m in args.modes.split(",")]
 
