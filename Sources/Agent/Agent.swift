@@ -230,7 +230,7 @@ public final class Agent: Sendable {
         switch event {
         case .event(let e):
             state.recorder?.record(e, at: now)
-            ruleEvent = RuleEvent(namespace: e.namespace, name: e.name, args: e.args, canReply: e.ack != nil)
+            ruleEvent = RuleEvent(namespace: e.namespace, name: e.name, arguments: e.arguments, canReply: e.ack != nil)
             ack = e.ack
         case .connect(let namespace):
             if metrics != nil { state.connected[namespace] = true }
