@@ -132,7 +132,7 @@ let package = Package(
         // over a simulated disk) in a world of seeded faults and simulated time.
         .target(
             name: "Simulation",
-            dependencies: ["SIOCore", "SocketIO", "Rules", "Agent"],
+            dependencies: ["SIOCore", "SocketIO", "Rules", "Agent", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // `scripts/simulate`: runs seeds of the simulation.
@@ -154,7 +154,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RulesTests", dependencies: ["SIOCore", "SIOYAML", "Rules", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Agent", "SIOCore", "Rules"], swiftSettings: swiftSettings),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Agent", "SIOCore", "Rules", "SocketIO"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AgentTests",
             dependencies: [

@@ -8,6 +8,7 @@ extension ClientStateMachine {
         guard phase == .open, namespaces[i].status == .connecting else { return [] }
         namespaces[i].status = .connected
         var actions: [Action] = [.cancel(.namespaceConnect(i))]
+        if mutation == .backoffResetAtConnect { backoff.stable() }
         // The backoff starts over only once a namespace stayed connected for the stable period.
         if !stableArmed {
             stableArmed = true

@@ -109,7 +109,7 @@ package struct ClientStateMachine {
     package private(set) var generation = 0
     /// Sorted by name (the order of every CONNECT and event they cause).
     package internal(set) var namespaces: [Namespace]
-    package private(set) var backoff: ReconnectBackoff
+    package internal(set) var backoff: ReconnectBackoff
     package var random: Random
     /// The Engine.IO revision of the next session: `auto` starts with 4 and keeps whatever the
     /// server last accepted.
@@ -126,6 +126,9 @@ package struct ClientStateMachine {
     /// The emits the client owns: the offline buffer and those waiting for an ack
     /// (ClientStateMachine+Emits.swift).
     package internal(set) var emits: EmitLedger
+    /// A known fault put back on purpose, for the simulation to show that it catches it; nil
+    /// (always) in the client. Read only when a namespace connects.
+    package var mutation: ClientMutation?
 
     package init(namespaces: [(name: String, auth: JSONValue?)], policy: ReconnectionPolicy, connectTimeout: Duration,
                  protocolVersion: ProtocolVersion, seed: UInt64, offlineBufferLimit: Int = 1000) {
@@ -261,6 +264,10 @@ package struct ClientStateMachine {
             actions.append(.dropEarlyEvents(namespace: i))
             let name = namespaces[i].name
             if namespaces[i].status == .connected { actions.append(.deliver(.disconnect(namespace: name, reason: reason))) }
+            // A kicked namespace that comes back is connected with the next session: the lost
+            // session cancelled its CONNECT retry (python-socketio 4 closes the session when it
+            // kicks `/`).
+            if namespaces[i].status == .kicked && kickedNamespacesComeBack { namespaces[i].status = .idle }
             if namespaces[i].status != .kicked {
                 namespaces[i].status = .idle
                 if !wasOpen { actions.append(.deliver(.connectError(namespace: name, error: error))) }
@@ -380,4 +387,10 @@ package struct ClientStateMachine {
         }
         actions.append(.terminate(error))
     }
+}
+
+/// Known faults the simulation can put back into ``ClientStateMachine`` (never set by the client).
+package enum ClientMutation: String, Sendable, CaseIterable {
+    /// The backoff starts over as soon as a namespace connects, not after the stable period.
+    case backoffResetAtConnect = "backoff-reset-at-connect"
 }
