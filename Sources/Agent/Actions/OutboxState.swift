@@ -20,8 +20,8 @@ import SocketIO
 ///   warning, or lost with its spool file when that became unreadable (with an error).
 ///
 /// Budgets (each reached with a warning, and the oldest goes; one in flight never does, and the
-/// window holds at most `spool.max_items` - 1 alerts and `min(spool.max_bytes, spool.max_memory)`
-/// bytes of them, so that what a budget cannot drop stays within it):
+/// window holds at most half of `spool.max_items` and of `min(spool.max_bytes, spool.max_memory)`,
+/// one alert alone excepted, so that what a budget cannot drop leaves room for what waits):
 /// on disk `spool.max_items` alerts and `spool.max_bytes` of them; in memory an index entry per
 /// alert plus at most `spool.max_memory` of payloads (the payloads of the newest alerts on disk
 /// stay there and are read back when their turn comes); alerts the disk refused, at most
@@ -322,9 +322,9 @@ package struct OutboxState {
 
     // MARK: - Sending
 
-    /// The most alerts in flight, all namespaces together: below `spool.max_items`, so that the
-    /// disk budget can always drop the others (and at least one).
-    private var windowLimit: Int { max(1, configuration.maxItems - 1) }
+    /// The most alerts in flight, all namespaces together: half of `spool.max_items` (at least
+    /// one), so that a budget, which never drops one in flight, keeps room for those waiting.
+    private var windowLimit: Int { max(1, configuration.maxItems / 2) }
 
     /// Sends what the windows have room for: per connected namespace that is not draining or
     /// pausing, its oldest alerts not yet in flight, in order, up to the first one still being
@@ -335,7 +335,8 @@ package struct OutboxState {
         if !resting.isEmpty { open.subtract(resting) }
         if !draining.isEmpty { open.subtract(draining.keys) }
         guard !open.isEmpty else { return }
-        let byteLimit = min(configuration.maxBytes, configuration.maxMemory)
+        // Half of the byte budgets too, for the same reason.
+        let byteLimit = min(configuration.maxBytes, configuration.maxMemory) / 2
         var i = queue.startIndex
         while i < queue.endIndex, !open.isEmpty {
             let e = queue[i]
