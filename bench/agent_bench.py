@@ -9,7 +9,7 @@ client CPU seconds per 10k events, idle and peak RSS, and the ratios python/sioa
 
     .venv/bin/python bench/agent_bench.py [--events 20000] [--rate 1000] [--rounds 1]
         [--sioagent .build/release/sioagent] [--ack] [--clients sioagent,python] [--modes paced,flood]
-        [--perf DIR] [--callgrind DIR] [--strace DIR] [--log] [--in-flight 1,32]
+        [--perf DIR] [--callgrind DIR] [--strace DIR] [--allocs] [--log] [--in-flight 1,32]
 
 --ack asks both clients to emit with an acknowledgement (`ack: 5s`: sioagent spools each alert
 and sends it once stored; the AsyncClient uses `call`). --perf DIR profiles each sioagent run
@@ -18,6 +18,10 @@ under callgrind with the counters zeroed before the events and dumped after them
 instructions per event (use a low --rate: valgrind is ~50x slower). --strace DIR attaches
 `strace -f -c` to each sioagent run for the events only (every thread) and prints the system
 calls per event, by kind (strace slows the agent down: its CPU figures are not comparable then).
+--allocs runs sioagent with bench/alloc_count.c preloaded (built with `cc` into a temporary
+directory) and prints the allocations (malloc, calloc, realloc, aligned allocations; every thread)
+and bytes asked for per event, counted from just before the events to just after them.
+--threshold T makes sioagent's rule fire for one event in 40/T (the non-firing path: --threshold 1).
 --in-flight N,M,... runs sioagent once per value of `spool.in_flight` (clients named
 sioagent-ifN), interleaved with the others: with --ack, 1 is the one-at-a-time outbox of before
 the window.
@@ -32,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -117,7 +122,8 @@ class BenchServer:
         self.latencies = []
         self.done.clear()
         levels = [(i * 7) % 40 for i in range(events)]  # half of them below 20
-        self.expected = sum(1 for level in levels if level < 20)
+        threshold = getattr(self, "threshold", 20)
+        self.expected = sum(1 for level in levels if level < threshold)
         start = time.perf_counter()
         for i, level in enumerate(levels):
             if rate:
@@ -125,7 +131,7 @@ class BenchServer:
                 delay = target - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-            if level < 20:
+            if level < threshold:
                 self.sent[i] = time.perf_counter()
             await self.sio.emit("batery", {"level": level, "seq": i}, to=self.sid)
             if not rate and i % 200 == 0:
@@ -142,8 +148,14 @@ def load():
     return os.getloadavg()[0]
 
 
-async def measure(server, name, argv, transport, events, rate, perf=None, callgrind=None, strace=None):
+async def measure(server, name, argv, transport, events, rate, perf=None, callgrind=None, strace=None, allocs=None):
     env = dict(os.environ)
+    if allocs:
+        library, counts = allocs
+        env["LD_PRELOAD"] = library
+        env["ALLOC_COUNT_FILE"] = counts
+        if os.path.exists(counts):
+            os.unlink(counts)
     if callgrind:
         argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={callgrind}", *argv]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
@@ -165,10 +177,17 @@ async def measure(server, name, argv, transport, events, rate, perf=None, callgr
                 ["strace", "-f", "-c", "-U", "name,calls", "-o", strace, "-p", str(proc.pid)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(1)
+        if allocs:
+            await signal_counts(proc.pid, allocs[1], 1)
         load0 = load()
         cpu0 = cpu_seconds(proc.pid)
         elapsed = await server.run(events, rate)
         cpu = cpu_seconds(proc.pid) - cpu0
+        allocated = None
+        if allocs:
+            lines = await signal_counts(proc.pid, allocs[1], 2)
+            before, after = ([int(x) for x in line.split()] for line in lines[:2])
+            allocated = {"allocations": (after[0] - before[0]) / events, "bytes": (after[2] - before[2]) / events}
         peak = status_kb(proc.pid, "VmHWM")
         instructions = None
         if recorder:
@@ -199,6 +218,7 @@ async def measure(server, name, argv, transport, events, rate, perf=None, callgr
             "load": (load0 + load()) / 2,
             "instructions_per_event": instructions / events if instructions else None,
             "syscalls_per_event": {k: v / events for k, v in syscalls.items()} if syscalls else None,
+            "allocations_per_event": allocated,
         }
     finally:
         proc.terminate()
@@ -208,6 +228,26 @@ async def measure(server, name, argv, transport, events, rate, perf=None, callgr
             proc.kill()
         server.connected.clear()
         await asyncio.sleep(0.5)
+
+
+async def signal_counts(pid, path, lines):
+    """Asks the preloaded counting allocator for its counters (SIGUSR2); waits for line `lines`."""
+    os.kill(pid, signal.SIGUSR2)
+    for _ in range(200):
+        if os.path.exists(path):
+            with open(path) as f:
+                got = f.read().splitlines()
+            if len(got) >= lines:
+                return got
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the counting allocator did not answer (is LD_PRELOAD honoured?)")
+
+
+def build_alloc_counter(folder):
+    """Compiles bench/alloc_count.c into folder/alloc_count.so."""
+    library = os.path.join(folder, "alloc_count.so")
+    subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", library, os.path.join(HERE, "alloc_count.c")], check=True)
+    return library
 
 
 def strace_counts(path):
@@ -266,9 +306,15 @@ async def main():
     parser.add_argument("--perf", help="directory for perf record profiles of the sioagent runs")
     parser.add_argument("--callgrind", help="directory for callgrind profiles of the sioagent runs")
     parser.add_argument("--strace", help="directory for strace -f -c summaries of the sioagent runs")
+    parser.add_argument("--allocs", action="store_true", help="count sioagent's allocations per event (bench/alloc_count.c)")
+    parser.add_argument("--threshold", type=int, default=20,
+                        help="sioagent's rule fires for level < THRESHOLD, 1-40 (levels are 0-39: 20 fires for half "
+                             "the events, 1 for one in 40); the AsyncClient always uses 20, so use with --clients sioagent")
     parser.add_argument("--log", action="store_true", help="each alert also writes a log line (a log action)")
     parser.add_argument("--in-flight", help="comma-separated spool.in_flight values: one sioagent run per value")
     args = parser.parse_args()
+    if not 1 <= args.threshold <= 40:
+        parser.error("--threshold must be 1-40 (the run ends when every expected alert has arrived)")
     clients = args.clients.split(",")
     rates = [r for m, r in (("paced", args.rate), ("flood", 0)) if m in args.modes.split(",")]
 
@@ -278,9 +324,11 @@ async def main():
     await server.start(port)
     work = tempfile.mkdtemp(prefix="sioagent-bench-")
     with open(os.path.join(work, "rules.yaml"), "w") as f:
-        f.write(RULES_ACK if args.ack else RULES)
+        f.write((RULES_ACK if args.ack else RULES).replace("payload.level < 20", f"payload.level < {args.threshold}"))
         if args.log:
             f.write(LOG_ACTION.format(path=os.path.join(work, "alerts.log")))
+    server.threshold = args.threshold
+    library = build_alloc_counter(work) if args.allocs else None
 
     results = []
     for _ in range(args.rounds):
@@ -320,7 +368,8 @@ async def main():
                     perf = os.path.join(os.path.abspath(args.perf), f"perf-{tag}.data") if args.perf and name == "sioagent" else None
                     cg = os.path.join(os.path.abspath(args.callgrind), f"callgrind-{tag}.out") if args.callgrind and name == "sioagent" else None
                     st = os.path.join(os.path.abspath(args.strace), f"strace-{tag}.txt") if args.strace and name == "sioagent" else None
-                    r = await measure(server, name, argv, transport, args.events, rate, perf=perf, callgrind=cg, strace=st)
+                    al = (library, os.path.join(work, f"allocs-{tag}.txt")) if library and name == "sioagent" else None
+                    r = await measure(server, name, argv, transport, args.events, rate, perf=perf, callgrind=cg, strace=st, allocs=al)
                     results.append(r)
                     print(json.dumps(r), file=sys.stderr, flush=True)
 
@@ -361,6 +410,13 @@ async def main():
             print(f"  {r['transport']:10} {r['mode']:8} total {calls['total']:.3f}: "
                   + ", ".join(f"{k} {calls[k]:.3f}" for k in kinds if calls[k] >= 0.0005)
                   + f"; futex {calls.get('futex', 0):.3f}")
+    counted = [r for r in results if r.get("allocations_per_event")]
+    if counted:
+        print()
+        print("allocations per event (malloc and friends, every thread, over the events):")
+        for r in counted:
+            a = r["allocations_per_event"]
+            print(f"  {r['transport']:10} {r['mode']:8} {a['allocations']:.2f} allocations, {a['bytes']:.0f} bytes")
     if os.path.exists(args.sioagent):
         print(f"sioagent binary: {os.path.getsize(args.sioagent) / 1e6:.1f} MB ({args.sioagent})")
         idle_run = [r["idle_mb"] for r in results if r["client"].startswith("sioagent")]

@@ -21,11 +21,11 @@ public struct AgentError: Error, CustomStringConvertible {
 /// to a task. Timers (`for`, `every`) run on the same loop, so the rule state needs no lock.
 public final class Agent: Sendable {
     public let configuration: AgentConfiguration
-    private let logger: Logger
+    let logger: Logger
     private let client: SocketIOClient
-    private let loop: any EventLoop
+    let loop: any EventLoop
     private let executor: any ActionExecutor
-    private let runtime: NIOLoopBoundBox<RuntimeState>
+    let runtime: NIOLoopBoundBox<RuntimeState>
     /// systemd notifications (READY, STATUS, WATCHDOG) when started by systemd with `Type=notify`.
     private let notifications: ServiceNotifications?
     /// Prometheus metrics, when `metrics:` is configured.
@@ -39,7 +39,7 @@ public final class Agent: Sendable {
     private let stop = Mutex<(requested: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
     private let clientStopped = Atomic<Bool>(false)
     /// What the running rules were read from, and a change still settling.
-    private let rulesWatch: Mutex<RulesWatch>
+    let rulesWatch: Mutex<RulesWatch>
 
     /// True once the client stopped for good (`reconnection.when_exhausted: exit`): ``run()``
     /// then returned, and the process should exit non-zero so its supervisor restarts it.
@@ -86,7 +86,7 @@ public final class Agent: Sendable {
         // Namespaces count as down until they connect, so absence windows start at the connection.
         let engine = RuleEngine(
             ruleSet: ruleSet, startTime: wallClock(), namespacesConnected: false, state: initialState,
-            maxWindowSamples: configuration.maxWindowSamples)
+            maxWindowSamples: configuration.maxWindowSamples, maxKeyBytes: configuration.maxKeyBytes)
         let state = RuntimeState(engine: engine)
         let metrics = configuration.metrics.enabled ? AgentMetrics() : nil
         self.metrics = metrics
@@ -215,82 +215,6 @@ public final class Agent: Sendable {
         waiter?.resume()
     }
 
-    /// Looks at the rule files every ``watchInterval`` (off the event loop: a task) and reloads
-    /// a change once it has settled (``RulesWatch``). The files are read only when their stamps
-    /// (inode, size, times, followed through symbolic links) changed, or while a change settles.
-    private func watchRules() async {
-        let clock = ContinuousClock()
-        let start = clock.now
-        // Empty: the first look reads the files, in case they changed since they were loaded.
-        var stamps: [String]? = nil
-        while !Task.isCancelled {
-            try? await Task.sleep(for: Self.watchInterval)
-            let now = rulesFingerprint(configuration.rules)
-            guard now != stamps || rulesWatch.withLock({ $0.waiting }) else { continue }
-            stamps = now
-            let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
-            let elapsed = clock.now - start
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-            guard let settled = rulesWatch.withLock({ $0.observe(snapshot, stamps: now, at: seconds) }) else { continue }
-            logger.info("rule files changed; reloading")
-            await install(settled)
-        }
-    }
-
-    /// How often the watcher looks at the rule files.
-    static let watchInterval = Duration.milliseconds(250)
-
-    /// Loads and validates the rules again. When they are valid, swaps them in, keeping the
-    /// state of every rule whose definition did not change; otherwise keeps the running rules
-    /// and logs every problem. What SIGHUP does (at once; a changed file waits until it settles).
-    @discardableResult
-    public func reload() async -> Bool {
-        let snapshot = RuleFilesSnapshot.read(paths: [configuration.rules])
-        rulesWatch.withLock { $0.loaded(snapshot) }
-        return await install(snapshot)
-    }
-
-    /// Compiles `snapshot` and swaps it in when valid.
-    @discardableResult
-    private func install(_ snapshot: RuleFilesSnapshot) async -> Bool {
-        let ruleSet: RuleSet
-        do {
-            ruleSet = try Self.loadRules(snapshot, configuration, logger: logger)
-        } catch {
-            logger.error("reload failed; keeping the running rules")
-            return false
-        }
-        // A SIGHUP and the watcher may each be compiling a reading at once, and a large older
-        // one can finish last. Only the reading last declared loaded is swapped in: the check
-        // and the swap happen together on the loop, so an older reading never replaces a newer
-        // one (the watcher would then see the files as loaded and never correct it).
-        let outcome: ReloadSummary?
-        do {
-            outcome = try await loop.submit { () -> ReloadSummary? in
-                guard self.rulesWatch.withLock({ $0.loaded == snapshot }) else { return nil }
-                let state = self.runtime.value
-                let summary = state.engine.reload(ruleSet, at: wallClock())
-                if self.metrics != nil { state.eventCounts.relabel(ruleSet.eventLabels) }
-                self.rescheduleTimer()
-                return summary
-            }.get()
-        } catch {
-            return false
-        }
-        guard let summary = outcome else {
-            logger.info("a newer reading of the rule files was loaded meanwhile; this one is not used")
-            return true
-        }
-        logger.info(
-            "rules reloaded",
-            metadata: [
-                "rules.added": .array(summary.added.map { .string($0) }),
-                "rules.changed": .array(summary.changed.map { .string($0) }),
-                "rules.removed": .array(summary.removed.map { .string($0) }),
-            ])
-        return true
-    }
-
     /// The client, for callers that want to watch the connection.
     public var socket: SocketIOClient { client }
 
@@ -306,7 +230,7 @@ public final class Agent: Sendable {
         switch event {
         case .event(let e):
             state.recorder?.record(e, at: now)
-            ruleEvent = RuleEvent(namespace: e.namespace, name: e.name, args: e.args, canReply: e.ack != nil)
+            ruleEvent = RuleEvent(namespace: e.namespace, name: e.name, arguments: e.arguments, canReply: e.ack != nil)
             ack = e.ack
         case .connect(let namespace):
             if metrics != nil { state.connected[namespace] = true }
@@ -369,7 +293,7 @@ public final class Agent: Sendable {
     private static func nextDeadline(_ engine: inout RuleEngine) -> Double? { engine.nextDeadline }
 
     /// Arms one timer for the engine's next deadline (`for`, `absent`, `every`, `at`, `cron`).
-    private func rescheduleTimer() {
+    func rescheduleTimer() {
         let state = runtime.value
         state.timer?.cancel()
         state.timer = nil
@@ -389,20 +313,6 @@ public final class Agent: Sendable {
         }
     }
 
-    private static func loadRules(_ snapshot: RuleFilesSnapshot, _ configuration: AgentConfiguration, logger: Logger) throws -> RuleSet {
-        let (ruleSet, diagnostics) = RuleSet.load(snapshot, environment: configuration.environment)
-        for d in diagnostics {
-            logger.error("\(d)")
-        }
-        guard let ruleSet else {
-            throw AgentError(description: "the rules in \(configuration.rules) have \(diagnostics.count) problem(s)")
-        }
-        if !configuration.commands.allowShell, !ruleSet.rulesUsingShell.isEmpty, !configuration.dryRun {
-            throw AgentError(
-                description: "rules \(ruleSet.rulesUsingShell.joined(separator: ", ")) use shell, but commands.allow_shell is false")
-        }
-        return ruleSet
-    }
 }
 
 /// Lets the client's hook reach the agent, which exists only after the client.
@@ -436,15 +346,4 @@ func wallClock() -> Double {
     var ts = timespec()
     clock_gettime(CLOCK_REALTIME, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
-/// What changes when a rule file changes: the names of the files that loading the rules would
-/// read, and the identity of each (device, inode, size, times) through symbolic links, so that
-/// swapping a ConfigMap's `..data` link counts as a change. Cheap: no file is read.
-func rulesFingerprint(_ path: String) -> [String] {
-    guard let stamp = fileStamp(path) else { return [] }
-    let files = stamp.isDirectory ? RuleSet.yamlFiles(in: path) : [path]
-    return files.map { file in
-        "\(file) \(fileIdentity(file) ?? [])"
-    }
 }

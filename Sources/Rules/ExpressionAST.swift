@@ -1,4 +1,5 @@
 import SIOCore
+import Synchronization
 
 /// Operators of the expression language.
 enum BinaryOp: String, Sendable {
@@ -64,8 +65,11 @@ enum StaticType: String, Sendable {
 /// A sendable wrapper for a compiled regular expression. A class, so `Expr.Kind` has a layout
 /// known at compile time (`Regex` is a resilient type; as a stored value it made every `switch`
 /// on an expression node go through runtime metadata and value witnesses).
+///
+/// `@unchecked Sendable`, safe by this invariant: both properties are `let`s set in `init`, and
+/// matching only reads the compiled program (`Regex` is a value whose matching methods are not
+/// `mutating`); it is not `Sendable` only because its output type, `AnyRegexOutput`, is not.
 final class CompiledRegex: @unchecked Sendable {
-    // Regex is immutable once built; matching does not mutate it.
     let regex: Regex<AnyRegexOutput>
     let pattern: String
 
@@ -82,8 +86,9 @@ enum WindowFunction: String, Sendable, CaseIterable {
 }
 
 /// One window function call in a rule. `slot` (the rule's sample buffer it reads) is assigned once
-/// when the rule is compiled, before the rule is shared, and never changes after.
-final class WindowCall: @unchecked Sendable {
+/// when the rule is compiled, before the rule is shared, and never changes after; it is an atomic
+/// so that the class is `Sendable` as checked by the compiler, not by that promise.
+final class WindowCall: Sendable {
     let function: WindowFunction
     /// The sampled expression (nil for `count_over`).
     let argument: Expr?
@@ -92,7 +97,12 @@ final class WindowCall: @unchecked Sendable {
     let seconds: Double
     /// The call as written, for `--explain`.
     let text: String
-    var slot = -1
+    private let slotValue = Atomic<Int>(-1)
+    /// The rule's sample buffer this call reads (-1 until the rule is compiled).
+    var slot: Int {
+        get { slotValue.load(ordering: .relaxed) }
+        set { slotValue.store(newValue, ordering: .relaxed) }
+    }
 
     init(function: WindowFunction, argument: Expr?, argumentText: String, seconds: Double, text: String) {
         self.function = function

@@ -21,19 +21,28 @@ func evaluate(_ e: Expr, _ c: EvalContext) -> JSONValue? {
     case .undefined: return nil
     case .payload:
         guard let event = c.event else { return nil }
-        return event.args.first ?? .null
+        return event.arguments.element(0) ?? .null
     case .event: return c.event.map { .string($0.name) }
     case .namespace: return c.event.map { .string($0.namespace) }
     case .args: return c.event.map { .array($0.args) }
     case .now: return .number(c.now)
     case .member(let base, let name):
-        guard case .object(let o)? = evaluate(base, c) else { return nil }
-        return o[name]
+        // `payload.x` and `args[i].x` decode that one member, not the whole argument.
+        switch base.kind {
+        case .payload:
+            guard let event = c.event else { return nil }
+            return event.arguments.member(name, of: 0)
+        case .index(let list, let i) where list.isArgs:
+            guard let event = c.event else { return nil }
+            return event.arguments.member(name, of: i)
+        default:
+            guard case .object(let o)? = evaluate(base, c) else { return nil }
+            return o[name]
+        }
     case .index(let base, let i):
         if case .args = base.kind {
-            guard let args = c.event?.args else { return nil }
-            let j = i < 0 ? args.count + i : i
-            return args.indices.contains(j) ? .some(args[j]) : .none
+            guard let event = c.event else { return nil }
+            return event.arguments.element(i)
         }
         guard case .array(let a)? = evaluate(base, c) else { return nil }
         let j = i < 0 ? a.count + i : i
@@ -344,5 +353,13 @@ extension CompiledExpression {
         default:
             return "`\(text(of: e))` has no value (a missing field, or values of types that do not fit)"
         }
+    }
+}
+
+extension Expr {
+    /// Whether this is `args` itself.
+    fileprivate var isArgs: Bool {
+        if case .args = kind { return true }
+        return false
     }
 }

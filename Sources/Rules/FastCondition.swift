@@ -50,19 +50,19 @@ indirect enum FastCondition: Sendable {
         case .compareNumber(let path, let op, let y):
             switch path {
             case .payload:
-                if event.args.isEmpty { return FastCondition.compareNull(op) }
-                return FastCondition.compare(event.args[0], op, y)
+                guard let v = event.arguments.element(0) else { return FastCondition.compareNull(op) }
+                return FastCondition.compare(v, op, y)
             case .payloadField(let name):
-                guard !event.args.isEmpty, case .object(let o) = event.args[0], let v = o[name] else { return .other }
+                guard let v = event.arguments.member(name, of: 0) else { return .other }
                 return FastCondition.compare(v, op, y)
             }
         case .equalsString(let path, let equal, let y):
             switch path {
             case .payload:
-                if event.args.isEmpty { return equal ? .no : .yes }
-                return FastCondition.equals(event.args[0], equal, y)
+                guard let v = event.arguments.element(0) else { return equal ? .no : .yes }
+                return FastCondition.equals(v, equal, y)
             case .payloadField(let name):
-                guard !event.args.isEmpty, case .object(let o) = event.args[0], let v = o[name] else { return .other }
+                guard let v = event.arguments.member(name, of: 0) else { return .other }
                 return FastCondition.equals(v, equal, y)
             }
         case .and(let l, let r):

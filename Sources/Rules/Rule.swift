@@ -97,6 +97,8 @@ final class CompiledRule: Sendable {
     let conditionsReadKey: Bool
     /// Rules whose conditions read only the event and the clock take the fast path.
     let plain: Bool
+    /// What a key keeps of the last event it saw (for the `then` of a `for` or `absent` timer).
+    let lastProjection: EventProjection
 
     init(id: String, description: String?, file: String, line: Int, column: Int, triggers: [Trigger], every: Double?,
          when: CompiledExpression?, clearWhen: CompiledExpression?, key: CompiledExpression?, forSeconds: Double?,
@@ -161,6 +163,7 @@ final class CompiledRule: Sendable {
             root.walk { e in if case .window(let w) = e.kind, w.slot >= 0, arguments[w.slot] == nil { arguments[w.slot] = w.argument } }
         }
         self.windowArguments = arguments
+        self.lastProjection = EventProjection(forSeconds: forSeconds, absent: absent, then: then)
     }
 
     /// The sampled expression of each window slot (nil for `count_over`).

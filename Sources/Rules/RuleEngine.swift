@@ -37,8 +37,13 @@ struct KeyState: Sendable {
     var since = 0.0
     /// When a pending key fires.
     var due = 0.0
-    /// The last event seen while pending or firing (for `absent`: the last matching event).
-    var last: RuleEvent?
+    /// What the rule's `then` reads of the last event seen while pending (for `absent`: the last
+    /// matching event), kept for the timer that fires it (``CompiledRule/lastProjection``).
+    private(set) var last: RuleEvent?
+    /// Bytes counted against `limits.key_bytes`: the key value plus a fixed overhead, and `last`.
+    var baseBytes = 0
+    private(set) var lastBytes = 0
+    var bytes: Int { baseBytes + lastBytes }
     var lastFire: Double?
     /// The last time an event touched the key: the start of its absence window, and the order of eviction.
     var lastSeen = 0.0
@@ -47,7 +52,27 @@ struct KeyState: Sendable {
     /// Whether a timer entry for this key is in the engine's heap (at most one at a time).
     var queued = false
     var windows: KeyWindows?
+
+    init(lastSeen: Double, generation: UInt32, key: JSONValue) {
+        self.lastSeen = lastSeen
+        self.generation = generation
+        self.baseBytes = keyOverheadBytes + approximateBytes(key)
+    }
+
+    /// Keeps what `projection` keeps of `event` as the last event.
+    mutating func remember(_ event: RuleEvent, _ projection: EventProjection) {
+        last = projection.keep(event)
+        lastBytes = last.map(approximateBytes) ?? 0
+    }
+
+    mutating func forget() {
+        last = nil
+        lastBytes = 0
+    }
 }
+
+/// What a key costs beyond its value and last event (its state, the map entry, a timer entry).
+let keyOverheadBytes = 160
 
 struct RuleState: Sendable {
     var keys: [JSONValue: KeyState] = [:]
@@ -124,6 +149,9 @@ let maxStateNames = 10_000
 /// The default bound on window samples across every rule and key (`limits.window_samples`): at
 /// most 48 bytes each (time, value, and the min/max queues), 12 MB in all.
 public let defaultMaxWindowSamples = 250_000
+/// The default bound on what rule keys hold, all rules together (`limits.key_bytes`): each key's
+/// value, what its rule reads of its last event, and ``keyOverheadBytes``.
+public let defaultMaxKeyBytes = 8 << 20
 
 /// Evaluates events against a `RuleSet` and plans actions. A value: the rules plus each rule's
 /// per-key state, which survives `reload` for rules whose definition did not change.
@@ -169,6 +197,12 @@ public struct RuleEngine: Sendable {
     public var windowSamplesDropped: UInt64 { windowBudget.dropped }
     /// Window samples held now.
     public var windowSamplesHeld: Int { windowBudget.held }
+    /// The bound on bytes held by rule keys (`limits.key_bytes`).
+    public let keyBytesLimit: Int
+    /// Bytes held by rule keys now (see ``KeyState/bytes``).
+    public private(set) var keyBytesHeld = 0
+    /// Keys dropped to stay within `limits.key_bytes`, since the engine started.
+    public private(set) var keysDroppedForBytes: UInt64 = 0
     /// Faults the caller logs as errors (the timer step bound was reached).
     public private(set) var errors: [String] = []
     /// How often `advance(to:)` stopped at ``maxTimerStepsPerAdvance``.
@@ -183,9 +217,12 @@ public struct RuleEngine: Sendable {
     ///   - timeZone: the local time of schedules (nil: the system's).
     ///   - state: the shared state to start from.
     ///   - maxWindowSamples: the bound on window samples across every rule and key.
+    ///   - maxKeyBytes: the bound on bytes held by the keys of every rule.
     public init(ruleSet: RuleSet, startTime: Double, namespacesConnected: Bool = true, timeZone: String? = nil,
-                state: [String: StateEntry] = [:], maxWindowSamples: Int = defaultMaxWindowSamples) {
+                state: [String: StateEntry] = [:], maxWindowSamples: Int = defaultMaxWindowSamples,
+                maxKeyBytes: Int = defaultMaxKeyBytes) {
         self.windowBudget = WindowBudget(limit: maxWindowSamples)
+        self.keyBytesLimit = max(1, maxKeyBytes)
         self.ruleSet = ruleSet
         self.firingCounts = [UInt64](repeating: 0, count: ruleSet.rules.count)
         self.namespacesUp = namespacesConnected
@@ -194,6 +231,7 @@ public struct RuleEngine: Sendable {
         self.hasAbsence = ruleSet.rules.contains { $0.absent != nil }
         self.states = []
         self.states = ruleSet.rules.map { freshState($0, at: startTime) }
+        recountKeyBytes()
         rebuildTimers()
     }
 
@@ -206,7 +244,7 @@ public struct RuleEngine: Sendable {
             s.windowStart = time
             if rule.key == nil && !s.paused {
                 generation &+= 1
-                s.keys[.null] = KeyState(lastSeen: time, generation: generation)
+                s.keys[.null] = KeyState(lastSeen: time, generation: generation, key: .null)
             }
         }
         return s
@@ -256,7 +294,44 @@ public struct RuleEngine: Sendable {
             process(Int(ruleSet.index.rules[k]), event, time, explaining, &explain, &out)
         }
         if windowBudget.isOver { trimWindows() }
+        if keyBytesHeld > keyBytesLimit { trimKeys() }
         return out
+    }
+
+    /// The sum of every key's bytes, counted again (at start and on reload).
+    private mutating func recountKeyBytes() {
+        keyBytesHeld = states.reduce(0) { sum, s in s.keys.values.reduce(sum) { $0 + $1.bytes } }
+    }
+
+    /// Removes a key, keeping the counts of pending and firing keys and of bytes.
+    @discardableResult
+    private mutating func removeKey(_ i: Int, _ key: JSONValue) -> KeyState? {
+        guard let s = states[i].keys.removeValue(forKey: key) else { return nil }
+        if s.phase != .idle { states[i].active -= 1 }
+        if s.phase == .pending { states[i].pending -= 1 }
+        keyBytesHeld -= s.bytes
+        return s
+    }
+
+    /// Back within `limits.key_bytes`: drops the keys seen longest ago (all rules together) down
+    /// to fifteen sixteenths of the bound, with a warning. The one key of a rule without `key`
+    /// (an `absent` rule watching for silence) is kept: dropping it would stop the watch.
+    private mutating func trimKeys() {
+        var candidates: [(seen: Double, rule: Int, key: JSONValue)] = []
+        for i in states.indices where ruleSet.rules[i].key != nil {
+            for (k, s) in states[i].keys { candidates.append((s.lastSeen, i, k)) }
+        }
+        candidates.sort { $0.seen < $1.seen }
+        let target = keyBytesLimit - keyBytesLimit / 16
+        var dropped = 0
+        for c in candidates {
+            guard keyBytesHeld > target else { break }
+            removeKey(c.rule, c.key)
+            dropped += 1
+        }
+        guard dropped > 0 else { return }
+        keysDroppedForBytes &+= UInt64(dropped)
+        warn("limits.key_bytes (\(keyBytesLimit)) reached; dropped the \(dropped) key(s) seen longest ago")
     }
 
     /// Back within `limits.window_samples`: drops the keys with windows seen longest ago (all
@@ -271,10 +346,7 @@ public struct RuleEngine: Sendable {
         var dropped = 0
         for c in candidates {
             guard windowBudget.isOver else { break }
-            if let s = states[c.rule].keys.removeValue(forKey: c.key) {
-                if s.phase != .idle { states[c.rule].active -= 1 }
-                if s.phase == .pending { states[c.rule].pending -= 1 }
-            }
+            removeKey(c.rule, c.key)
             dropped += 1
         }
         warn("limits.window_samples (\(windowBudget.limit)) reached; dropped the windows of the \(dropped) key(s) seen longest ago")
@@ -314,7 +386,9 @@ public struct RuleEngine: Sendable {
             states[i].windowStart = time
             if rule.key == nil && states[i].keys[.null] == nil {
                 generation &+= 1
-                states[i].keys[.null] = KeyState(lastSeen: time, generation: generation)
+                let s = KeyState(lastSeen: time, generation: generation, key: .null)
+                keyBytesHeld += s.bytes
+                states[i].keys[.null] = s
             }
             for key in Array(states[i].keys.keys) {
                 guard var s = states[i].keys[key], s.phase == .idle, !s.queued else { continue }
@@ -362,10 +436,13 @@ public struct RuleEngine: Sendable {
                     if explaining { note(&explain, rule, event, time, "cooldown: fired at \(JSONValue.number(last)), \(formatSeconds(last + cooldown - time)) left") }
                     return
                 }
-                var s = states[i].keys[key] ?? newKey(time)
+                var s = states[i].keys[key] ?? newKey(key, time)
                 s.lastFire = time
                 s.lastSeen = time
-                if states[i].keys.updateValue(s, forKey: key) == nil {
+                if let old = states[i].keys.updateValue(s, forKey: key) {
+                    keyBytesHeld += s.bytes - old.bytes
+                } else {
+                    keyBytesHeld += s.bytes
                     pruneCooldowns(i, time)
                     bound(i, keeping: key, time)
                 }
@@ -374,22 +451,25 @@ public struct RuleEngine: Sendable {
             plan(rule, rule.then, .then, event, time, key, nil, explaining, &explain, &out)
             return
         }
-        var state = states[i].keys[key] ?? newKey(time)
+        var state = states[i].keys[key] ?? newKey(key, time)
         step(i, rule, &state, key, holds, event, context, time, explaining, &explain, &out)
         store(i, rule, key, state, time)
     }
 
-    private mutating func newKey(_ time: Double) -> KeyState {
+    private mutating func newKey(_ key: JSONValue, _ time: Double) -> KeyState {
         generation &+= 1
-        return KeyState(lastSeen: time, generation: generation)
+        return KeyState(lastSeen: time, generation: generation, key: key)
     }
 
     /// Writes a key's state back (dropping keys that hold nothing), and bounds the rule's keys.
     @inline(__always)
     private mutating func store(_ i: Int, _ rule: CompiledRule, _ key: JSONValue, _ state: KeyState, _ time: Double) {
         if state.phase == .idle && rule.cooldown == nil && state.windows == nil && rule.absent == nil && !state.queued {
-            states[i].keys[key] = nil
-        } else if states[i].keys.updateValue(state, forKey: key) == nil {
+            if let old = states[i].keys.removeValue(forKey: key) { keyBytesHeld -= old.bytes }
+        } else if let old = states[i].keys.updateValue(state, forKey: key) {
+            keyBytesHeld += state.bytes - old.bytes
+        } else {
+            keyBytesHeld += state.bytes
             bound(i, keeping: key, time)
         }
     }
@@ -411,7 +491,7 @@ public struct RuleEngine: Sendable {
                 state.phase = .pending
                 state.since = time
                 state.due = max(time + f, cooldownEnd)
-                state.last = event
+                state.remember(event, rule.lastProjection)
                 states[i].active += 1
                 states[i].pending += 1
                 if !state.queued {
@@ -429,18 +509,17 @@ public struct RuleEngine: Sendable {
             } else {
                 state.phase = .firing
                 state.lastFire = time
-                state.last = event
                 states[i].active += 1
                 firingCounts[i] &+= 1
                 plan(rule, rule.then, .then, event, time, key, state.windows, explaining, &explain, &out)
             }
         case .pending:
             if holds {
-                state.last = event
+                state.remember(event, rule.lastProjection)
                 if explaining { note(&explain, rule, event, time, "pending: fires at \(JSONValue.number(state.due)) if when holds until then") }
             } else {
                 state.phase = .idle
-                state.last = nil
+                state.forget()
                 states[i].active -= 1
                 states[i].pending -= 1
                 if explaining { note(&explain, rule, event, time, "pending reset: when stopped holding before for: elapsed (" + rule.when!.explainNotTrue(context) + ")") }
@@ -458,11 +537,12 @@ public struct RuleEngine: Sendable {
             }
             if clears {
                 state.phase = .idle
-                state.last = nil
+                state.forget()
                 states[i].active -= 1
                 plan(rule, rule.onClear, .onClear, event, time, key, state.windows, explaining, &explain, &out)
             } else {
-                state.last = event
+                // Firing: no timer reads the event again.
+                state.forget()
                 if explaining {
                     let why = rule.clearWhen.map { "clear_when: " + $0.explainNotTrue(context) } ?? "when still holds"
                     note(&explain, rule, event, time, "already firing, waiting to clear (\(why))")
@@ -503,7 +583,7 @@ public struct RuleEngine: Sendable {
             // Read in place (the getter would copy the whole state).
             (windows, phase, queued) = RuleEngine.peek(&states[i].keys.values[index])
         } else {
-            created = newKey(time)
+            created = newKey(key, time)
         }
         if !rule.windowSpecs.isEmpty {
             let w = windows ?? KeyWindows(specs: rule.windowSpecs, capacity: rule.windowSamples, budget: windowBudget)
@@ -526,7 +606,9 @@ public struct RuleEngine: Sendable {
             if let d = rule.absent {
                 if holds && phase == .idle && (queued || states[i].paused) {
                     states[i].keys.values[index].lastSeen = time
-                    states[i].keys.values[index].last = event
+                    let before = states[i].keys.values[index].lastBytes
+                    states[i].keys.values[index].remember(event, rule.lastProjection)
+                    keyBytesHeld += states[i].keys.values[index].lastBytes - before
                     if explaining { note(&explain, rule, event, time, "absent: seen; fires at \(JSONValue.number(max(time, states[i].windowStart) + d)) if nothing matches until then") }
                     return
                 }
@@ -552,7 +634,7 @@ public struct RuleEngine: Sendable {
                 note(&explain, rule, event, time, "absent: seen; fires at \(JSONValue.number(time + d)) if nothing matches until then")
             }
             state.lastSeen = time
-            state.last = event
+            state.remember(event, rule.lastProjection)
             if !state.queued && !states[i].paused {
                 state.queued = true
                 pushTimer(TimerEntry(due: max(time, states[i].windowStart) + d, rule: Int32(i), kind: .key, generation: state.generation, key: key))
@@ -585,10 +667,7 @@ public struct RuleEngine: Sendable {
         var dropped = 0
         for (_, k) in idle + busy {
             if drop <= 0 { break }
-            if let s = states[i].keys.removeValue(forKey: k) {
-                if s.phase != .idle { states[i].active -= 1 }
-                if s.phase == .pending { states[i].pending -= 1 }
-            }
+            removeKey(i, k)
             drop -= 1
             dropped += 1
         }
@@ -599,7 +678,11 @@ public struct RuleEngine: Sendable {
     private mutating func pruneCooldowns(_ i: Int, _ time: Double) {
         guard states[i].keys.count > 64, states[i].keys.count.nonzeroBitCount == 1, let cooldown = ruleSet.rules[i].cooldown,
               ruleSet.rules[i].plain, !ruleSet.rules[i].stateful else { return }
-        states[i].keys = states[i].keys.filter { _, s in s.phase != .idle || (s.lastFire.map { time < $0 + cooldown } ?? false) }
+        states[i].keys = states[i].keys.filter { _, s in
+            let keep = s.phase != .idle || (s.lastFire.map { time < $0 + cooldown } ?? false)
+            if !keep { keyBytesHeld -= s.bytes }
+            return keep
+        }
     }
 
     private func note(_ explain: inout [Explanation], _ rule: CompiledRule, _ event: RuleEvent?, _ time: Double, _ reason: String) {
@@ -655,6 +738,7 @@ public struct RuleEngine: Sendable {
                 continue
             }
             guard var s = states[i].keys[top.key], s.generation == top.generation, s.queued else { continue }
+            let bytesBefore = s.bytes
             s.queued = false
             if let d = rule.absent {
                 if s.phase == .idle && !states[i].paused {
@@ -670,6 +754,7 @@ public struct RuleEngine: Sendable {
                         firingCounts[i] &+= 1
                         plan(rule, rule.then, .then, s.last, deadline, top.key, s.windows, false, &ignored, &out)
                         firings.append((deadline, i, out))
+                        s.forget()
                     }
                 }
             } else if s.phase == .pending {
@@ -684,12 +769,15 @@ public struct RuleEngine: Sendable {
                     firingCounts[i] &+= 1
                     plan(rule, rule.then, .then, s.last, s.due, top.key, s.windows, false, &ignored, &out)
                     firings.append((s.due, i, out))
+                    s.forget()
                 }
             }
             if s.phase == .idle && rule.cooldown == nil && s.windows == nil && rule.absent == nil && !s.queued {
                 states[i].keys[top.key] = nil
+                keyBytesHeld -= bytesBefore
             } else {
                 states[i].keys[top.key] = s
+                keyBytesHeld += s.bytes - bytesBefore
             }
         }
         earliest = timers.top?.due ?? .infinity
@@ -785,6 +873,7 @@ public struct RuleEngine: Sendable {
         firingCounts = newCounts
         lastEventLabel = 0
         hasAbsence = newSet.rules.contains { $0.absent != nil }
+        recountKeyBytes()
         rebuildTimers()
         return summary
     }

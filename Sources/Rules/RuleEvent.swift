@@ -7,14 +7,26 @@ import SIOCore
 public struct RuleEvent: Sendable, Equatable {
     public var namespace: String
     public var name: String
-    public var args: [JSONValue]
+    /// The arguments as received: a rule that reads `payload.level` decodes that one value
+    /// (``JSONArguments``), not the whole payload.
+    public var arguments: JSONArguments
     /// True when the sender asked for an acknowledgement, so a `reply` action can answer it.
     public var canReply: Bool
 
+    /// Every argument, decoded.
+    public var args: [JSONValue] {
+        get { arguments.values }
+        set { arguments = JSONArguments(newValue) }
+    }
+
     public init(namespace: String = "/", name: String, args: [JSONValue], canReply: Bool = false) {
+        self.init(namespace: namespace, name: name, arguments: JSONArguments(args), canReply: canReply)
+    }
+
+    public init(namespace: String = "/", name: String, arguments: JSONArguments, canReply: Bool = false) {
         self.namespace = namespace
         self.name = name
-        self.args = args
+        self.arguments = arguments
         self.canReply = canReply
     }
 
@@ -93,7 +105,10 @@ public struct PlannedAction: Sendable, Equatable {
     public var rule: String
     public var phase: Phase
     public var kind: Kind
-    /// The event that caused it: for a `for` timer, the last event seen; nil for `every:` timers.
+    /// The event that caused it; nil for `every:` timers. For a `for` or `absent` timer, the
+    /// last event seen as its key kept it: its name, namespace and ack request, and of its args
+    /// the parts the rule's `then` reads (`EventProjection`), all of them for `shell` or a `log`
+    /// without `message`.
     public var trigger: RuleEvent?
 
     public init(at: Double, rule: String, phase: Phase, kind: Kind, trigger: RuleEvent?) {

@@ -191,9 +191,13 @@ struct SampleRing: Sendable {
 
 /// The one bound on window samples across every rule and key of an engine (`limits.window_samples`).
 ///
-/// A class shared by the engine's ``KeyWindows``; it is owned by one `RuleEngine` and only
-/// touched by it, on the thread that drives it (the agent's event loop), which is why the
-/// unchecked `Sendable` holds, as for ``KeyWindows``.
+/// A class shared by the engine's ``KeyWindows``.
+///
+/// `@unchecked Sendable`, safe by this invariant: it is reachable only from one `RuleEngine`
+/// (its ``KeyWindows`` and copies of that engine value), and that engine is driven by one
+/// thread at a time. The agent's engine lives in a `NIOLoopBoundBox` on its event loop (access
+/// from another thread traps); `replay`, `test`, the simulation and the tests each drive theirs
+/// from one task. Sharing one engine's copies between threads at once would break it.
 final class WindowBudget: @unchecked Sendable {
     let limit: Int
     /// Samples held now by every ring of the engine.
@@ -209,8 +213,11 @@ final class WindowBudget: @unchecked Sendable {
 /// The window samples of one key of one rule.
 ///
 /// A class so that evaluating a condition reads (and prunes) the samples in place without copying
-/// them: it is owned by one `RuleEngine` and only touched by it, on the thread that drives it (the
-/// agent's event loop), which is why the unchecked `Sendable` holds.
+/// them.
+///
+/// `@unchecked Sendable`, safe by the invariant of ``WindowBudget``: reachable only from one
+/// engine (and its copies), which one thread at a time drives (the agent's: its event loop,
+/// checked by `NIOLoopBoundBox`). `rings` is allocated in `init` and freed in `deinit` only.
 final class KeyWindows: @unchecked Sendable {
     /// One ring per window slot. Behind a pointer so that appending to a ring is a plain write
     /// (an array property of a class would be copied-on-write checked and exclusivity-checked

@@ -15,7 +15,8 @@ extension ClientCore {
         }
         let decoded: SocketIOPacket
         do {
-            decoded = try packet.payload.withUnsafeBytes { bytes throws(SocketIOParseError) in try SocketIOCodec.decode(bytes) }
+            let payload = packet.payload
+            decoded = try payload.withUnsafeBytes { bytes throws(SocketIOParseError) in try SocketIOCodec.decode(bytes, keeping: payload) }
         } catch {
             // Socket.IO v2 ERROR packets may carry a list or nothing.
             guard machine.revision == .eio3, let legacy = SocketIO2.decodeError(packet.payload) else {
@@ -47,13 +48,21 @@ extension ClientCore {
         let name = machine.namespaces[i].name
         switch packet.type {
         case .event, .binaryEvent:
-            guard case .array(let array) = packet.data, let first = array.first else { return }
-            let eventName = first.stringValue ?? first.description
+            let eventName: String
+            let arguments: JSONArguments
+            if let text = packet.eventText, let first = text.element(0) {
+                eventName = first.stringValue ?? first.description
+                arguments = JSONArguments(text, from: 1)
+            } else {
+                guard case .array(let array) = packet.data, let first = array.first else { return }
+                eventName = first.stringValue ?? first.description
+                arguments = JSONArguments(Array(array.dropFirst()))
+            }
             var ack: SocketIOAck?
             if let id = packet.id {
                 ack = SocketIOAck(responder: AckResponder(core: NIOLoopBound(self, eventLoop: loop), namespace: name, id: id, generation: generation))
             }
-            let event = SocketIOEvent(namespace: name, name: eventName, args: Array(array.dropFirst()), ack: ack)
+            let event = SocketIOEvent(namespace: name, name: eventName, arguments: arguments, ack: ack)
             switch machine.status(i) {
             case .connected: deliver(.event(event))
             case .connecting: keepEarly(event, namespace: i)

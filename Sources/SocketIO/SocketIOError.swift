@@ -68,14 +68,26 @@ public enum DisconnectReason: String, Sendable, Equatable, CustomStringConvertib
 public struct SocketIOEvent: Sendable {
     public var namespace: String
     public var name: String
-    public var args: [JSONValue]
+    /// The arguments, decoded when read: the client keeps the checked JSON text of an EVENT and
+    /// decodes only what is asked for (``JSONArguments``).
+    public var arguments: JSONArguments
     /// Non-nil when the server asked for an acknowledgement.
     public var ack: SocketIOAck?
 
+    /// Every argument, decoded (exactly as the strict JSON parser reads them).
+    public var args: [JSONValue] {
+        get { arguments.values }
+        set { arguments = JSONArguments(newValue) }
+    }
+
     public init(namespace: String, name: String, args: [JSONValue], ack: SocketIOAck? = nil) {
+        self.init(namespace: namespace, name: name, arguments: JSONArguments(args), ack: ack)
+    }
+
+    public init(namespace: String, name: String, arguments: JSONArguments, ack: SocketIOAck? = nil) {
         self.namespace = namespace
         self.name = name
-        self.args = args
+        self.arguments = arguments
         self.ack = ack
     }
 

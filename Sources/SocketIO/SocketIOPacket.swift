@@ -14,6 +14,8 @@ struct SocketIOPacket: Equatable, Sendable {
     var id: Int?
     var data: JSONValue?
     var attachmentCount: Int
+    /// An EVENT decoded with `lazyEvents`: its checked JSON list (`[name, args…]`), with `data` nil.
+    var eventText: JSONListText?
 
     init(_ type: SocketIOPacketType, namespace: String = "/", id: Int? = nil, data: JSONValue? = nil, attachmentCount: Int = 0) {
         self.type = type
@@ -85,7 +87,10 @@ enum SocketIOCodec {
     }
 
     /// Decodes the text of a packet (after the Engine.IO `4`). Checks the payload shape per type.
-    static func decode(_ bytes: UnsafeRawBufferPointer) throws(SocketIOParseError) -> SocketIOPacket {
+    /// With `keeping` (the array `bytes` points into), an EVENT's JSON is checked, not decoded:
+    /// the packet gets `eventText` (sharing the array) instead of `data`; it accepts and rejects
+    /// exactly the packets the full decoding does.
+    static func decode(_ bytes: UnsafeRawBufferPointer, keeping storage: [UInt8]? = nil) throws(SocketIOParseError) -> SocketIOPacket {
         let count = bytes.count
         guard count > 0 else { throw SocketIOParseError(message: "empty packet") }
         guard let type = SocketIOPacketType(rawValue: bytes[0] &- UInt8(ascii: "0")), bytes[0] >= UInt8(ascii: "0") else {
@@ -127,6 +132,28 @@ enum SocketIOCodec {
             id = n
         }
         var data: JSONValue?
+        if let storage, type == .event, i < count, storage.count == count {
+            var j = i
+            while j < count, bytes[j] == 0x20 || bytes[j] == 0x09 || bytes[j] == 0x0A || bytes[j] == 0x0D { j += 1 }
+            if j < count, bytes[j] == UInt8(ascii: "[") {
+                let list: JSONListText?
+                do {
+                    list = try JSONListText.checking(storage, from: i)
+                } catch {
+                    throw SocketIOParseError(message: "invalid JSON payload (\(error))")
+                }
+                if let list {
+                    guard list.count > 0 else { throw SocketIOParseError(message: "EVENT payload is not a non-empty array") }
+                    let first = storage[list.start + 1 ..< list.end].first { $0 != 0x20 && $0 != 0x09 && $0 != 0x0A && $0 != 0x0D }
+                    guard let first, first == UInt8(ascii: "\"") || first == UInt8(ascii: "-") || (first >= UInt8(ascii: "0") && first <= UInt8(ascii: "9")) else {
+                        throw SocketIOParseError(message: "EVENT name is not a string")
+                    }
+                    var packet = SocketIOPacket(type, namespace: namespace, id: id, data: nil, attachmentCount: attachments)
+                    packet.eventText = list
+                    return packet
+                }
+            }
+        }
         if i < count {
             let rest = UnsafeBufferPointer(rebasing: bytes.bindMemory(to: UInt8.self)[i...])
             do {
@@ -189,7 +216,8 @@ struct SocketIOBinaryAssembler {
     /// The most bytes the attachments of one packet may hold together.
     var byteLimit = 1_000_000
 
-    var isAssembling: Bool { packet != nil }
+    /// Kept apart from `packet` so that asking, once per packet received, copies nothing.
+    private(set) var isAssembling = false
 
     /// Starts a binary packet; returns it at once when it has no attachments.
     mutating func start(_ packet: SocketIOPacket) throws(SocketIOParseError) -> SocketIOPacket? {
@@ -197,6 +225,7 @@ struct SocketIOBinaryAssembler {
             return try Self.fill(packet, with: [])
         }
         self.packet = packet
+        isAssembling = true
         self.buffers = []
         buffers.reserveCapacity(packet.attachmentCount)
         return nil
@@ -218,6 +247,7 @@ struct SocketIOBinaryAssembler {
 
     mutating func reset() {
         packet = nil
+        isAssembling = false
         buffers = []
         bytes = 0
     }

@@ -1,6 +1,7 @@
 import Agent
 import Dispatch
 import Logging
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -94,28 +95,35 @@ struct RunCommand: Command {
         signals.on(SIGTERM) { agent.shutdown() }
         signals.on(SIGINT) { agent.shutdown() }
         signals.on(SIGHUP) { Task { await agent.reload() } }
+        let namespace = configuration.server.namespaces.keys.sorted().first.map { $0.hasPrefix("/") ? $0 : "/" + $0 } ?? "/"
+        let release = Task { await releaseStartupCode(after: agent.socket, namespace: namespace) }
         await agent.run()
+        release.cancel()
         signals.cancel()
         if agent.connectionGaveUp { throw ExitCode(1) }
     }
 }
 
 /// Signal handling through Dispatch: the default action is turned off and the handler runs on a
-/// Dispatch queue.
-final class SignalHandlers: @unchecked Sendable {
-    // @unchecked: `sources` is written before any handler can run and only read afterwards.
-    private var sources: [any DispatchSourceSignal] = []
+/// Dispatch queue. The sources sit behind a lock, so the class is `Sendable` as checked.
+final class SignalHandlers: Sendable {
+    private let sources = Mutex<[any DispatchSourceSignal]>([])
 
     func on(_ signalNumber: Int32, _ handler: @escaping @Sendable () -> Void) {
         signal(signalNumber, SIG_IGN)
-        let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
-        source.setEventHandler(handler: handler)
-        source.resume()
-        sources.append(source)
+        sources.withLock { sources in
+            // Made inside the lock: the source never leaves it.
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: .global())
+            source.setEventHandler(handler: handler)
+            source.resume()
+            sources.append(source)
+        }
     }
 
     func cancel() {
-        for s in sources { s.cancel() }
+        sources.withLock { sources in
+            for s in sources { s.cancel() }
+        }
     }
 }
 

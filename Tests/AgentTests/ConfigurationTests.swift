@@ -95,6 +95,23 @@ struct ConfigurationTests {
         }
     }
 
+    @Test func limitsAreReadAndRanged() throws {
+        let ok = try AgentConfiguration.load(
+            path: try write("server: {url: http://h}\nrules: r\nlimits: {window_samples: 5000, key_bytes: 16MiB}\n"),
+            overrides: AgentOverrides(), environment: [:])
+        #expect(ok.maxWindowSamples == 5000)
+        #expect(ok.maxKeyBytes == 16 << 20)
+        let plain = try AgentConfiguration.load(path: try write("server: {url: http://h}\nrules: r\n"), overrides: AgentOverrides(), environment: [:])
+        #expect(plain.maxKeyBytes == 8 << 20)
+        let small = try write("server: {url: http://h}\nrules: r\nlimits: {key_bytes: 4KiB}\n")
+        do {
+            _ = try AgentConfiguration.load(path: small, overrides: AgentOverrides(), environment: [:])
+            Issue.record("expected an error")
+        } catch {
+            #expect(error.errors.map(\.message) == ["limits.key_bytes must be within 1MiB and 1GiB, not '4096' bytes"])
+        }
+    }
+
     @Test func brokenYAMLIsAPositionedError() throws {
         let path = try write("server:\n  url: [unclosed\nrules: r\n")
         #expect {

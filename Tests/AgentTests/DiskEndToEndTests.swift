@@ -10,18 +10,6 @@ import Glibc
 /// take, against the real python-socketio server.
 @Suite(.timeLimit(.minutes(3)))
 struct DiskEndToEndTests {
-    private func alertFiles(_ dir: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".alert") }.sorted()
-    }
-
-    /// Alerts in the spool files of `dir` (one JSON line each).
-    private func alertCount(_ dir: String) -> Int {
-        alertFiles(dir).reduce(0) { count, name in
-            let text = (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)) ?? ""
-            return count + text.split(separator: "\n").count
-        }
-    }
-
     private func names(_ dir: String) -> Set<String> {
         Set((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [])
     }

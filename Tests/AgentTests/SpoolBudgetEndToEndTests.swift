@@ -11,10 +11,6 @@ import Glibc
 /// and `spool.max_bytes` (the oldest go).
 @Suite(.timeLimit(.minutes(3)))
 struct SpoolBudgetEndToEndTests {
-    private func alertFiles(_ dir: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.hasSuffix(".alert") }.sorted()
-    }
-
     private static let relay = """
         rules:
           - id: relay
@@ -42,7 +38,7 @@ struct SpoolBudgetEndToEndTests {
         for n in 1...40 { server.emit("big", [payload(n, size: 8_000)]) }
         // The first few go out at once (`spool.in_flight`, within half of spool.max_memory).
         try await server.child.waitFor("the first alert") { server.received("alert").count >= 1 }
-        try await agent.waitFor("every alert on disk") { alertFiles(fixture.path("spool")).count >= 1 && spooled(fixture) == 40 }
+        try await agent.waitFor("every alert on disk") { alertFiles(fixture.path("spool")).count >= 1 && alertCount(fixture.path("spool")) == 40 }
         server.releaseAcks()
         try await agent.waitFor("all 40 acknowledged") { agent.logged("spooled alert acknowledged").count == 40 }
         #expect(order(server) == Array(1...40))
@@ -51,7 +47,7 @@ struct SpoolBudgetEndToEndTests {
         server.holdAcks()
         for n in 41...80 { server.emit("big", [payload(n, size: 8_000)]) }
         try await server.child.waitFor("alert 41") { server.received("alert").count >= 41 }
-        try await agent.waitFor("every alert on disk") { spooled(fixture) == 40 }
+        try await agent.waitFor("every alert on disk") { alertCount(fixture.path("spool")) == 40 }
         agent.signal(SIGTERM)
         #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
         // 41 and the few sent with it, their acks held.
@@ -106,14 +102,5 @@ struct SpoolBudgetEndToEndTests {
         #expect(after.count - newest <= 5, "\(after)")
         agent.signal(SIGTERM)
         #expect(await agent.waitForExit(timeout: .seconds(10)) == 0)
-    }
-
-    /// Alerts in the spool files of the fixture (one JSON line each).
-    private func spooled(_ fixture: AgentFixture) -> Int {
-        let dir = fixture.path("spool")
-        return alertFiles(dir).reduce(0) { count, name in
-            let text = (try? String(contentsOfFile: dir + "/" + name, encoding: .utf8)) ?? ""
-            return count + text.split(separator: "\n").count
-        }
     }
 }

@@ -71,10 +71,87 @@ struct DecoderFuzzTests {
         }
     }
 
+    /// Old (decode everything) and new (check the text, decode on demand) decisions on `bytes`,
+    /// as JSON and as a Socket.IO packet: the same acceptance, the same error, the same values.
+    /// `lists` counts the inputs the new path accepted as a list.
+    static func compareDecisions(_ bytes: [UInt8], _ n: Int, _ lists: inout Int) {
+        let where_ = "seed \(seed), input \(n): \(bytes)"
+        var old: Result<JSONValue, JSONParseError>
+        do { old = .success(try JSONValue(parsing: bytes)) } catch { old = .failure(error) }
+        var new: Result<JSONListText?, JSONParseError>
+        do { new = .success(try JSONListText.checking(bytes, from: 0)) } catch { new = .failure(error) }
+        switch (old, new) {
+        case (.failure(let a), .failure(let b)):
+            #expect(a == b, "\(where_)")
+        case (.success(.array(let values)), .success(let list?)):
+            lists += 1
+            #expect(list.count == values.count && list.values() == values, "\(where_)")
+            for (i, v) in values.enumerated().prefix(4) {
+                #expect(list.element(i) == v, "\(where_) [\(i)]")
+                if case .object(let o) = v {
+                    for key in o.keys.prefix(4) + ["_placeholder", "num", "level"] {
+                        #expect(list.member(key, ofElement: i) == o[key], "\(where_) [\(i)].\(key)")
+                    }
+                } else {
+                    #expect(list.member("num", ofElement: i) == nil, "\(where_) [\(i)]")
+                }
+            }
+        case (.success(let v), .success(nil)):
+            #expect(v.arrayValue == nil, "\(where_)")
+        default:
+            Issue.record("decisions differ: parser \(old), checked text \(new); \(where_)")
+        }
+        // As a Socket.IO packet.
+        var full: Result<SocketIOPacket, SocketIOParseError>
+        do { full = .success(try SocketIOCodec.decode(bytes)) } catch { full = .failure(error) }
+        var kept: Result<SocketIOPacket, SocketIOParseError>
+        kept = bytes.withUnsafeBytes { raw in
+            Result { () throws(SocketIOParseError) in try SocketIOCodec.decode(raw, keeping: bytes) }
+        }
+        switch (full, kept) {
+        case (.failure(let a), .failure(let b)):
+            #expect(a == b, "\(where_)")
+        case (.success(let a), .success(var b)):
+            if let text = b.eventText {
+                b.data = .array(text.values())
+                b.eventText = nil
+            }
+            #expect(a == b, "\(where_)")
+        default:
+            Issue.record("packet decisions differ: \(full) against \(kept); \(where_)")
+        }
+    }
+
+    /// Strings are where the checked-text path has its own code (UTF-8, escapes): every two-byte
+    /// string, and random longer ones biased to high bytes and escapes, decided both ways.
+    @Test func checkedTextAgreesOnStringContents() {
+        var lists = 0
+        for a in 0...255 {
+            for b in 0...255 {
+                Self.compareDecisions([0x5B, 0x22, UInt8(a), UInt8(b), 0x22, 0x5D], -1, &lists)
+            }
+        }
+        var rng = SplitMix64(state: Self.seed ^ 0x57)
+        let pieces: [[UInt8]] = [#"\u"#, #"\ud83d"#, #"\ude00"#, #"\""#, #"\"#, "\"", "0", "a"].map { Array($0.utf8) }
+        for n in 0..<50_000 {
+            var content: [UInt8] = []
+            for _ in 0..<Int.random(in: 1...6, using: &rng) {
+                switch Int.random(in: 0..<4, using: &rng) {
+                case 0: content += pieces.randomElement(using: &rng)!
+                case 1: content.append(UInt8.random(in: 0...255, using: &rng))
+                default: content.append(UInt8.random(in: 0x80...0xFF, using: &rng))
+                }
+            }
+            Self.compareDecisions([0x5B, 0x22] + content + [0x22, 0x5D], n, &lists)
+            Self.compareDecisions(Array(#"2["e",{""#.utf8) + content + Array(#"":1}]"#.utf8), n, &lists)
+        }
+        #expect(lists > 10_000, "\(lists)")
+    }
+
     @Test func decodersSurviveMutatedAndRandomInput() throws {
         var rng = SplitMix64(state: Self.seed)
         let samples = Self.corpus.map { Array($0.utf8) }
-        var decoded = (eio: 0, sio: 0, json: 0)
+        var decoded = (eio: 0, sio: 0, json: 0, lazy: 0)
         var assembler = SocketIOBinaryAssembler()
         assembler.byteLimit = 10_000
         for n in 0..<Self.inputs {
@@ -107,6 +184,11 @@ struct DecoderFuzzTests {
                     #expect(again == packet, "seed \(Self.seed), input \(n)")
                 }
             }
+            // The checked-text path accepts and rejects exactly what the strict parser does.
+            Self.compareDecisions(sio, n, &decoded.lazy)
+            if let bracket = input.firstIndex(of: UInt8(ascii: "[")) {
+                Self.compareDecisions(Array(input[bracket...]), n, &decoded.lazy)
+            }
             // JSON: what parses writes out and parses back to the same value.
             // (Numbers beyond Double's range read as ±infinity, which JSON writes as null.)
             if let value = try? JSONValue(parsing: input), !Self.hasNonFinite(value) {
@@ -115,6 +197,6 @@ struct DecoderFuzzTests {
             }
         }
         // The mutations keep enough inputs valid for every decoder to go past its first bytes.
-        #expect(decoded.eio > 10_000 && decoded.sio > 5_000 && decoded.json > 1_000, "\(decoded)")
+        #expect(decoded.eio > 10_000 && decoded.sio > 5_000 && decoded.json > 1_000 && decoded.lazy > 5_000, "\(decoded)")
     }
 }

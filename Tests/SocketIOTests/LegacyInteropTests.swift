@@ -16,6 +16,20 @@ struct LegacyInteropTests {
         try await PeerServer.start(port: port, pingInterval: 1, pingTimeout: pingTimeout, legacy: true)
     }
 
+    /// Waits until the server has received `count` Engine.IO pings on the client's session.
+    func waitForPings(_ client: SocketIOClient, atLeast count: Int, timeout: Duration = .seconds(20)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let seen = try await client.emitWithAck("pings", [], timeout: .seconds(10))
+            if case .number(let n)? = seen.first, Int(n) >= count { return }
+            if ContinuousClock.now > deadline {
+                Issue.record("the server received \(seen) pings in \(timeout), not \(count)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
     func makeLegacyClient(_ server: PeerServer, transports: TransportMode = .websocket, protocolVersion: ProtocolVersion = .v3,
                           namespaces: [String: JSONValue?] = ["/": nil], recorder: Recorder,
                           configure: (inout SocketIOClientConfiguration) -> Void = { _ in }) -> SocketIOClient {
@@ -38,8 +52,9 @@ struct LegacyInteropTests {
         #expect(recorder.named("feedback").map(\.args) == [[["retorno": true]], [["retorno": true]]])
         let transport = try await client.emitWithAck("transport", [], timeout: .seconds(10))
         #expect(transport == [.string(mode == .polling ? "polling" : "websocket")])
-        // Several ping intervals pass: the client's pings keep the session (the server would close it).
-        try await Task.sleep(for: .seconds(3.5))
+        // Several ping intervals pass (the server counts the client's pings; each keeps the
+        // session, which the server would close after pingInterval + pingTimeout without one).
+        try await waitForPings(client, atLeast: 3)
         #expect(try await client.emitWithAck("echo", ["still here"], timeout: .seconds(10)) == ["still here"])
         #expect(recorder.count(where: isDisconnect("/")) == 0)
         await client.disconnect()
@@ -233,7 +248,8 @@ struct LegacyInteropTests {
         let client = makeLegacyClient(server, recorder: recorder) { $0.connectTimeout = .seconds(2) }
         client.connect()
         try await client.waitUntilConnected(timeout: .seconds(20))
-        try await Task.sleep(for: .milliseconds(500))
+        // The heartbeat runs and the server answers it, before the server stops.
+        try await waitForPings(client, atLeast: 1)
         let clock = ContinuousClock()
         let stopped = clock.now
         server.pause()

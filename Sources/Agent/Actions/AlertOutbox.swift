@@ -130,7 +130,7 @@ final class AlertOutbox: @unchecked Sendable {
             switch action {
             case .store(let item):
                 let sequence = item.sequence
-                writer.submit(
+                let queued = writer.submit(
                     .store(
                         directory: spool.directory, name: Spool.fileName(sequence), bytes: item.encoded(),
                         done: { result in
@@ -138,6 +138,14 @@ final class AlertOutbox: @unchecked Sendable {
                                 self.apply(.written(sequence: sequence, file: result.file, inFile: result.storesInFile, error: result.error))
                             }
                         }))
+                if !queued {
+                    // The writer's queue holds its bound of alerts (a disk that hangs): refused
+                    // like a write the disk failed, on a later turn of the loop, as the writer
+                    // would answer (nothing re-enters the state while its actions run).
+                    metrics?.spoolWritesRefused.add(1)
+                    let error = DiskError(description: "the disk writer's queue is full (\(writer.maxQueuedStoreBytes) bytes of alerts wait for the disk)")
+                    loop.execute { self.apply(.written(sequence: sequence, file: Spool.fileName(sequence), inFile: 0, error: error)) }
+                }
             case .storeFailed(let item, _, let payloadIn):
                 let name = Spool.fileName(item.sequence), failedDirectory = spool.failedDirectory
                 if let file = payloadIn {
@@ -150,7 +158,7 @@ final class AlertOutbox: @unchecked Sendable {
                         try? storage.storeDurably(directory: failedDirectory, name: name, bytes: full.encoded())
                     })
                 } else {
-                    writer.submit(.store(directory: failedDirectory, name: name, bytes: item.encoded(), done: { _ in }))
+                    writer.submit(.store(directory: failedDirectory, name: name, bytes: item.encoded(), done: { _ in }), refusable: false)
                 }
             case .failedDirectoryFull:
                 if let count = failedDropped.dropped() {

@@ -18,7 +18,10 @@ import Darwin
 ///
 /// The queue is bounded: at most ``maxQueuedLines`` lines or ``maxQueuedLineBytes`` bytes of
 /// lines wait at a time; ``submit(_:)`` refuses a line beyond that (the caller warns and drops
-/// it). Spool jobs are not refused here: the outbox bounds them (`spool.max_items`).
+/// it). Alerts waiting to be stored hold at most ``maxQueuedStoreBytes``: beyond it a store is
+/// refused, and the outbox keeps the alert in memory within its own budget and tries again
+/// (a disk that hangs cannot make the queue grow). Writes into `spool/failed/` are not refused:
+/// the alert has already left the outbox.
 public final class DiskWriter: Sendable {
     /// Where a line goes.
     public enum LineTarget: Hashable, Sendable {
@@ -47,6 +50,7 @@ public final class DiskWriter: Sendable {
         var jobs: [Job] = []
         var lines = 0
         var lineBytes = 0
+        var storeBytes = 0
         var draining = false
     }
 
@@ -67,6 +71,8 @@ public final class DiskWriter: Sendable {
         /// `fsync` of spool files (one per spool directory per batch, however many alerts).
         public var fileSyncs = 0
         public var directorySyncs = 0
+        /// Stores refused because ``maxQueuedStoreBytes`` of alerts already waited.
+        public var storesRefused = 0
     }
 
     private let stats = Mutex(Statistics())
@@ -78,6 +84,7 @@ public final class DiskWriter: Sendable {
 
     public let maxQueuedLines: Int
     public let maxQueuedLineBytes: Int
+    public let maxQueuedStoreBytes: Int
     private let queue = Mutex(Queue())
     private let thread: NIOThreadPool
     /// Touched only by the writer thread.
@@ -89,14 +96,16 @@ public final class DiskWriter: Sendable {
     /// Where spool files go (the machine's disk; the one storage interface of spool and state).
     private let storage: any Storage
 
-    public convenience init(maxQueuedLines: Int = 10_000, maxQueuedLineBytes: Int = 8 << 20) {
-        self.init(maxQueuedLines: maxQueuedLines, maxQueuedLineBytes: maxQueuedLineBytes, storage: POSIXStorage.shared)
+    public convenience init(maxQueuedLines: Int = 10_000, maxQueuedLineBytes: Int = 8 << 20, maxQueuedStoreBytes: Int = 8 << 20) {
+        self.init(maxQueuedLines: maxQueuedLines, maxQueuedLineBytes: maxQueuedLineBytes, maxQueuedStoreBytes: maxQueuedStoreBytes,
+                  storage: POSIXStorage.shared)
     }
 
-    package init(maxQueuedLines: Int, maxQueuedLineBytes: Int, storage: any Storage) {
+    package init(maxQueuedLines: Int, maxQueuedLineBytes: Int, maxQueuedStoreBytes: Int = 8 << 20, storage: any Storage) {
         self.storage = storage
         self.maxQueuedLines = max(1, maxQueuedLines)
         self.maxQueuedLineBytes = max(1, maxQueuedLineBytes)
+        self.maxQueuedStoreBytes = max(1, maxQueuedStoreBytes)
         self.files = FileTable()
         self.thread = NIOThreadPool(numberOfThreads: 1)
         thread.start()
@@ -137,20 +146,32 @@ public final class DiskWriter: Sendable {
         submit(.closeFile(path))
     }
 
+    /// Queues `job`. False when it was refused (nothing was queued): a line beyond the lines'
+    /// bounds, or, when `refusable`, a store beyond ``maxQueuedStoreBytes`` (one store is always
+    /// taken when none waits, however large).
     @discardableResult
-    func submit(_ job: Job) -> Bool {
+    func submit(_ job: Job, refusable: Bool = true) -> Bool {
         let start = queue.withLock { q -> Bool? in
-            if case .line(_, let bytes, _) = job {
+            switch job {
+            case .line(_, let bytes, _):
                 guard q.lines < maxQueuedLines, q.lineBytes + bytes.count <= maxQueuedLineBytes else { return nil }
                 q.lines += 1
                 q.lineBytes += bytes.count
+            case .store(_, _, let bytes, _):
+                if refusable, q.storeBytes > 0, q.storeBytes + bytes.count > maxQueuedStoreBytes { return nil }
+                q.storeBytes += bytes.count
+            default:
+                break
             }
             q.jobs.append(job)
             if q.draining { return false }
             q.draining = true
             return true
         }
-        guard let start else { return false }
+        guard let start else {
+            if case .store = job { stats.withLock { $0.storesRefused += 1 } }
+            return false
+        }
         if start {
             thread.submit { [self] _ in drain() }
         }
@@ -193,6 +214,7 @@ public final class DiskWriter: Sendable {
                     q.jobs = []
                     q.lines = 0
                     q.lineBytes = 0
+                    q.storeBytes = 0
                 }
                 return q.jobs
             }
@@ -275,8 +297,11 @@ public final class DiskWriter: Sendable {
     }
 }
 
-/// The open files of `log` actions and of the recording, with their sizes; used only by the
-/// writer thread (hence `@unchecked Sendable`).
+/// The open files of `log` actions and of the recording, with their sizes.
+///
+/// `@unchecked Sendable`, safe by this invariant: only ``DiskWriter``'s `drain` touches it, on
+/// the writer's one-thread pool, and one drain runs at a time (`Queue.draining`, set and cleared
+/// under the queue's lock); `closeAll` runs after that thread has stopped.
 private final class FileTable: @unchecked Sendable {
     private var writers: [String: LogFileWriter] = [:]
     private var writeCount = 0

@@ -17,10 +17,14 @@ import Synchronization
 ///   and cost no thread wakeup each; their control characters are escaped, so one firing is one
 ///   line. While the disk is stuck, lines wait up to the batcher's bound; beyond it the oldest
 ///   are dropped, with a warning (at most one every 10 s) and `sioagent_dropped_total{budget="log_lines"}`.
-public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
-    // @unchecked: `outbox` is confined to the client's event loop, where every method of the
-    // ActionExecutor protocol is called; everything else is Sendable.
-    private let outbox: AlertOutbox
+///
+/// `Sendable` as checked: the outbox, which is confined to the client's event loop (where every
+/// method of the ActionExecutor protocol is called), is reached through `NIOLoopBound`, which
+/// traps when touched from elsewhere.
+public final class LiveExecutor: ActionExecutor, Sendable {
+    private let boundOutbox: NIOLoopBoundBox<AlertOutbox>
+    /// The outbox; on the loop only.
+    private var outbox: AlertOutbox { boundOutbox.value }
     private let runner: CommandRunner
     private let writer: DiskWriter
     private let lines: LineBatcher
@@ -57,9 +61,11 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             }
         }
         let namespaces = Set(configuration.server.namespaces.keys.map { $0.hasPrefix("/") ? $0 : "/" + $0 })
-        self.outbox = AlertOutbox(
+        // Made off the loop (reading the spool blocks), then only touched on it.
+        let outbox = AlertOutbox(
             client: client, spool: spool, writer: writer, logger: logger, retryDelay: configuration.reconnection.maxDelay,
             namespaces: namespaces, inFlight: configuration.spool.inFlight, metrics: metrics)
+        self.boundOutbox = NIOLoopBoundBox.makeBoxSendingValue(outbox, eventLoop: client.eventLoop)
         var passed: [String: String] = [:]
         for name in configuration.commands.passEnv {
             if let value = configuration.environment[name] { passed[name] = value }
@@ -170,16 +176,15 @@ public final class LiveExecutor: ActionExecutor, @unchecked Sendable {
             logger.warning("shutdown: actions still running at the deadline", metadata: ["actions.running": "\(tasks.count)"])
         }
         // Alerts being sent: they may complete until then; whatever is still unsent is kept on disk.
-        let outbox = self.outbox
         let idle = await finishes(before: saveBy) { done in
-            self.loop.execute { outbox.waitUntilIdle().whenComplete { _ in done() } }
+            self.loop.execute { self.outbox.waitUntilIdle().whenComplete { _ in done() } }
         }
         if !idle {
             logger.info("shutdown: alerts still in flight at the deadline; kept in the spool for the next start")
         }
         _ = await finishes(before: deadline) { done in
             self.loop.execute {
-                outbox.persistInFlight()
+                self.outbox.persistInFlight()
                 done()
             }
         }

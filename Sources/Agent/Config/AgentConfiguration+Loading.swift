@@ -228,8 +228,18 @@ extension AgentConfiguration {
                     }
                 }
             case "limits":
-                for (_, _, v) in reader.mapping(value, "limits", known: ["window_samples"]) {
-                    if let n = reader.int(v, "limits.window_samples", minimum: 1_000, maximum: 100_000_000) { maxWindowSamples = n }
+                for (k, _, v) in reader.mapping(value, "limits", known: ["window_samples", "key_bytes"]) {
+                    if k == "key_bytes" {
+                        if let n = reader.byteSize(v, "limits.key_bytes") {
+                            if n < 1 << 20 || n > 1 << 30 {
+                                reader.error("limits.key_bytes must be within 1MiB and 1GiB, not '\(n)' bytes", at: v)
+                            } else {
+                                maxKeyBytes = n
+                            }
+                        }
+                    } else if let n = reader.int(v, "limits.window_samples", minimum: 1_000, maximum: 100_000_000) {
+                        maxWindowSamples = n
+                    }
                 }
             case "state":
                 for (_, _, v) in reader.mapping(value, "state", known: ["file"]) {

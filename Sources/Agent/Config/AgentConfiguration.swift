@@ -16,6 +16,9 @@ public struct AgentConfiguration: Sendable {
     public var stateFile: String?
     /// `limits.window_samples`: window samples held across every rule and key.
     public var maxWindowSamples: Int = defaultMaxWindowSamples
+    /// `limits.key_bytes`: bytes held by rule keys (their values and what the rules read of
+    /// their last event), all rules together.
+    public var maxKeyBytes: Int = defaultMaxKeyBytes
     /// How `run` and `shell` actions execute.
     public var commands: Commands
     /// The agent's own log output.

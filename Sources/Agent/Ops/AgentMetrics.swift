@@ -106,6 +106,9 @@ public final class AgentMetrics: Sendable {
     let commit: String
     let buildDate: String
     let reconnects = Counter()
+    /// Alert writes the disk writer refused for its queue being full (each alert stays in memory
+    /// within `spool.max_memory` and is written again later).
+    let spoolWritesRefused = Counter()
     /// What a budget dropped (`sioagent_dropped_total{budget}`), the oldest first.
     package enum Budget: Int, CaseIterable, Sendable {
         /// Alerts beyond `spool.max_items` or `spool.max_bytes`.
@@ -114,6 +117,8 @@ public final class AgentMetrics: Sendable {
         case memory
         /// Window samples beyond `limits.window_samples`.
         case windowSamples
+        /// Rule keys beyond `limits.key_bytes`.
+        case keyBytes
         /// `log` action lines beyond what waits for a stuck disk.
         case logLines
         /// `--record` lines beyond what waits for a stuck disk.
@@ -124,6 +129,7 @@ public final class AgentMetrics: Sendable {
             case .spool: "spool"
             case .memory: "spool_memory"
             case .windowSamples: "window_samples"
+            case .keyBytes: "key_bytes"
             case .logLines: "log_lines"
             case .recordLines: "record_lines"
             }
@@ -139,6 +145,11 @@ public final class AgentMetrics: Sendable {
     /// Sets the window samples dropped so far (the engine counts them).
     func windowSamplesDropped(_ total: UInt64) {
         drops[Budget.windowSamples.rawValue].set(total)
+    }
+
+    /// Sets the rule keys dropped so far for `limits.key_bytes` (the engine counts them).
+    func keysDroppedForBytes(_ total: UInt64) {
+        drops[Budget.keyBytes.rawValue].set(total)
     }
     private let actions: [Counter]
     let commandDuration = Histogram(bounds: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60])
@@ -212,6 +223,9 @@ public final class AgentMetrics: Sendable {
         out += "\(helpLine("sioagent_reconnects_total", "Successful reconnections after a lost connection."))"
         out += "# TYPE sioagent_reconnects_total counter\n"
         out += "sioagent_reconnects_total \(reconnects.value)\n"
+        out += "\(helpLine("sioagent_spool_writes_refused_total", "Alert writes refused because the disk writer's queue was full; the alerts stay in memory and are written again."))"
+        out += "# TYPE sioagent_spool_writes_refused_total counter\n"
+        out += "sioagent_spool_writes_refused_total \(spoolWritesRefused.value)\n"
 
         out += "\(helpLine("sioagent_regex_inputs_too_long_total", "Strings not matched by a matches condition for being longer than \(RegexLimits.maxInputBytes) bytes."))"
         out += "# TYPE sioagent_regex_inputs_too_long_total counter\n"
@@ -314,6 +328,7 @@ extension Agent {
         snapshot.firings = zip(state.engine.ruleSet.ruleIDs, state.engine.firingCounts).map { ($0, $1) }
         snapshot.spoolItems = (executor as? LiveExecutor)?.pendingOnLoop
         metrics.windowSamplesDropped(state.engine.windowSamplesDropped)
+        metrics.keysDroppedForBytes(state.engine.keysDroppedForBytes)
         snapshot.connected = state.connected.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         return metrics.render(snapshot)
     }

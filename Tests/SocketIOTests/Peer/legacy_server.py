@@ -13,7 +13,8 @@ arguments; echo_event -> emit "echoed" with the arguments; ask -> server calls "
 client with an ack and emits "answer" with the reply; kick -> namespace DISCONNECT; close_engine
 -> Engine.IO close; record -> remembered; records -> ack with what was recorded; transport -> ack
 with the current transport name; query -> ack with the query of the Engine.IO URL; versions -> ack
-with how many handshakes asked for each EIO value; stall -> never answers. Each `record` is also
+with how many handshakes asked for each EIO value; pings -> ack with how many Engine.IO pings the
+session received; stall -> never answers. Each `record` is also
 printed on stdout as a JSON line. python-socketio 4.x has no catch-all handler, so each event is
 registered by name.
 """
@@ -26,6 +27,8 @@ import json  # noqa: E402
 import sys  # noqa: E402
 from urllib.parse import parse_qs  # noqa: E402
 
+import engineio.packet  # noqa: E402
+import engineio.socket  # noqa: E402
 import socketio  # noqa: E402
 
 parser = argparse.ArgumentParser()
@@ -46,6 +49,18 @@ sio = socketio.Server(
 records = []
 queries = {}
 versions = {}
+# Engine.IO pings received, by session (in Engine.IO 3 the client pings).
+pings = {}
+_receive = engineio.socket.Socket.receive
+
+
+def counting_receive(self, pkt):
+    if pkt.packet_type == engineio.packet.PING:
+        pings[self.sid] = pings.get(self.sid, 0) + 1
+    return _receive(self, pkt)
+
+
+engineio.socket.Socket.receive = counting_receive
 
 
 def app(environ, start_response):
@@ -122,6 +137,11 @@ def register(ns):
     @on("versions")
     def versions_(sid, *data):
         return dict(versions)
+
+    @on("pings")
+    def pings_(sid, *data):
+        # python-socketio 4 names a client by its Engine.IO session.
+        return pings.get(sid, 0)
 
     @on("stall")
     def stall(sid, *data):
