@@ -126,6 +126,6 @@ struct SimulationTests {
 enum MutationSeeds {
     static let hours = 1.0
     static let all: [(Mutation, UInt64)] = [
-        (.stateInSpool, 1), (.batchRelease, 52), (.shutdownWaitsForAck, 5), (.backoffResetAtConnect, 2), (.dropAckAlerts, 1),
+        (.stateInSpool, 1), (.batchRelease, 44), (.shutdownWaitsForAck, 6), (.backoffResetAtConnect, 2), (.dropAckAlerts, 1),
     ]
 }
