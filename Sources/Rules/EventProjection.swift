@@ -46,18 +46,63 @@ struct PathTree: Sendable, Equatable {
         }
     }
 
-    /// The elements of an array (or an event's `args`) this tree reads, as `project` keeps them.
+    /// The elements of an array this tree reads, as `project` keeps them.
     func projectElements(_ a: [JSONValue]) -> [JSONValue] {
         if whole { return a }
+        return projectElements(count: a.count) { j, t in t.project(a[j]) }
+    }
+
+    /// An event's arguments as `projectElements` keeps them, decoding only what it keeps: an
+    /// argument read only through its members (`payload.level`) has those members decoded, not
+    /// the argument (it becomes an object of them, which every such read sees alike).
+    func projectArguments(_ a: JSONArguments) -> [JSONValue] {
+        if whole { return a.values }
+        return projectElements(count: a.count) { j, t in
+            if !t.whole && t.indices.isEmpty && !t.members.isEmpty {
+                var kept = OrderedDictionary<String, JSONValue>()
+                for (name, sub) in t.members {
+                    if let v = a.member(name, of: j) { kept[name] = sub.project(v) }
+                }
+                return .object(kept)
+            }
+            return a.element(j).map { t.project($0) } ?? .null
+        }
+    }
+
+    /// Element `j` of `total`, kept by `element` with what the tree reads of it; the others
+    /// `null`. A list keeps its length up to the last index read, all of it when an index counts
+    /// from the end.
+    private func projectElements(count total: Int, _ element: (Int, PathTree) -> JSONValue) -> [JSONValue] {
         guard !indices.isEmpty else { return [] }
         let fromEnd = indices.keys.contains { $0 < 0 }
-        let count = fromEnd ? a.count : min(a.count, indices.keys.max()! + 1)
+        let count = fromEnd ? total : min(total, indices.keys.max()! + 1)
         var out = [JSONValue](repeating: .null, count: count)
-        for (i, tree) in indices {
-            let j = i < 0 ? a.count + i : i
-            if j >= 0 && j < count { out[j] = tree.project(a[j]) }
+        var done = Set<Int>()
+        for i in indices.keys {
+            let j = i < 0 ? total + i : i
+            guard j >= 0 && j < count && done.insert(j).inserted else { continue }
+            out[j] = element(j, tree(forElement: j, of: total))
         }
         return out
+    }
+
+    /// What is read of element `j` of a list of `total`: through its index and through the index
+    /// that counts from the end (`args[1]` and `args[-1]` of two arguments are one).
+    private func tree(forElement j: Int, of total: Int) -> PathTree {
+        switch (indices[j], indices[j - total]) {
+        case let (a?, b?): return a.merged(b)
+        case let (a?, nil): return a
+        case let (nil, b?): return b
+        case (nil, nil): return PathTree()
+        }
+    }
+
+    private func merged(_ other: PathTree) -> PathTree {
+        if whole || other.whole { return PathTree(whole: true) }
+        var m = self
+        for (k, t) in other.members { m.members[k] = m.members[k].map { $0.merged(t) } ?? t }
+        for (k, t) in other.indices { m.indices[k] = m.indices[k].map { $0.merged(t) } ?? t }
+        return m
     }
 }
 
@@ -133,9 +178,11 @@ enum EventProjection: Sendable, Equatable {
     func keep(_ event: RuleEvent) -> RuleEvent? {
         switch self {
         case .none: return nil
-        case .whole: return event
+        case .whole:
+            // Decoded, so that what the key holds is what is counted.
+            return RuleEvent(namespace: event.namespace, name: event.name, args: event.args, canReply: event.canReply)
         case .args(let tree):
-            return RuleEvent(namespace: event.namespace, name: event.name, args: tree.projectElements(event.args), canReply: event.canReply)
+            return RuleEvent(namespace: event.namespace, name: event.name, args: tree.projectArguments(event.arguments), canReply: event.canReply)
         }
     }
 }

@@ -105,7 +105,10 @@ public struct PlannedAction: Sendable, Equatable {
     public var rule: String
     public var phase: Phase
     public var kind: Kind
-    /// The event that caused it: for a `for` timer, the last event seen; nil for `every:` timers.
+    /// The event that caused it; nil for `every:` timers. For a `for` or `absent` timer, the
+    /// last event seen as its key kept it: its name, namespace and ack request, and of its args
+    /// the parts the rule's `then` reads (`EventProjection`), all of them for `shell` or a `log`
+    /// without `message`.
     public var trigger: RuleEvent?
 
     public init(at: Double, rule: String, phase: Phase, kind: Kind, trigger: RuleEvent?) {

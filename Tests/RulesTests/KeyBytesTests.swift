@@ -85,6 +85,39 @@ struct KeyBytesTests {
         #expect(tree.projectElements([]) == [])
     }
 
+    @Test func readsThroughBothEndsOfAListAreBothKept() {
+        var tree = PathTree()
+        tree.mark([.index(1), .member("a")][...])
+        tree.mark([.index(-1), .member("b")][...])
+        let args: [JSONValue] = [1, ["a": 1, "b": 2, "c": 3]]
+        #expect(tree.projectElements(args) == [.null, ["a": 1, "b": 2]])
+        #expect(tree.projectArguments(JSONArguments(args)) == [.null, ["a": 1, "b": 2]])
+    }
+
+    /// Every expression reads the same of what a key keeps as of the whole event, whether the
+    /// event's arguments arrived as text (decoded on demand) or decoded.
+    @Test func everyReadOfTheProjectionIsTheReadOfTheEvent() throws {
+        for text in LazyPayloadTests.payloads {
+            let list = try #require(try JSONListText.checking(Array(text.utf8), from: 0))
+            let lazy = RuleEvent(name: "status", arguments: JSONArguments(list, from: 1))
+            let eager = RuleEvent(name: "status", args: try #require(try JSONValue(parsing: text).arrayValue).dropFirst().map { $0 })
+            for source in LazyPayloadTests.expressions + ["payload.nested.x[-1]", "args[-1].level", "args[1].level"] {
+                var parser = try ExpressionParser(text: source, scope: ExpressionScope(vars: [:], environment: [:]))
+                let root = try parser.parseAll()
+                let projection = EventProjection(
+                    forSeconds: 1, absent: nil,
+                    then: [.emit(namespace: nil, event: .constant("a"), args: [.whole(CompiledExpression(root: root, source: source))], ack: nil)])
+                let expected = evaluate(root, EvalContext(event: eager, now: 0))
+                for event in [lazy, eager] {
+                    let kept = try #require(projection.keep(event))
+                    let read = evaluate(root, EvalContext(event: kept, now: 0))
+                    #expect(read == expected && read?.jsonString() == expected?.jsonString(), "\(source) on \(text)")
+                    #expect(approximateBytes(kept) <= approximateBytes(eager))
+                }
+            }
+        }
+    }
+
     @Test func keysBeyondTheByteBudgetAreDroppedOldestFirst() throws {
         let set = try rules("""
             rules:
