@@ -206,7 +206,8 @@ func approximateBytes(_ v: JSONValue) -> Int {
 }
 
 func approximateBytes(_ e: RuleEvent) -> Int {
-    var n = 48 + e.namespace.utf8.count + e.name.utf8.count
-    for x in e.args { n += approximateBytes(x) }
-    return n
+    var values = 0
+    for x in e.args { values += approximateBytes(x) }
+    // Arguments still held as received text keep that text alive (JSONArguments.textBytes).
+    return 48 + e.namespace.utf8.count + e.name.utf8.count + max(values, e.arguments.textBytes)
 }

@@ -44,4 +44,29 @@ struct LazyPayloadTests {
             }
         }
     }
+
+    /// A key that keeps an event held as text counts the text it keeps alive, not only the
+    /// decoded size: whitespace padding is free decoded and not free in memory.
+    @Test func keptTextCountsTheBytesItHolds() throws {
+        let padded = Array(("[\"e\",1" + String(repeating: " ", count: JSONArguments.textLimit - 10) + "]").utf8)
+        let list = try #require(try JSONListText.checking(padded, from: 0))
+        let event = RuleEvent(name: "e", arguments: JSONArguments(list, from: 1))
+        #expect(event.args == [1])
+        #expect(event.arguments.textBytes == padded.count)
+        #expect(approximateBytes(event) >= JSONArguments.textLimit - 10)
+        #expect(approximateBytes(RuleEvent(name: "e", args: [1])) < 100)
+    }
+
+    /// Longer lists are decoded at once, so that rules reading many fields do not each walk a
+    /// large text; they read the same.
+    @Test func largeListsAreDecodedOnce() throws {
+        let big = String(repeating: "x", count: JSONArguments.textLimit)
+        let text = Array(#"["e",{"level":5,"pad":"\#(big)"},7]"#.utf8)
+        let list = try #require(try JSONListText.checking(text, from: 0))
+        let arguments = JSONArguments(list, from: 1)
+        #expect(arguments.textBytes == 0)
+        #expect(arguments.member("level", of: 0) == 5)
+        #expect(arguments.element(1) == 7)
+        #expect(arguments.values == Array(try #require(try JSONValue(parsing: text).arrayValue).dropFirst()))
+    }
 }
