@@ -78,6 +78,9 @@ let package = Package(
         // The commit and build date that scripts/build-release records (`sioagent --version`,
         // `sioagent_build_info`).
         .target(name: "CBuildInfo"),
+        // Unmaps the executable's code pages once start-up is over (the `listen` and `run`
+        // commands), so that only the code that runs afterwards stays resident.
+        .target(name: "CCodePages"),
         // The runtime: client -> rules -> actions.
         .target(
             name: "Agent",
@@ -104,6 +107,7 @@ let package = Package(
                 "SocketIO",
                 "Rules",
                 "Agent",
+                "CCodePages",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -132,7 +136,7 @@ let package = Package(
         // over a simulated disk) in a world of seeded faults and simulated time.
         .target(
             name: "Simulation",
-            dependencies: ["SIOCore", "SocketIO", "Rules", "Agent"],
+            dependencies: ["SIOCore", "SocketIO", "Rules", "Agent", .product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: swiftSettings
         ),
         // `scripts/simulate`: runs seeds of the simulation.
@@ -140,6 +144,7 @@ let package = Package(
         // Paths shared by the test targets: the package, the built binary, the peer's Python.
         .target(name: "TestSupport", path: "Tests/TestSupport", swiftSettings: swiftSettings),
         .testTarget(name: "SIOCoreTests", dependencies: ["SIOCore", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(name: "CodePagesTests", dependencies: ["CCodePages"], swiftSettings: swiftSettings),
         .testTarget(name: "SIOYAMLTests", dependencies: ["SIOCore", "SIOYAML"], swiftSettings: swiftSettings),
         .testTarget(
             name: "SocketIOTests",
@@ -154,7 +159,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RulesTests", dependencies: ["SIOCore", "SIOYAML", "Rules", "TestSupport"], swiftSettings: swiftSettings),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Agent", "SIOCore", "Rules"], swiftSettings: swiftSettings),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Agent", "SIOCore", "Rules", "SocketIO"], swiftSettings: swiftSettings),
         .testTarget(
             name: "AgentTests",
             dependencies: [

@@ -9,7 +9,7 @@ client CPU seconds per 10k events, idle and peak RSS, and the ratios python/sioa
 
     .venv/bin/python bench/agent_bench.py [--events 20000] [--rate 1000] [--rounds 1]
         [--sioagent .build/release/sioagent] [--ack] [--clients sioagent,python] [--modes paced,flood]
-        [--perf DIR] [--callgrind DIR] [--strace DIR] [--allocs] [--log]
+        [--perf DIR] [--callgrind DIR] [--strace DIR] [--allocs] [--log] [--in-flight 1,32]
 
 --ack asks both clients to emit with an acknowledgement (`ack: 5s`: sioagent spools each alert
 and sends it once stored; the AsyncClient uses `call`). --perf DIR profiles each sioagent run
@@ -22,6 +22,9 @@ calls per event, by kind (strace slows the agent down: its CPU figures are not c
 directory) and prints the allocations (malloc, calloc, realloc, aligned allocations; every thread)
 and bytes asked for per event, counted from just before the events to just after them.
 --threshold T makes sioagent's rule fire for one event in 40/T (the non-firing path: --threshold 1).
+--in-flight N,M,... runs sioagent once per value of `spool.in_flight` (clients named
+sioagent-ifN), interleaved with the others: with --ack, 1 is the one-at-a-time outbox of before
+the window.
 --log adds a `log` action to the rule (to a file in the work directory), so that each alert
 also writes a line.
 
@@ -308,6 +311,7 @@ async def main():
                         help="sioagent's rule fires for level < THRESHOLD, 1-40 (levels are 0-39: 20 fires for half "
                              "the events, 1 for one in 40); the AsyncClient always uses 20, so use with --clients sioagent")
     parser.add_argument("--log", action="store_true", help="each alert also writes a log line (a log action)")
+    parser.add_argument("--in-flight", help="comma-separated spool.in_flight values: one sioagent run per value")
     args = parser.parse_args()
     if not 1 <= args.threshold <= 40:
         parser.error("--threshold must be 1-40 (the run ends when every expected alert has arrived)")
@@ -346,10 +350,19 @@ async def main():
                 if args.metrics:
                     with open(cfg, "a") as f:
                         f.write(f"metrics: {{listen: 127.0.0.1:{free_port()}, textfile: {os.path.join(work, 'sioagent.prom')}, interval: 5s}}\n")
-                agent += ["--config", cfg]
                 python = [sys.executable, os.path.join(HERE, "py_agent.py"), url, transport] + (["ack"] if args.ack else [])
-                for name, argv in (("sioagent", agent), ("python", python)):
-                    if name not in clients or (args.no_python and name == "python"):
+                runs = []
+                for window in (args.in_flight.split(",") if args.in_flight else [None]):
+                    if window is None:
+                        runs.append(("sioagent", agent + ["--config", cfg]))
+                        continue
+                    windowed = os.path.join(work, f"{transport}-if{window}.yaml")
+                    with open(cfg) as f, open(windowed, "w") as g:
+                        g.write(f.read() + f"spool: {{dir: {os.path.join(work, 'spool')}, in_flight: {int(window)}}}\n")
+                    runs.append((f"sioagent-if{int(window)}", agent + ["--config", windowed]))
+                runs.append(("python", python))
+                for name, argv in runs:
+                    if name.split("-if")[0] not in clients or (args.no_python and name == "python"):
                         continue
                     tag = f"{transport}-{'flood' if not rate else rate}{'-ack' if args.ack else ''}"
                     perf = os.path.join(os.path.abspath(args.perf), f"perf-{tag}.data") if args.perf and name == "sioagent" else None
@@ -363,27 +376,28 @@ async def main():
     print()
     print(f"{args.events} events per run, {args.rounds} round(s), paced = {args.rate}/s, "
           f"{'emit with ack: 5s' if args.ack else 'emit without ack'}; load = 1-min load average during the run")
-    header = f"{'transport':10} {'mode':8} {'client':9} {'events/s':>9} {'alerts':>13} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/10k':>10} {'idle MB':>8} {'peak MB':>8} {'load':>5} {'instr/event':>11}"
+    header = f"{'transport':10} {'mode':8} {'client':14} {'events/s':>9} {'alerts':>13} {'p50 ms':>8} {'p99 ms':>8} {'CPU s/10k':>10} {'idle MB':>8} {'peak MB':>8} {'load':>5} {'instr/event':>11}"
     print(header)
     print("-" * len(header))
     for r in results:
         print(
-            f"{r['transport']:10} {r['mode']:8} {r['client']:9} {r['events_per_s']:9.0f} {r['alerts']:>13} "
+            f"{r['transport']:10} {r['mode']:8} {r['client']:14} {r['events_per_s']:9.0f} {r['alerts']:>13} "
             f"{r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['cpu_per_10k']:10.3f} {r['idle_mb']:8.1f} {r['peak_mb']:8.1f} {r['load']:5.1f} "
             f"{r['instructions_per_event'] or 0:11.0f}"
         )
     print()
     print("ratios (python / sioagent; higher is better for sioagent):")
+    agents = sorted({r["client"] for r in results if r["client"] != "python"})
     for transport in args.transports.split(","):
-        for mode in (f"{args.rate}/s", "flood"):
-            a = [r for r in results if r["client"] == "sioagent" and r["transport"] == transport and r["mode"] == mode]
+        for mode, agent_name in ((m, c) for m in (f"{args.rate}/s", "flood") for c in agents):
+            a = [r for r in results if r["client"] == agent_name and r["transport"] == transport and r["mode"] == mode]
             p = [r for r in results if r["client"] == "python" and r["transport"] == transport and r["mode"] == mode]
             if not a or not p:
                 continue
             def avg(rs, k):
                 return sum(r[k] for r in rs) / len(rs)
             print(
-                f"  {transport:10} {mode:8} CPU/event {avg(p, 'cpu_per_10k') / max(avg(a, 'cpu_per_10k'), 1e-9):5.1f}x   "
+                f"  {transport:10} {mode:8} {agent_name:14} CPU/event {avg(p, 'cpu_per_10k') / max(avg(a, 'cpu_per_10k'), 1e-9):5.1f}x   "
                 f"p99 {avg(p, 'p99_ms') / avg(a, 'p99_ms'):5.2f}x   idle RSS {avg(p, 'idle_mb') / avg(a, 'idle_mb'):4.1f}x"
             )
     traced = [r for r in results if r.get("syscalls_per_event")]
@@ -405,7 +419,7 @@ async def main():
             print(f"  {r['transport']:10} {r['mode']:8} {a['allocations']:.2f} allocations, {a['bytes']:.0f} bytes")
     if os.path.exists(args.sioagent):
         print(f"sioagent binary: {os.path.getsize(args.sioagent) / 1e6:.1f} MB ({args.sioagent})")
-        idle_run = [r["idle_mb"] for r in results if r["client"] == "sioagent"]
+        idle_run = [r["idle_mb"] for r in results if r["client"].startswith("sioagent")]
         if idle_run:
             print(f"idle RSS of `sioagent run` (after connecting): {statistics.median(idle_run):.1f} MB")
         print(f"idle RSS of `sioagent listen` (websocket): {await listen_idle_rss(args.sioagent, url):.1f} MB")

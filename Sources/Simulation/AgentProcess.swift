@@ -21,26 +21,24 @@ final class AgentProcess {
     /// Spool and `failed/` jobs waiting for the writer thread.
     var writerJobs: [WriterJob] = []
     var writerBusy = false
-    /// The client: connection generation, phase, namespaces up, acks awaited.
-    var connection = 0
-    var phase: Phase = .waiting
-    var connectedNamespaces: Set<String> = []
-    var backoff: ReconnectBackoff
-    var awaitingAck: [OutboxSend: (token: Int, item: SpoolItem)] = [:]
-    var ackTokens = 0
-    /// Handshakes since this run started (monotonic ns), for the backoff bound.
-    var handshakes: [Int64] = []
+    /// The client: the real ``ClientStateMachine`` and, while a session opens or is open, the
+    /// real ``EngineStateMachine``; the simulation is their shell (World+Client.swift).
+    var client: ClientStateMachine
+    var session: EngineStateMachine?
+    /// The armed timers of the client machine, by name: a fired event whose token is not the
+    /// armed one was cancelled.
+    var timers: [ClientStateMachine.Timer: Int] = [:]
+    var timerTokens = 0
+    /// The engine's heartbeat timer (one at a time, at `engine.heartbeatDeadline`).
+    var heartbeatToken = 0
+    /// The outbox's sends the client holds, by the machine's emit sequence number (the machine
+    /// keeps the ledger: buffer, ack ids; the shell keeps what each emit carries).
+    var emits: [Int: (send: OutboxSend, item: SpoolItem, token: Int)] = [:]
+    /// Events that came before their namespace's CONNECT answer (bounded, as the client's).
+    var early: [[RuleEvent]]
     /// SIGTERM: when it came, and whether the outbox was told to persist.
     var shutdown: (started: Int64, persisted: Bool)?
     var exited = false
-
-    enum Phase: Equatable {
-        case waiting
-        case handshaking
-        case open
-        /// Open, but nothing passes (the peer stopped answering).
-        case stalled
-    }
 
     enum WriterJob {
         case spool(SpoolItem)
@@ -50,13 +48,12 @@ final class AgentProcess {
         case quarantine(String)
     }
 
-    init(run: Int, outbox: OutboxState, engine: RuleEngine, policy: ReconnectionPolicy) {
+    init(run: Int, outbox: OutboxState, engine: RuleEngine, client: ClientStateMachine) {
         self.run = run
         self.outbox = outbox
         self.engine = engine
         self.persistedStateVersion = engine.stateVersion
-        self.backoff = ReconnectBackoff(policy: policy)
+        self.client = client
+        self.early = Array(repeating: [], count: client.namespaces.count)
     }
-
-    var isConnected: Bool { phase == .open && !exited }
 }

@@ -11,8 +11,8 @@ public enum Mutation: String, CaseIterable, Sendable {
     case batchRelease = "batch-release"
     /// SIGTERM waits for the pending ack instead of `shutdown.timeout`.
     case shutdownWaitsForAck = "shutdown-waits-for-ack"
-    /// The reconnection backoff starts over as soon as a namespace connects (in the simulation's
-    /// client model: the client's state machine is not a value yet).
+    /// The reconnection backoff starts over as soon as a namespace connects (in the client's
+    /// ``ClientStateMachine``).
     case backoffResetAtConnect = "backoff-reset-at-connect"
     /// The outbox forgets `ack:` alerts once they are written.
     case dropAckAlerts = "drop-ack-alerts"
@@ -24,6 +24,8 @@ public enum Mutation: String, CaseIterable, Sendable {
         default: nil
         }
     }
+
+    var client: ClientMutation? { self == .backoffResetAtConnect ? .backoffResetAtConnect : nil }
 }
 
 /// Which faults a seed switches on (swarm testing: each seed picks its own mix and rates).
@@ -33,6 +35,8 @@ struct Faults: CustomStringConvertible {
     var slowAcks = false
     var lostAcks = false
     var kicks = false
+    /// Storms of connections the server closes just after a namespace connects.
+    var flaps = false
     var http400 = false
     var serverRestarts = false
     var slowDisk = false
@@ -45,6 +49,8 @@ struct Faults: CustomStringConvertible {
     var burst = false
     /// Engine.IO v3 (python-socketio 4) rather than v4.
     var v3 = false
+    /// Long-polling rather than WebSocket.
+    var polling = false
 
     init(_ r: inout SplitMix64) {
         drops = r.chance(0.5)
@@ -63,14 +69,16 @@ struct Faults: CustomStringConvertible {
         wallJumps = r.chance(0.3)
         burst = r.chance(0.4)
         v3 = r.chance(0.3)
+        flaps = r.chance(0.3)
+        polling = r.chance(0.5)
     }
 
     var description: String {
         let all: [(String, Bool)] = [
-            ("drops", drops), ("stalls", stalls), ("slow-acks", slowAcks), ("lost-acks", lostAcks), ("kicks", kicks),
+            ("drops", drops), ("stalls", stalls), ("slow-acks", slowAcks), ("lost-acks", lostAcks), ("kicks", kicks), ("flaps", flaps),
             ("http-400", http400), ("server-restarts", serverRestarts), ("slow-disk", slowDisk), ("full-disk", fullDisk),
             ("io-errors", ioErrors), ("sigkill", crashes), ("sigterm", sigterms), ("reloads", reloads),
-            ("wall-jumps", wallJumps), ("bursts", burst), ("v3", v3),
+            ("wall-jumps", wallJumps), ("bursts", burst), ("v3", v3), ("polling", polling),
         ]
         let on = all.filter(\.1).map(\.0)
         return on.isEmpty ? "none" : on.joined(separator: ",")
@@ -86,9 +94,12 @@ struct AgentSettings {
     /// `spool.max_bytes` and `spool.max_memory` (small ones make the byte budgets act).
     var maxBytes = 64 << 20
     var maxMemory = 4 << 20
+    /// `spool.in_flight`.
+    var inFlight = 32
     var retryDelay: Duration = .seconds(5)
     var shutdownTimeout: Duration
     var policy = ReconnectionPolicy()
+    var connectTimeout: Duration = .seconds(20)
     var pingInterval = 5_000
     var pingTimeout = 5_000
     var namespaces: Set<String> = ["/", "/devices"]

@@ -18,6 +18,8 @@ public struct Simulator {
         public var steps: Int
         public var delivered: Int
         public var runs: Int
+        /// A hash of the whole trace: two runs of one seed give the same.
+        public var traceHash: UInt64
     }
 
     public init() {}
@@ -29,8 +31,10 @@ public struct Simulator {
         let violations = world.runToEnd()
         return SeedResult(
             seed: seed, violations: violations,
-            faults: "\(world.faults); max_items \(world.settings.maxItems); shutdown.timeout \(world.settings.shutdownTimeout)",
-            trace: world.trace, steps: world.steps, delivered: world.checker.delivered, runs: world.runs)
+            faults: "\(world.faults); max_items \(world.settings.maxItems); shutdown.timeout \(world.settings.shutdownTimeout); ping \(world.settings.pingInterval / 1000)+\(world.settings.pingTimeout / 1000) s; in_flight \(world.settings.inFlight)"
+                + (world.settings.policy.reconnectAfterServerDisconnect ? "; after_server_disconnect" : ""),
+            trace: world.trace, steps: world.steps, delivered: world.checker.delivered, runs: world.runs,
+            traceHash: world.traceHash)
     }
 
     /// Runs `seeds` on `workers` tasks; failures are printed in seed order, each with its faults

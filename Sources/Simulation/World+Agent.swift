@@ -28,7 +28,7 @@ extension World {
         let failedCount = disk.list(spool.failedDirectory).count
         var configuration = OutboxState.Configuration(
             namespaces: settings.namespaces, maxItems: settings.maxItems, maxBytes: settings.maxBytes, maxMemory: settings.maxMemory,
-            retryDelay: settings.retryDelay)
+            inFlight: settings.inFlight, retryDelay: settings.retryDelay)
         configuration.mutation = mutation?.outbox
         var outbox = OutboxState(configuration: configuration, loaded: loaded, failedCount: failedCount, nextSequence: spool.sequenceAfterLoad)
         let statePath = settings.stateDirectory + "/" + settings.stateFileName
@@ -36,7 +36,11 @@ extension World {
         if let warning { note("start: state file unreadable: \(warning)") }
         let engine = RuleEngine(
             ruleSet: SimulationRules.load(variant: ruleVariant), startTime: wall, namespacesConnected: false, timeZone: "UTC", state: state)
-        let agent = AgentProcess(run: runs, outbox: outbox, engine: engine, policy: settings.policy)
+        var client = ClientStateMachine(
+            namespaces: settings.namespaces.sorted().map { (name: $0, auth: nil) }, policy: settings.policy,
+            connectTimeout: settings.connectTimeout, protocolVersion: faults.v3 ? .v3 : .v4, seed: random.next())
+        client.mutation = mutation?.client
+        let agent = AgentProcess(run: runs, outbox: outbox, engine: engine, client: client)
         self.agent = agent
         note("start #\(runs): \(items.count) alerts in the spool, state \(state.keys.sorted())")
         // The reference reads what the index left on disk, to know which alerts are there.
@@ -54,14 +58,13 @@ extension World {
         perform(actions, agent)
         armEngineTimer(agent)
         // The first connection goes at once.
-        schedule(.reconnect(run: agent.run), after: 0)
+        performClient(agent.client.start(), agent)
     }
 
     func crash(_ agent: AgentProcess) {
         note("SIGKILL")
+        dropSession(agent)
         agent.exited = true
-        agent.phase = .waiting
-        if serverConnection == agent.connection { serverConnection = -1 }
         disk.crash()
         checker.agentStopped(self)
         schedule(.startAgent, after: random.seconds(1, 10))
@@ -91,9 +94,8 @@ extension World {
             if agent.engine.stateVersion != agent.persistedStateVersion { persistState(agent) }
         }
         guard deadline || (agent.shutdown!.persisted && agent.writerJobs.isEmpty && !agent.writerBusy) else { return }
+        dropSession(agent)
         agent.exited = true
-        agent.phase = .waiting
-        if serverConnection == agent.connection { serverConnection = -1 }
         note(agent.writerJobs.isEmpty ? "exited after SIGTERM" : "exited after SIGTERM at the deadline; \(agent.writerJobs.count) writes not done")
         checker.shutdownEnded(self, started: shutdown.started)
         checker.agentStopped(self)
@@ -134,8 +136,23 @@ extension World {
         case .shutdownDeadline(let run):
             guard run == agent.run else { return }
             finishShutdownIfReady(agent, deadline: true)
+        case .clientTimer(let run, let timer, let token, let due):
+            guard run == agent.run else { return }
+            clientTimerFired(agent, timer, token: token, due: due)
+        case .heartbeat(let run, let generation, let token, let due):
+            guard run == agent.run, generation == agent.client.generation else { return }
+            heartbeatFired(agent, token: token, due: due)
+        case .ackTimeout(let run, let seq, let token):
+            guard run == agent.run else { return }
+            ackTimedOut(agent, seq: seq, token: token)
+        case .sendWritten(let run, let generation, let seq):
+            guard run == agent.run else { return }
+            emitWritten(agent, generation: generation, seq: seq)
+        case .sendFailed(let run, let send, let reason):
+            guard run == agent.run else { return }
+            perform(agent.outbox.handle(.sendCompleted(send, .failed(reason, permanent: false))), agent)
         default:
-            handleClient(event, agent)
+            handleServer(event, agent)
         }
         finishShutdownIfReady(agent)
     }
@@ -201,7 +218,7 @@ extension World {
             case .lost(let items, let reason):
                 checker.lost(items, reason)
                 note("outbox lost \(items.count) alerts: \(reason)")
-            case .send(let send, let item): clientSend(send, item, agent)
+            case .send(let send, let item): emitAlert(send, item, agent)
             case .scheduleRetry(let delay): schedule(.outboxRetry(run: agent.run), after: nanoseconds(delay))
             case .cancelRetry: break  // the state ignores a timer it did not arm
             case .schedulePersistRetry(let delay): schedule(.outboxPersistRetry(run: agent.run), after: nanoseconds(delay))

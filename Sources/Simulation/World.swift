@@ -16,15 +16,22 @@ final class World {
         case statePersist(run: Int)
         case outboxRetry(run: Int)
         case outboxPersistRetry(run: Int)
-        case reconnect(run: Int)
-        case handshakeReply(run: Int, connection: Int)
-        case connectionLost(run: Int, connection: Int, reason: String)
-        case stable(run: Int, connection: Int)
-        case frameAtServer(run: Int, connection: Int, send: OutboxSend, item: SpoolItem)
-        case ackAtClient(run: Int, connection: Int, send: OutboxSend)
-        case ackTimeout(run: Int, send: OutboxSend, token: Int)
-        case sendWritten(run: Int, send: OutboxSend)
+        // The client's shell.
+        case clientTimer(run: Int, timer: ClientStateMachine.Timer, token: Int, due: Int64)
+        case heartbeat(run: Int, generation: Int, token: Int, due: Int64)
+        case transportLost(run: Int, generation: Int, reason: DisconnectReason, detail: String, sessionGone: Bool)
+        case ackTimeout(run: Int, seq: Int, token: Int)
+        case sendWritten(run: Int, generation: Int, seq: Int)
         case sendFailed(run: Int, send: OutboxSend, reason: String)
+        // The link: one read (a frame, or with nil the polling body of what waits).
+        case atServer(run: Int, generation: Int, frame: [UInt8]?)
+        case atClient(run: Int, generation: Int, frame: [UInt8]?)
+        // The server.
+        case handshakeAtServer(run: Int, generation: Int)
+        case serverTick(run: Int, generation: Int)
+        case serverAck(run: Int, generation: Int, namespace: String, id: Int)
+        case serverKick(run: Int, generation: Int, namespace: String)
+        case serverDrop(run: Int, generation: Int, reason: String)
         case shutdownSave(run: Int)
         case shutdownDeadline(run: Int)
         case startAgent
@@ -33,7 +40,7 @@ final class World {
     }
 
     enum Fault {
-        case drop, stall, kickStorm, serverRestart, serverBack, crash, crashOnce, sigterm, reload, wallJump, diskFull, diskFree
+        case drop, stall, kickStorm, flapStorm, serverRestart, serverBack, crash, crashOnce, sigterm, reload, wallJump, diskFull, diskFree
     }
 
     let seed: UInt64
@@ -60,10 +67,15 @@ final class World {
     var lastInstant: Int64 = -1
     var nextID = 0
     var wallJumps = 0
-    /// The server: up or restarting, the connection it serves, and its fault switches.
+    /// The server: up or restarting, the connection it serves, its sessions, and its fault
+    /// switches.
     var serverUp = true
-    var serverConnection = -1
+    var link: Link?
+    var serverSessions = 0
     var kickOnConnect = false
+    var flapOnConnect = false
+    /// A hash of every trace line (FNV-1a), to compare two runs of a seed.
+    var traceHash: UInt64 = 0xcbf2_9ce4_8422_2325
 
     var wall: Double { Double(now &+ wallOffset) / 1e9 }
 
@@ -75,7 +87,13 @@ final class World {
         var settings = AgentSettings(maxItems: r.chance(0.5) ? r.int(2...8) : r.int(20...200), shutdownTimeout: .seconds(r.int(1...5)))
         if r.chance(0.3) { settings.maxBytes = r.int(300...3000) }
         if r.chance(0.4) { settings.maxMemory = r.int(0...1500) }
+        settings.policy.reconnectAfterServerDisconnect = r.chance(0.5)
+        // python-socketio's defaults (25 s, 20 s), or short ones that make the heartbeats busy.
+        settings.pingInterval = r.chance(0.5) ? 5_000 : 25_000
+        settings.pingTimeout = r.chance(0.5) ? 5_000 : 20_000
         if mutation == .stateInSpool { settings.stateDirectory = settings.spoolDirectory }
+        // `spool.in_flight` from the seed, not drawn (the draws stay as they were).
+        settings.inFlight = [32, 32, 8, 1][Int(seed % 4)]
         self.settings = settings
         disk = SimulatedDisk(seed: r.next())
         disk.ioErrorRate = faults.ioErrors ? 0.05 : 0
@@ -117,7 +135,10 @@ final class World {
 
     func note(_ text: String) {
         if trace.count >= traceCapacity { trace.removeFirst(trace.count - traceCapacity + 1) }
-        trace.append("t=\(seconds(now)) \(text)")
+        let line = "t=\(seconds(now)) \(text)"
+        for byte in line.utf8 { traceHash = (traceHash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        traceHash = (traceHash ^ 0x0a) &* 0x100_0000_01b3
+        trace.append(line)
     }
 
     func seconds(_ t: Int64) -> String {
@@ -129,12 +150,15 @@ final class World {
         switch event {
         case .startAgent: startAgent()
         case .inject(let name, let namespace):
+            // The last 10 healed minutes bring no new traffic: what was kept must get through.
+            guard now < end + 10 * 60 * 1_000_000_000 else { return }
             inject(name, namespace)
             if !healing {
                 let gap: (Double, Double) = name == "mark" ? (10, 600) : name == "ping" ? (5, 60) : (1, 40)
                 schedule(.inject(name: name, namespace: namespace), after: random.seconds(gap.0, gap.1))
             }
         case .burst:
+            guard now < end + 10 * 60 * 1_000_000_000 else { return }
             for _ in 0..<random.int(10...40) { inject("reading", random.chance(0.5) ? "/" : "/devices") }
             if faults.burst && !healing { schedule(.burst, after: random.seconds(300, 1800)) }
         case .fault(let fault):
@@ -160,7 +184,7 @@ final class World {
     private func scheduleFaults() {
         let f = faults
         let pairs: [(Bool, Fault, Double, Double)] = [
-            (f.drops, .drop, 30, 900), (f.stalls, .stall, 60, 1800), (f.kicks, .kickStorm, 120, 1800),
+            (f.drops, .drop, 30, 900), (f.stalls, .stall, 60, 1800), (f.kicks, .kickStorm, 120, 1800), (f.flaps, .flapStorm, 60, 1200),
             (f.serverRestarts, .serverRestart, 300, 3600), (f.crashes, .crash, 60, 1800), (f.sigterms, .sigterm, 120, 2400),
             (f.reloads, .reload, 60, 1200), (f.wallJumps, .wallJump, 300, 3600), (f.fullDisk, .diskFull, 120, 1800),
         ]
@@ -172,45 +196,38 @@ final class World {
     }
 
     private func inject(_ name: String, _ namespace: String) {
-        // The server emits only to a connected client.
-        guard let agent, agent.isConnected, agent.shutdown == nil, agent.connectedNamespaces.contains(namespace) else { return }
-        nextID += 1
-        let id = (name == "mark" ? "m" : name == "ping" ? "p" : "a") + String(nextID)
-        let event = RuleEvent(namespace: namespace, name: name, args: [.object(["id": .string(id)])])
-        note("event \(name) \(namespace) id=\(id)")
-        performRules(agent.engine.handle(event, at: wall), agent)
-        afterRules(agent)
+        serverEmit(name, namespace)
     }
 
     private func apply(_ fault: Fault) {
         switch fault {
         case .drop:
-            if let agent, agent.phase == .open || agent.phase == .stalled {
-                schedule(.connectionLost(run: agent.run, connection: agent.connection, reason: "transport closed"), after: 0)
+            if let link, link.sid != nil {
+                note("the connection drops")
+                serverDrop(link, "transport closed")
             }
             reschedule(.drop, 30, 900)
         case .stall:
-            if let agent, agent.phase == .open {
-                agent.phase = .stalled
+            if let link, link.sid != nil, !link.stalled {
+                link.stalled = true
                 note("connection stalls")
-                let timeout = Int64(settings.pingInterval + settings.pingTimeout) * 1_000_000
-                schedule(.connectionLost(run: agent.run, connection: agent.connection, reason: "ping timeout"), after: timeout)
             }
             reschedule(.stall, 60, 1800)
         case .kickStorm:
             kickOnConnect.toggle()
             note(kickOnConnect ? "server kicks every namespace at connect" : "server stops kicking")
-            if let agent, kickOnConnect, agent.phase == .open {
-                schedule(.connectionLost(run: agent.run, connection: agent.connection, reason: "namespace kicked"), after: 0)
+            if let link, kickOnConnect, link.sid != nil {
+                for namespace in link.namespaces.sorted() { kick(namespace, link) }
             }
             if kickOnConnect { schedule(.fault(.kickStorm), after: random.seconds(20, 120)) } else { reschedule(.kickStorm, 120, 1800) }
+        case .flapStorm:
+            flapOnConnect.toggle()
+            note(flapOnConnect ? "server closes each connection just after a namespace connects" : "server stops closing connections")
+            if flapOnConnect { schedule(.fault(.flapStorm), after: random.seconds(20, 120)) } else { reschedule(.flapStorm, 120, 1800) }
         case .serverRestart:
             serverUp = false
-            serverConnection = -1
             note("server restarts (sessions lost)")
-            if let agent, agent.phase == .open || agent.phase == .stalled {
-                schedule(.connectionLost(run: agent.run, connection: agent.connection, reason: "server restart"), after: 0)
-            }
+            if let link, link.sid != nil { serverDrop(link, "connection reset (server restart)") }
             schedule(.fault(.serverBack), after: random.seconds(1, 30))
         case .serverBack:
             serverUp = true
@@ -257,11 +274,9 @@ final class World {
         note("heal: faults off")
         serverUp = true
         kickOnConnect = false
+        flapOnConnect = false
         disk.full = false
         disk.ioErrorRate = 0
-        if let agent, agent.exited == false, agent.phase == .stalled {
-            schedule(.connectionLost(run: agent.run, connection: agent.connection, reason: "ping timeout"), after: 0)
-        }
         if agent == nil || agent!.exited { schedule(.startAgent, after: 0) }
     }
 }

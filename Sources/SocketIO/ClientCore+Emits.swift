@@ -1,7 +1,9 @@
 import NIOCore
+import SIOCore
 
-/// Emits: written at once when their namespace is connected and the transport has room, else
-/// kept in the offline buffer (`.buffered`) or failed (`.direct`); acks matched by id.
+/// Emits: the machine decides (write now, keep in the offline buffer, fail) and keeps the
+/// bookkeeping (ClientStateMachine+Emits.swift); the shell keeps each emit's data, promises and
+/// ack timer in `handles`, by sequence number, and does the writing.
 extension ClientCore {
     func frames(_ encoded: EncodedSocketIOPacket) -> [OutgoingFrame] {
         var frames = [OutgoingFrame(bytes: encoded.text, isBinary: false)]
@@ -11,45 +13,43 @@ extension ClientCore {
 
     func queueEmit(name: String, args: [JSONValue], namespace: String, written: EventLoopPromise<Void>,
                    ack: EventLoopPromise<[JSONValue]>?, ackTimeout: Duration?, delivery: EmitDelivery) {
-        func refuse(_ error: SocketIOError) {
+        guard !isSocketIOReservedEventName(name) else {
+            written.fail(SocketIOError.reservedEventName(name))
+            ack?.fail(SocketIOError.reservedEventName(name))
+            return
+        }
+        let wantsAck = ack != nil && ackTimeout != nil
+        let room = machine.phase == .open && engine?.hasRoom == true
+        let seq: Int
+        let ackId: Int?
+        let write: Bool
+        var dropped: Int?
+        switch machine.emit(namespace: namespace, delivery: delivery, wantsAck: wantsAck, room: room) {
+        case .refuse(let error):
             written.fail(error)
             ack?.fail(error)
+            return
+        case .write(let s, let id):
+            (seq, ackId, write) = (s, id, true)
+        case .buffer(let s, let id, let d):
+            (seq, ackId, write, dropped) = (s, id, false, d)
         }
-        guard !isSocketIOReservedEventName(name) else { return refuse(.reservedEventName(name)) }
-        guard let i = machine.index(of: ClientStateMachine.normalize(namespace)) else { return refuse(.unknownNamespace(namespace)) }
-        guard machine.phase != .closed else { return refuse(.disconnected) }
-        let status = machine.status(i)
-        if status == .kicked && !machine.kickedNamespacesComeBack { return refuse(.disconnected) }
-        let nsName = machine.namespaces[i].name
-        let writable = status == .connected && machine.phase == .open && engine?.hasRoom == true
-        if delivery == .direct && !writable { return refuse(.notConnected(namespace: nsName)) }
-        let e = Emit(seq: nextSeq, namespace: nsName, name: name, args: args, written: written, delivery: delivery)
-        nextSeq &+= 1
-        if let ack, let ackTimeout {
-            let id = acks.register(e)
-            e.ackId = id
-            e.ack = ack
+        let nsName = machine.index(of: ClientStateMachine.normalize(namespace)).map { machine.namespaces[$0].name } ?? namespace
+        let e = Emit(seq: seq, namespace: nsName, name: name, args: args,
+                     ackId: ackId, written: written, ack: wantsAck ? ack : nil)
+        handles[seq] = e
+        if wantsAck, let ackTimeout {
             e.ackTimer = loop.assumeIsolated().scheduleTask(in: TimeAmount(saturating: ackTimeout)) { [self] in
-                guard acks[id] === e else { return }
-                acks.resolve(id)
-                e.finished = true
-                if e.inBuffer { removeFromBuffer(e) }
-                if !e.writtenDone {
-                    e.writtenDone = true
-                    e.written.fail(SocketIOError.ackTimeout)
-                }
-                e.ack?.fail(SocketIOError.ackTimeout)
+                guard machine.ackTimedOut(seq) else { return }
+                settle(seq, .ackTimeout)
             }
         }
-        if delivery == .direct || (writable && (buffer.isEmpty || !buffer.contains(namespace: nsName))) {
-            write(e)
-        } else {
-            enqueue(e)
-        }
+        if let dropped { droppedFromBuffer(dropped) }
+        if write { self.write(e) }
     }
 
     private func write(_ e: Emit) {
-        guard let engine else { return enqueue(e) }
+        guard let engine else { return writeFailed(e.seq) }
         var data: [JSONValue] = [.string(e.name)]
         data.append(contentsOf: e.args)
         let encoded = SocketIOCodec.encode(
@@ -58,50 +58,44 @@ extension ClientCore {
         )
         let promise = loop.makePromise(of: Void.self)
         engine.send(frames(encoded), promise: promise)
+        let seq = e.seq
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             switch result {
             case .success:
-                if !e.writtenDone {
-                    e.writtenDone = true
-                    e.written.succeed()
-                }
+                guard let e = handles[seq] else { return }
+                e.succeedWritten()
+                if machine.emitWritten(seq) { handles[seq] = nil }
             case .failure:
-                // The session ended before the packet was written: keep it for the next one.
-                if !e.finished && !e.inBuffer {
-                    if machine.phase == .closed {
-                        finish(e, .disconnected)
-                    } else {
-                        enqueue(e)
-                    }
-                }
+                writeFailed(seq)
             }
         }
     }
 
-    /// Puts an emit into the offline buffer, in emit order; drops the oldest beyond the limit.
-    /// A `.direct` emit fails instead: the client does not keep it.
-    func enqueue(_ e: Emit) {
-        if e.delivery == .direct { return finish(e, .disconnected) }
-        e.inBuffer = true
-        if let dropped = buffer.insert(e, seq: e.seq, namespace: e.namespace) {
-            dropped.inBuffer = false
-            logger.warning("offline buffer full; dropping the oldest emit", metadata: [
-                "sio.namespace": "\(dropped.namespace)", "event": "\(dropped.name)",
-                "limit": "\(configuration.offlineBufferLimit)",
-            ])
-            finish(dropped, .bufferOverflow)
+    /// The session ended before the packet was written: the machine keeps it for the next one,
+    /// or it fails.
+    private func writeFailed(_ seq: Int) {
+        switch machine.emitWriteFailed(seq) {
+        case .ignore: break
+        case .fail(let error): settle(seq, error)
+        case .buffered(let dropped): if let dropped { droppedFromBuffer(dropped) }
         }
     }
 
-    private func removeFromBuffer(_ e: Emit) {
-        buffer.remove(seq: e.seq)
-        e.inBuffer = false
+    func droppedFromBuffer(_ seq: Int) {
+        if let e = handles[seq] {
+            logger.warning("offline buffer full; dropping the oldest emit", metadata: [
+                "sio.namespace": "\(e.namespace)", "event": "\(e.name)",
+                "limit": "\(configuration.offlineBufferLimit)",
+            ])
+        }
+        settle(seq, .bufferOverflow)
     }
 
-    func finish(_ e: Emit, _ error: SocketIOError) {
-        e.finished = true
+    /// Fails the emit's promises (those not completed yet) and forgets it.
+    func settle(_ seq: Int, _ error: SocketIOError) {
+        machine.forgetEmit(seq)
+        guard let e = handles.removeValue(forKey: seq) else { return }
         e.ackTimer?.cancel()
-        if let id = e.ackId, acks[id] === e { acks.resolve(id) }
         if !e.writtenDone {
             e.writtenDone = true
             e.written.fail(error)
@@ -109,44 +103,30 @@ extension ClientCore {
         e.ack?.fail(error)
     }
 
-    /// Writes the buffered emits of `namespace`, in order, as far as the transport takes them;
+    /// Writes the buffered emits of namespace `i`, in order, as far as the session takes them;
     /// the rest goes when the engine reports `.drained`.
-    func flushBuffer(namespace: String) {
-        guard let engine, buffer.contains(namespace: namespace) else { return }
-        let send = buffer.take(namespace: namespace)
-        logger.debug("sending buffered emits", metadata: ["sio.namespace": "\(namespace)", "count": "\(send.count)"])
-        for e in send {
-            e.inBuffer = false
-            if engine.hasRoom {
-                write(e)
-            } else {
-                enqueue(e)
-            }
+    func flushBuffer(namespace i: Int) {
+        guard let engine, machine.hasBuffered(namespace: i) else { return }
+        var count = 0
+        while engine.hasRoom, let next = machine.nextBuffered(namespace: i) {
+            count += 1
+            if let e = handles[next.seq] { write(e) }
         }
+        logger.debug("sent buffered emits", metadata: ["sio.namespace": "\(machine.namespaces[i].name)", "count": "\(count)"])
     }
 
-    func failEmits(namespace: String, error: SocketIOError) {
-        for e in buffer.take(namespace: namespace) {
-            e.inBuffer = false
-            finish(e, error)
-        }
-        for e in acks.elements where e.namespace == namespace { finish(e, error) }
+    func failEmits(namespace i: Int, error: SocketIOError) {
+        for seq in machine.removeEmits(namespace: i) { settle(seq, error) }
     }
 
     /// The server acknowledged an emit.
-    func acknowledged(_ packet: SocketIOPacket, namespace: String) {
-        guard let id = packet.id, let e = acks[id], e.namespace == namespace else {
-            logger.debug("ignoring an unknown ack", metadata: ["sio.namespace": "\(namespace)", "id": "\(packet.id ?? -1)"])
+    func acknowledged(_ packet: SocketIOPacket, namespace i: Int) {
+        guard let id = packet.id, let seq = machine.acknowledged(id: id, namespace: i), let e = handles.removeValue(forKey: seq) else {
+            logger.debug("ignoring an unknown ack", metadata: ["sio.namespace": "\(machine.namespaces[i].name)", "id": "\(packet.id ?? -1)"])
             return
         }
-        acks.resolve(id)
         e.ackTimer?.cancel()
-        e.finished = true
-        if e.inBuffer { removeFromBuffer(e) }
-        if !e.writtenDone {
-            e.writtenDone = true
-            e.written.succeed()
-        }
+        e.succeedWritten()
         e.ack?.succeed(packet.data?.arrayValue ?? [])
     }
 }

@@ -3,8 +3,9 @@ import Logging
 import NIOCore
 
 /// The shell of the client on its event loop: it feeds inputs to ``ClientStateMachine`` and
-/// carries out the actions after each update, and owns what the machine does not (the Engine.IO
-/// session, timers, promises, the offline buffer and the ack table).
+/// carries out the actions after each update, and owns what the machine does not: the Engine.IO
+/// session, timers, and each emit's data, promises and ack timer (``handles``; which emits wait
+/// in the offline buffer or for an ack is the machine's).
 ///
 /// Inputs never nest: one that arrives while another is handled (the event hook calling `send`,
 /// an engine event raised by a write) runs right after it, in order (``busy``, ``deferred``).
@@ -18,27 +19,33 @@ final class ClientCore {
         var earlyDropped = 0
     }
 
+    /// What the shell keeps of an emit the machine still owns: its data, promises and ack timer.
     final class Emit {
         let seq: Int
         let namespace: String
         let name: String
         let args: [JSONValue]
-        var ackId: Int?
+        let ackId: Int?
         let written: EventLoopPromise<Void>
         var writtenDone = false
-        var ack: EventLoopPromise<[JSONValue]>?
+        let ack: EventLoopPromise<[JSONValue]>?
         var ackTimer: Scheduled<Void>?
-        var inBuffer = false
-        var finished = false
-        let delivery: EmitDelivery
 
-        init(seq: Int, namespace: String, name: String, args: [JSONValue], written: EventLoopPromise<Void>, delivery: EmitDelivery) {
+        init(seq: Int, namespace: String, name: String, args: [JSONValue], ackId: Int?,
+             written: EventLoopPromise<Void>, ack: EventLoopPromise<[JSONValue]>?) {
             self.seq = seq
             self.namespace = namespace
             self.name = name
             self.args = args
+            self.ackId = ackId
             self.written = written
-            self.delivery = delivery
+            self.ack = ack
+        }
+
+        func succeedWritten() {
+            guard !writtenDone else { return }
+            writtenDone = true
+            written.succeed()
         }
     }
 
@@ -61,9 +68,8 @@ final class ClientCore {
     var engine: EngineSession?
     private var timers: [ClientStateMachine.Timer: Scheduled<Void>] = [:]
     var data: [NamespaceData]
-    var buffer: OfflineBuffer<Emit>
-    var acks = AckTable<Emit>()
-    var nextSeq = 0
+    /// The emits the machine still owns, by sequence number.
+    var handles: [Int: Emit] = [:]
     var waiters: [Int: Waiter] = [:]
     var nextWaiterId = 0
     var assembler = SocketIOBinaryAssembler()
@@ -84,12 +90,12 @@ final class ClientCore {
         self.machine = ClientStateMachine(
             namespaces: configuration.namespaces.map { (name: $0.key, auth: $0.value ?? nil) },
             policy: configuration.reconnection, connectTimeout: configuration.connectTimeout,
-            protocolVersion: configuration.protocolVersion, seed: UInt64.random(in: 0...UInt64.max))
+            protocolVersion: configuration.protocolVersion, seed: UInt64.random(in: 0...UInt64.max),
+            offlineBufferLimit: configuration.offlineBufferLimit)
         if case .success(let engineSettings) = settings {
             machine.connectTimeoutDetail = ConnectionErrorWording.handshakeTimeout(engineSettings.target)
         }
         self.data = Array(repeating: NamespaceData(), count: machine.namespaces.count)
-        self.buffer = OfflineBuffer(limit: configuration.offlineBufferLimit)
     }
 
     var generation: Int { machine.generation }
@@ -138,7 +144,7 @@ final class ClientCore {
 
     // MARK: Actions
 
-    private func perform(_ actions: [ClientStateMachine.Action]) {
+    func perform(_ actions: [ClientStateMachine.Action]) {
         for action in actions {
             switch action {
             case .openEngine(let generation, let revision):
@@ -163,7 +169,7 @@ final class ClientCore {
             case .deliver(let event):
                 deliver(event)
             case .flushBuffer(let i):
-                flushBuffer(namespace: machine.namespaces[i].name)
+                flushBuffer(namespace: i)
             case .deliverEarlyEvents(let i):
                 let early = data[i].early
                 data[i].early = []
@@ -171,12 +177,14 @@ final class ClientCore {
             case .dropEarlyEvents(let i):
                 data[i] = NamespaceData()
             case .failEmits(let i, let error):
-                failEmits(namespace: machine.namespaces[i].name, error: error)
+                failEmits(namespace: i, error: error)
             case .requeueUnacknowledged:
                 engine = nil
                 assembler.reset()
                 // Emits written on the lost session and still waiting for an ack are sent again.
-                for e in acks.elements where !e.inBuffer && !e.finished { enqueue(e) }
+                for (seq, error) in machine.requeueUnacknowledged() {
+                    if error == .bufferOverflow { droppedFromBuffer(seq) } else { settle(seq, error) }
+                }
             case .succeedWaiters(let i):
                 succeedWaiters(namespace: i)
             case .failWaiters(let error, let i, let onlyFailFast):
@@ -189,7 +197,7 @@ final class ClientCore {
         }
     }
 
-    private func deliver(_ event: SocketIOClientEvent) {
+    func deliver(_ event: SocketIOClientEvent) {
         hook?(event)
         subscribers.yield(event)
     }
@@ -234,7 +242,7 @@ final class ClientCore {
         case .drained:
             // The transport takes writes again: what waited in the buffer goes first.
             for i in machine.namespaces.indices where machine.status(i) == .connected {
-                flushBuffer(namespace: machine.namespaces[i].name)
+                flushBuffer(namespace: i)
             }
         }
     }
@@ -262,111 +270,9 @@ final class ClientCore {
     private func terminate(_ error: SocketIOError) {
         for timer in timers.values { timer.cancel() }
         timers = [:]
-        for e in buffer.removeAll() {
-            e.inBuffer = false
-            finish(e, .disconnected)
-        }
-        for e in acks.elements { finish(e, .disconnected) }
+        for seq in machine.removeAllEmits() { settle(seq, .disconnected) }
         failWaiters(error)
         subscribers.finish()
-    }
-
-    // MARK: Receiving
-
-    private func receive(_ packet: EngineIOPacket) {
-        if packet.isBinary {
-            do {
-                if let complete = try assembler.add(packet.payload) { handle(complete) }
-            } catch {
-                logger.warning("ignoring binary data", metadata: ["error": "\(error)"])
-            }
-            return
-        }
-        let decoded: SocketIOPacket
-        do {
-            let payload = packet.payload
-            decoded = try payload.withUnsafeBytes { bytes throws(SocketIOParseError) in try SocketIOCodec.decode(bytes, keeping: payload) }
-        } catch {
-            // Socket.IO v2 ERROR packets may carry a list or nothing.
-            guard machine.revision == .eio3, let legacy = SocketIO2.decodeError(packet.payload) else {
-                logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
-                return
-            }
-            decoded = legacy
-        }
-        if assembler.isAssembling {
-            logger.warning("a text packet arrived while binary attachments were expected; dropping the binary packet")
-            assembler.reset()
-        }
-        if decoded.type == .binaryEvent || decoded.type == .binaryAck {
-            do {
-                if let complete = try assembler.start(decoded) { handle(complete) }
-            } catch {
-                logger.warning("ignoring a malformed binary packet", metadata: ["error": "\(error)"])
-            }
-            return
-        }
-        handle(decoded)
-    }
-
-    private func handle(_ packet: SocketIOPacket) {
-        guard let i = machine.index(of: packet.namespace) else {
-            logger.debug("ignoring a packet for an unknown namespace", metadata: ["sio.namespace": "\(packet.namespace)"])
-            return
-        }
-        let name = machine.namespaces[i].name
-        switch packet.type {
-        case .event, .binaryEvent:
-            let eventName: String
-            let arguments: JSONArguments
-            if let text = packet.eventText, let first = text.element(0) {
-                eventName = first.stringValue ?? first.description
-                arguments = JSONArguments(text, from: 1)
-            } else {
-                guard case .array(let array) = packet.data, let first = array.first else { return }
-                eventName = first.stringValue ?? first.description
-                arguments = JSONArguments(Array(array.dropFirst()))
-            }
-            var ack: SocketIOAck?
-            if let id = packet.id {
-                ack = SocketIOAck(responder: AckResponder(core: NIOLoopBound(self, eventLoop: loop), namespace: name, id: id, generation: generation))
-            }
-            let event = SocketIOEvent(namespace: name, name: eventName, arguments: arguments, ack: ack)
-            switch machine.status(i) {
-            case .connected: deliver(.event(event))
-            case .connecting: keepEarly(event, namespace: i)
-            default: logger.debug("ignoring an event for a namespace that is not connected", metadata: ["sio.namespace": "\(name)"])
-            }
-        case .ack, .binaryAck:
-            acknowledged(packet, namespace: name)
-        case .connect:
-            if machine.status(i) == .connecting {
-                logger.info("namespace connected", metadata: ["sio.namespace": "\(name)", "sio.sid": "\(packet.data?["sid"]?.stringValue ?? "")"])
-            }
-            perform(machine.namespaceConnected(i))
-        case .connectError:
-            let (message, data) = SocketIO2.refusal(packet.data)
-            perform(machine.namespaceRefused(i, message: message, data: data))
-        case .disconnect:
-            if machine.status(i) == .connected || machine.status(i) == .connecting {
-                // `.direct` emits waiting for an ack here are not kept for the next CONNECT.
-                for e in acks.elements where e.delivery == .direct && e.namespace == name { finish(e, .disconnected) }
-            }
-            perform(machine.namespaceKicked(i))
-        }
-    }
-
-    /// An event that came before the namespace's CONNECT answer, kept (bounded) until then.
-    private func keepEarly(_ event: SocketIOEvent, namespace i: Int) {
-        data[i].early.append(event)
-        guard data[i].early.count > max(configuration.earlyEventLimit, 0) else { return }
-        data[i].early.removeFirst()
-        if data[i].earlyDropped == 0 {
-            logger.warning("too many events before the namespace CONNECT reply; dropping the oldest", metadata: [
-                "sio.namespace": "\(machine.namespaces[i].name)", "limit": "\(configuration.earlyEventLimit)",
-            ])
-        }
-        data[i].earlyDropped &+= 1
     }
 
     // MARK: Facade inputs (each called through `run`)

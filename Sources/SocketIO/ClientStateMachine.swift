@@ -1,8 +1,9 @@
 import Logging
 import SIOCore
 
-/// The Socket.IO connection lifecycle as a value: sessions, namespaces, reconnection backoff and
-/// the stable period. No I/O, no clock, no randomness of its own.
+/// The Socket.IO connection lifecycle as a value: sessions, namespaces, reconnection backoff, the
+/// stable period, and the emits the client owns (the offline buffer and those waiting for an ack,
+/// ClientStateMachine+Emits.swift). No I/O, no clock, no randomness of its own.
 ///
 /// Each input (``start()``, ``engineOpened(pingInterval:)``, a namespace answer, ``engineClosed(reason:detail:sessionGone:refusal:)``,
 /// ``timerFired(_:)``, ``shutdown(graceful:)``) updates the state, then returns the actions the
@@ -12,8 +13,10 @@ import SIOCore
 /// ``timerFired(_:)`` back when one fires. Jitter comes from ``random``, a seeded generator that is
 /// part of the value, so a simulation that seeds it replays the same delays.
 ///
-/// These inputs are rare (connections and namespace answers), so they return an array; the
-/// per-packet and per-emit path of the shell only reads ``phase`` and ``status(_:)``.
+/// These inputs are rare (connections and namespace answers), so they return an array. The
+/// per-emit inputs (``emit(namespace:delivery:wantsAck:room:)``, a write done or failed, an ack,
+/// an ack timeout) return one small value each; the per-packet path only reads ``phase`` and
+/// ``status(_:)``.
 package struct ClientStateMachine {
     package enum Phase: Equatable, Sendable {
         /// Not started yet.
@@ -67,16 +70,18 @@ package struct ClientStateMachine {
         case sendConnect(namespace: Int, implicit: Bool)
         case sendDisconnect(namespace: Int)
         case deliver(SocketIOClientEvent)
-        /// The namespace connected: write what waits for it in the offline buffer, then
-        /// (after `.deliver(.connect)`) the events that arrived before the CONNECT answer.
+        /// The namespace connected: write what waits for it in the offline buffer (taken with
+        /// ``nextBuffered(namespace:)`` while the session has room), then (after
+        /// `.deliver(.connect)`) the events that arrived before the CONNECT answer.
         case flushBuffer(namespace: Int)
         case deliverEarlyEvents(namespace: Int)
         /// Forget the events that arrived before a CONNECT answer that will not come.
         case dropEarlyEvents(namespace: Int)
-        /// Fail the namespace's buffered emits and those waiting for an ack.
+        /// Fail the namespace's buffered emits and those waiting for an ack
+        /// (``removeEmits(namespace:directOnly:)`` takes them out).
         case failEmits(namespace: Int, SocketIOError)
         /// The session is gone: emits written on it and still waiting for an ack are buffered
-        /// again (`.direct` ones fail).
+        /// again (`.direct` ones fail): ``requeueUnacknowledged()`` does it at this point.
         case requeueUnacknowledged
         case succeedWaiters(namespace: Int)
         /// Fail waiters (of one namespace, or all); `onlyFailFast`: only those that asked.
@@ -103,8 +108,8 @@ package struct ClientStateMachine {
     /// Counts sessions; an event of an older session is ignored by the shell.
     package private(set) var generation = 0
     /// Sorted by name (the order of every CONNECT and event they cause).
-    package private(set) var namespaces: [Namespace]
-    package private(set) var backoff: ReconnectBackoff
+    package internal(set) var namespaces: [Namespace]
+    package internal(set) var backoff: ReconnectBackoff
     package var random: Random
     /// The Engine.IO revision of the next session: `auto` starts with 4 and keeps whatever the
     /// server last accepted.
@@ -112,15 +117,21 @@ package struct ClientStateMachine {
     /// Whether `auto` already switched revisions since the last open session.
     private var revisionSwitched = false
     /// The stable timer is scheduled.
-    private var stableArmed = false
+    var stableArmed = false
     /// The session's pingInterval (ms): the stable period.
-    private var pingInterval = 25_000
-    package private(set) var lastError: SocketIOError?
+    var pingInterval = 25_000
+    package internal(set) var lastError: SocketIOError?
     /// What a connect timeout reports, in words (the shell sets it from the server's address).
     package var connectTimeoutDetail = "timed out while connecting"
+    /// The emits the client owns: the offline buffer and those waiting for an ack
+    /// (ClientStateMachine+Emits.swift).
+    package internal(set) var emits: EmitLedger
+    /// A known fault put back on purpose, for the simulation to show that it catches it; nil
+    /// (always) in the client. Read only when a namespace connects.
+    package var mutation: ClientMutation?
 
     package init(namespaces: [(name: String, auth: JSONValue?)], policy: ReconnectionPolicy, connectTimeout: Duration,
-                 protocolVersion: ProtocolVersion, seed: UInt64) {
+                 protocolVersion: ProtocolVersion, seed: UInt64, offlineBufferLimit: Int = 1000) {
         var list: [Namespace] = []
         for (name, auth) in namespaces {
             let name = ClientStateMachine.normalize(name)
@@ -134,6 +145,7 @@ package struct ClientStateMachine {
         self.backoff = ReconnectBackoff(policy: policy)
         self.random = Random(seed: seed)
         self.revision = protocolVersion == .v3 ? .eio3 : .eio4
+        self.emits = EmitLedger(limit: offlineBufferLimit)
     }
 
     package static func normalize(_ namespace: String) -> String {
@@ -151,7 +163,7 @@ package struct ClientStateMachine {
     /// Whether an emit to a kicked namespace may still wait for it.
     package var kickedNamespacesComeBack: Bool { policy.enabled && policy.reconnectAfterServerDisconnect }
 
-    private var anyConnected: Bool { namespaces.contains { $0.status == .connected } }
+    var anyConnected: Bool { namespaces.contains { $0.status == .connected } }
 
     // MARK: Sessions
 
@@ -197,7 +209,7 @@ package struct ClientStateMachine {
         return actions
     }
 
-    private mutating func sendConnect(_ i: Int, implicit: Bool, _ actions: inout [Action]) {
+    mutating func sendConnect(_ i: Int, implicit: Bool, _ actions: inout [Action]) {
         guard phase == .open else { return }
         namespaces[i].status = .connecting
         actions.append(.dropEarlyEvents(namespace: i))
@@ -252,6 +264,10 @@ package struct ClientStateMachine {
             actions.append(.dropEarlyEvents(namespace: i))
             let name = namespaces[i].name
             if namespaces[i].status == .connected { actions.append(.deliver(.disconnect(namespace: name, reason: reason))) }
+            // A kicked namespace that comes back is connected with the next session: the lost
+            // session cancelled its CONNECT retry (python-socketio 4 closes the session when it
+            // kicks `/`).
+            if namespaces[i].status == .kicked && kickedNamespacesComeBack { namespaces[i].status = .idle }
             if namespaces[i].status != .kicked {
                 namespaces[i].status = .idle
                 if !wasOpen { actions.append(.deliver(.connectError(namespace: name, error: error))) }
@@ -287,106 +303,6 @@ package struct ClientStateMachine {
             actions.append(.log(.debug, "reconnecting", ["attempt": "\(attempt)", "delay": "\(delay)"]))
             actions.append(.schedule(.reconnect, delay))
         }
-    }
-
-    // MARK: Namespaces
-
-    /// The server accepted the namespace CONNECT.
-    package mutating func namespaceConnected(_ i: Int) -> [Action] {
-        guard phase == .open, namespaces[i].status == .connecting else { return [] }
-        namespaces[i].status = .connected
-        var actions: [Action] = [.cancel(.namespaceConnect(i))]
-        // The backoff starts over only once a namespace stayed connected for the stable period.
-        if !stableArmed {
-            stableArmed = true
-            actions.append(.schedule(.stable, ReconnectBackoff.stabilityPeriod(pingInterval: pingInterval)))
-        }
-        // What waited in the offline buffer goes out before the hook hears of the connection,
-        // so an emit made from the `connect` hook follows the older ones.
-        actions.append(.flushBuffer(namespace: i))
-        actions.append(.deliver(.connect(namespace: namespaces[i].name)))
-        actions.append(.deliverEarlyEvents(namespace: i))
-        actions.append(.succeedWaiters(namespace: i))
-        return actions
-    }
-
-    /// The server refused the namespace (CONNECT_ERROR).
-    package mutating func namespaceRefused(_ i: Int, message: String, data: JSONValue?) -> [Action] {
-        guard phase == .open, namespaces[i].status == .connecting else { return [] }
-        var actions: [Action] = []
-        connectFailed(i, error: .connectionRefused(namespace: namespaces[i].name, message: message, data: data),
-                      message: "namespace refused", refused: true, &actions)
-        return actions
-    }
-
-    /// A namespace CONNECT was refused or not answered in time: reported, then retried later.
-    /// A refusal fails every waiter of the namespace; a timeout only those that asked to fail fast.
-    private mutating func connectFailed(_ i: Int, error: SocketIOError, message: String, refused: Bool, _ actions: inout [Action]) {
-        namespaces[i].status = .refused
-        lastError = error
-        actions.append(.cancel(.namespaceConnect(i)))
-        actions.append(.dropEarlyEvents(namespace: i))
-        actions.append(.log(.info, message, ["sio.namespace": "\(namespaces[i].name)", "error": "\(error)"]))
-        actions.append(.deliver(.connectError(namespace: namespaces[i].name, error: error)))
-        actions.append(.failWaiters(error, namespace: i, onlyFailFast: !refused))
-        retryNamespace(i, &actions)
-    }
-
-    /// The server disconnected the namespace (DISCONNECT).
-    package mutating func namespaceKicked(_ i: Int) -> [Action] {
-        guard phase == .open, namespaces[i].status == .connected || namespaces[i].status == .connecting else { return [] }
-        namespaces[i].status = .kicked
-        var actions: [Action] = [.cancel(.namespaceConnect(i)), .dropEarlyEvents(namespace: i)]
-        if !anyConnected {
-            // The stable period counts only while some namespace is connected.
-            actions.append(.cancel(.stable))
-            stableArmed = false
-        }
-        let name = namespaces[i].name
-        actions.append(.log(.info, "namespace disconnected by the server", ["sio.namespace": "\(name)"]))
-        actions.append(.deliver(.disconnect(namespace: name, reason: .serverDisconnect)))
-        if kickedNamespacesComeBack {
-            retryNamespace(i, &actions)
-        } else {
-            actions.append(.failEmits(namespace: i, .disconnected))
-            actions.append(.failWaiters(.disconnected, namespace: i, onlyFailFast: false))
-            if namespaces.allSatisfy({ $0.status == .kicked }) { everyNamespaceKicked(&actions) }
-        }
-        return actions
-    }
-
-    /// Every namespace was disconnected by the server (and `reconnectAfterServerDisconnect` is
-    /// off): rather than stay connected to nothing, connect them again on the slow path, or stop.
-    private mutating func everyNamespaceKicked(_ actions: inout [Action]) {
-        guard policy.enabled, policy.whenExhausted == .retrySlowly else {
-            actions.append(.log(.error, "every namespace was disconnected by the server; stopping", [:]))
-            stop(.disconnected, &actions)
-            return
-        }
-        let delay = max(policy.slowDelay, ReconnectBackoff.minimumRepeatDelay)
-        actions.append(.log(.warning, "every namespace was disconnected by the server; connecting them again later", ["delay": "\(delay)"]))
-        actions.append(.schedule(.slow, delay))
-    }
-
-    /// Sends CONNECT again later (a refused, unanswered or kicked namespace), never sooner than
-    /// a second; when the attempts run out, on the slow path or not at all (`whenExhausted`).
-    private mutating func retryNamespace(_ i: Int, _ actions: inout [Action]) {
-        guard policy.enabled else { return }
-        if namespaces[i].refusals < Int.max { namespaces[i].refusals += 1 }
-        let refusals = namespaces[i].refusals
-        var delay = max(policy.delay(forAttempt: refusals, random: random.next()), .seconds(1))
-        if policy.attempts > 0 && refusals > policy.attempts {
-            if policy.whenExhausted == .stop {
-                if !anyConnected {
-                    actions.append(.log(.error, "namespace CONNECT attempts used up and no namespace is connected; stopping",
-                                        ["sio.namespace": "\(namespaces[i].name)"]))
-                    stop(lastError ?? .disconnected, &actions)
-                }
-                return
-            }
-            delay = max(policy.slowDelay, .seconds(1))
-        }
-        actions.append(.schedule(.namespaceRetry(i), delay))
     }
 
     // MARK: Timers
@@ -430,7 +346,7 @@ package struct ClientStateMachine {
     // MARK: Closing
 
     /// Stops for good on the client's own decision (``SocketIOClientEvent/stopped(_:)``).
-    private mutating func stop(_ error: SocketIOError, _ actions: inout [Action]) {
+    mutating func stop(_ error: SocketIOError, _ actions: inout [Action]) {
         guard phase != .closed else { return }
         actions.append(.deliver(.stopped(error)))
         close(graceful: true, &actions)
@@ -471,4 +387,10 @@ package struct ClientStateMachine {
         }
         actions.append(.terminate(error))
     }
+}
+
+/// Known faults the simulation can put back into ``ClientStateMachine`` (never set by the client).
+package enum ClientMutation: String, Sendable, CaseIterable {
+    /// The backoff starts over as soon as a namespace connects, not after the stable period.
+    case backoffResetAtConnect = "backoff-reset-at-connect"
 }

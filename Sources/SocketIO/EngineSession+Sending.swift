@@ -1,69 +1,52 @@
-import DequeModule
 import Logging
 import NIOCore
-import NIOHTTP1
 
-/// The write queue: bounded in units and bytes, written as the transport takes it.
+/// The write backlog (kept in the machine): bounded in units and bytes, written as the
+/// transport takes it.
 extension EngineSession {
+    /// How many more units the write backlog takes before it is full (then `.drained` follows).
+    var room: Int { machine.room() }
+
+    var hasRoom: Bool { room > 0 }
+
     /// Queues frames written together; `promise` completes when they were written (WebSocket) or
     /// the POST that carried them was accepted (polling), and fails if the session ends first or
     /// the write backlog is far beyond its bound (callers check `room` first for emits).
     func send(_ frames: [OutgoingFrame], promise: EventLoopPromise<Void>?) {
         loop.preconditionInEventLoop()
-        guard machine.phase != .closed else {
+        switch machine.enqueue(OutgoingUnit(frames: frames, promise: promise)) {
+        case .queued:
+            flushQueue()
+        case .closed:
             promise?.fail(SocketIOError.transport("session closed"))
-            return
-        }
-        var bytes = 0
-        for f in frames { bytes &+= f.bytes.count }
-        if queue.count >= 4 * Self.backlogUnits || queuedBytes > 4 * payloadLimit {
-            logger.warning("write backlog full; dropping a packet", metadata: ["queued": "\(queue.count)", "bytes": "\(queuedBytes)"])
+        case .full:
+            logger.warning("write backlog full; dropping a packet", metadata: [
+                "queued": "\(machine.backlog.count)", "bytes": "\(machine.backlogBytes)",
+            ])
             promise?.fail(SocketIOError.transport("write backlog full"))
-            return
         }
-        queue.append(Unit(frames: frames, promise: promise, bytes: bytes))
-        queuedBytes &+= bytes
-        flushQueue()
     }
 
-    func dequeued(_ unit: Unit) {
-        queuedBytes &-= unit.bytes
-    }
-
-    /// Reports `.drained` once the backlog that was full is down to half.
-    func checkDrained() {
-        guard backlogWasFull, queue.count <= Self.backlogUnits / 2, queuedBytes <= payloadLimit / 2 else { return }
-        backlogWasFull = false
-        onEvent?(.drained)
-    }
-
+    /// Hands the transport what the backlog holds, while it is writable (the rest waits in the
+    /// machine, bounded, and goes when the transport reports it is writable again); reports
+    /// `.drained` once a backlog that was full is down to half.
     func flushQueue() {
-        guard machine.isOpen, !queue.isEmpty else { return }
-        switch transport {
-        case .websocket(let ws):
-            // Only while the channel is writable: the rest waits here, bounded, and goes out
-            // when the channel reports it is writable again.
-            var wrote = false
-            while ws.isWritable, let unit = queue.popFirst() {
-                dequeued(unit)
-                for (i, frame) in unit.frames.enumerated() {
-                    let promise = i == unit.frames.count - 1 ? unit.promise : nil
-                    if frame.isBinary {
-                        ws.sendBinary(isEIO3 ? EngineIO3Codec.webSocketBinaryFrame(frame.bytes) : frame.bytes, flush: false, promise: promise)
-                    } else {
-                        ws.sendText(frame.bytes, flush: false, promise: promise)
-                    }
+        guard let transport, machine.canWrite, !machine.backlog.isEmpty else { return }
+        let wrapBinary = isEIO3 && transport.kind == .websocket
+        var wrote = false
+        while transport.isWritable, let unit = machine.nextUnit() {
+            for (i, frame) in unit.frames.enumerated() {
+                let promise = i == unit.frames.count - 1 ? unit.promise : nil
+                if frame.isBinary {
+                    transport.sendBinary(wrapBinary ? EngineIO3Codec.webSocketBinaryFrame(frame.bytes) : frame.bytes, flush: false, promise: promise)
+                } else {
+                    transport.sendText(frame.bytes, flush: false, promise: promise)
                 }
-                wrote = true
             }
-            if wrote {
-                ws.flush()
-                checkDrained()
-            }
-        case .polling(_, let post):
-            flushPost(on: post)
-        case .upgrading, .none:
-            return
+            wrote = true
         }
+        guard wrote else { return }
+        transport.flush()
+        if machine.drained() { onEvent?(.drained) }
     }
 }

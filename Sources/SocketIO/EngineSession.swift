@@ -3,8 +3,11 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-/// One Engine.IO session (handshake, transports, upgrade, heartbeat, write queue). Lives on its
-/// event loop; every method must be called there. Reports to its owner through `onEvent`.
+/// One Engine.IO session: the shell of ``EngineStateMachine``. It feeds the machine what the
+/// transports and timers report and carries out its decisions: the handshake, the upgrade probe
+/// (EngineSession+Upgrade.swift), the heartbeat, and the write backlog (EngineSession+Sending.swift,
+/// kept in the machine). Polling and WebSocket are both an ``EngineTransport``. Lives on its event
+/// loop; every method must be called there. Reports to its owner through `onEvent`.
 final class EngineSession {
     enum Event {
         case open(EngineIOHandshake)
@@ -17,25 +20,8 @@ final class EngineSession {
         case refused(HandshakeRefusal)
     }
 
-    /// The transport in use. The upgrade probe belongs to the session: it is closed with it.
-    enum Transport {
-        case none
-        case polling(get: HTTPLane, post: HTTPLane)
-        /// Polling is paused while the probe WebSocket answers `3probe`.
-        case upgrading(get: HTTPLane, post: HTTPLane, probe: any EngineTransport)
-        case websocket(any EngineTransport)
-    }
-
-    /// A group of frames written together (a Socket.IO packet and its attachments).
-    struct Unit {
-        var frames: [OutgoingFrame]
-        var sent = 0
-        var promise: EventLoopPromise<Void>?
-        var bytes: Int
-    }
-
     /// Units queued beyond which `room` is zero, whatever their size.
-    static let backlogUnits = 1024
+    static let backlogUnits = EngineStateMachine.backlogUnits
     /// Largest ping payload echoed in a pong; a longer one is answered with an empty pong.
     static let maxPongPayload = 64
 
@@ -45,17 +31,16 @@ final class EngineSession {
     var logger: Logger
     var onEvent: ((Event) -> Void)?
 
-    /// The handshake, upgrade and heartbeat decisions (the dialect is chosen once, in `init`).
+    /// The handshake, upgrade, heartbeat and backlog decisions (the dialect is chosen once, in `init`).
     var machine: EngineStateMachine
     var started = false
     /// The session ended (torn down): nothing more is reported.
     var closedReported = false
     var handshake: EngineIOHandshake? { machine.handshake }
-    var transport = Transport.none
-    var queue = Deque<Unit>()
-    var queuedBytes = 0
-    var backlogWasFull = false
-    var postInFlight = 0
+    /// The transport packets flow on (polling until an upgrade completes, or the WebSocket).
+    var transport: (any EngineTransport)?
+    /// The upgrade probe while it runs; it is closed with the session.
+    var probe: (any EngineTransport)?
     /// The one heartbeat timer, at `machine.heartbeatDeadline`.
     var heartbeatTimer: Scheduled<Void>?
     var upgradeTimer: Scheduled<Void>?
@@ -64,11 +49,11 @@ final class EngineSession {
     /// Bytes accepted in one polling body, WebSocket message or packet's attachments.
     var payloadLimit: Int { machine.payloadLimit }
 
-    /// Makes the message transport (WebSocket, or an in-memory pair in tests).
+    /// Makes the transports (tests pass ends of `InMemoryTransport` pairs).
     let transportFactory: EngineTransportFactory?
 
-    /// `transports` replaces the WebSocket (tests pass one end of an `InMemoryTransport` pair);
-    /// time is the loop's (`loop.now`), so a test loop's clock drives the heartbeat.
+    /// `transports` replaces polling and the WebSocket (tests pass ends of `InMemoryTransport`
+    /// pairs); time is the loop's (`loop.now`), so a test loop's clock drives the heartbeat.
     init(loop: any EventLoop, settings: EngineSettings, cookies: CookieStore, logger: Logger,
          transports: EngineTransportFactory? = nil) {
         self.loop = loop
@@ -81,10 +66,7 @@ final class EngineSession {
     }
 
     var isOpen: Bool { machine.isOpen }
-    var transportName: String {
-        if case .websocket = transport { return "websocket" }
-        return "polling"
-    }
+    var transportName: String { transport?.kind.rawValue ?? TransportKind.polling.rawValue }
 
     /// The byte limit for a server that announced `maxPayload`: its value, at least 64 KiB (some
     /// servers announce less than they send), at most `ceiling`.
@@ -92,29 +74,25 @@ final class EngineSession {
         EngineStateMachine.payloadLimit(maxPayload: maxPayload, ceiling: ceiling)
     }
 
-    /// How many more units the write queue takes before it is full (then `.drained` follows).
-    var room: Int {
-        let units = Self.backlogUnits - queue.count
-        guard units > 0, queuedBytes < payloadLimit else {
-            backlogWasFull = true
-            return 0
-        }
-        return units
-    }
-
-    var hasRoom: Bool { room > 0 }
-
     // MARK: Opening
 
     func open() {
         loop.preconditionInEventLoop()
         guard !started else { return }
         started = true
-        if settings.mode == .websocket {
-            openWebSocketDirectly()
-        } else {
-            openPolling()
-        }
+        let kind: TransportKind = settings.mode == .websocket ? .websocket : .polling
+        let main = makeTransport(kind)
+        transport = main
+        attachMain(main)
+        main.open(uri: uri(transport: kind.rawValue, sid: nil), headers: headers())
+            .assumeIsolated().whenFailure { [weak self] error in
+                guard let self, machine.phase == .opening else { return }
+                if let refusal = error as? HandshakeRefusal {
+                    refuse(refusal)
+                } else {
+                    fail(.transportError, describeIOError(error))
+                }
+            }
     }
 
     func uri(transport: String, sid: String?) -> String {
@@ -142,45 +120,48 @@ final class EngineSession {
         return h
     }
 
-    func makeWebSocket() -> any EngineTransport {
-        if let transportFactory { return transportFactory(payloadLimit) }
-        let ws = WebSocketConnection(loop: loop, target: settings.target, maxMessageSize: payloadLimit)
-        let (cookies, logger) = (self.cookies, self.logger)
-        ws.onUpgradeResponse = { head in cookies.absorb(head.headers, logger: logger) }
-        return ws
+    func makeTransport(_ kind: TransportKind) -> any EngineTransport {
+        if let transportFactory { return transportFactory(kind, payloadLimit) }
+        switch kind {
+        case .polling:
+            return PollingTransport(loop: loop, target: settings.target, revision: settings.revision,
+                                    cookies: cookies, logger: logger, maxBodySize: payloadLimit)
+        case .websocket:
+            let ws = WebSocketConnection(loop: loop, target: settings.target, maxMessageSize: payloadLimit)
+            let (cookies, logger) = (self.cookies, self.logger)
+            ws.onUpgradeResponse = { head in cookies.absorb(head.headers, logger: logger) }
+            return ws
+        }
     }
 
-    func openWebSocketDirectly() {
-        let ws = makeWebSocket()
-        transport = .websocket(ws)
-        attachMain(ws)
-        ws.open(uri: uri(transport: "websocket", sid: nil), headers: headers())
-            .assumeIsolated().whenFailure { [weak self] error in
-                if let refusal = error as? HandshakeRefusal {
-                    self?.refuse(refusal)
-                } else {
-                    self?.fail(.transportError, describeIOError(error))
-                }
-            }
+    /// Makes `main` the session's transport.
+    func attachMain(_ main: any EngineTransport) {
+        main.onFrame = { [weak self] frame in self?.receiveFrame(frame) }
+        main.onClose = { [weak self] closure in self?.fail(closure.reason, closure.detail, sessionGone: closure.sessionGone) }
+        main.onWritable = { [weak self] in self?.flushQueue() }
     }
 
-    /// Makes `ws` the session's transport for frames.
-    func attachMain(_ ws: any EngineTransport) {
-        ws.onFrame = { [weak self] frame in self?.receiveFrame(frame) }
-        ws.onClose = { [weak self] reason in self?.fail(.transportClose, reason) }
-        ws.onWritable = { [weak self] in self?.flushQueue() }
-    }
-
-    /// Handles the open packet's payload; false when it was invalid (the session is then closed).
+    /// Handles the open packet's payload; false when it was invalid or the session is closed.
     func opened(_ payload: [UInt8]) -> Bool {
+        let h: EngineIOHandshake
         do {
-            let h = try EngineIOHandshake(payload: payload)
-            guard case .open = machine.opened(h, websocket: true, now: loop.now) else { return false }
-            return reportOpen(h)
+            h = try EngineIOHandshake(payload: payload)
         } catch {
             fail(.parseError, "\(error)")
             return false
         }
+        guard let main = transport, case .open(let upgrade) = machine.opened(h, websocket: main.kind == .websocket, now: loop.now) else {
+            return false
+        }
+        let sid = h.sid
+        main.sessionOpened(h, maxMessageSize: payloadLimit, request: { [weak self] post in
+            guard let self else { return ("", HTTPHeaders()) }
+            return (uri(transport: TransportKind.polling.rawValue, sid: sid), headers(post: post))
+        }, paused: upgrade)
+        // The upgrade starts before the owner hears of the session, so nothing is POSTed while
+        // the probe runs.
+        if upgrade { startUpgrade(sid: sid) }
+        return reportOpen(h)
     }
 
     /// The machine took the handshake: arm the heartbeat, tell the owner. False when the owner
@@ -189,147 +170,14 @@ final class EngineSession {
         logger[metadataKey: "eio.sid"] = "\(h.sid)"
         logger.debug("engine.io session open", metadata: [
             "pingInterval": "\(h.pingInterval)", "pingTimeout": "\(h.pingTimeout)", "upgrades": "\(h.upgrades)",
-            "payloadLimit": "\(payloadLimit)",
+            "payloadLimit": "\(payloadLimit)", "transport": "\(transportName)",
         ])
         armHeartbeat()
         onEvent?(.open(h))
         return machine.isOpen
     }
 
-    // MARK: Upgrade
-
-    func startUpgrade(sid: String, get: HTTPLane, post: HTTPLane) {
-        let probe = makeWebSocket()
-        transport = .upgrading(get: get, post: post, probe: probe)
-        probe.onClose = { [weak self] reason in
-            guard let self, machine.probeFailed() == .abandon else { return }
-            abandonUpgrade(reason)
-        }
-        probe.onFrame = { [weak self] frame in
-            guard let self else { return }
-            let result: EngineStateMachine.ProbeResult
-            switch frame {
-            case .text(let buffer): result = machine.probeAnswered(buffer.readableBytesView, now: loop.now)
-            case .binary: result = machine.probeFailed()
-            }
-            switch result {
-            case .complete: completeUpgrade()
-            case .abandon: abandonUpgrade("unexpected answer to the probe")
-            case .ignore: break
-            }
-        }
-        if case .upgrading(let deadline) = machine.phase {
-            upgradeTimer = loop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
-                guard let self, machine.upgradeTimerFired(now: loop.now) == .abandon else { return }
-                abandonUpgrade("timeout")
-            }
-        }
-        probe.open(uri: uri(transport: "websocket", sid: sid), headers: headers())
-            .assumeIsolated().whenComplete { [weak self, weak probe] result in
-                switch result {
-                case .success:
-                    probe?.sendText(Array("2probe".utf8), flush: true, promise: nil)
-                case .failure(let error):
-                    guard let self, machine.probeFailed() == .abandon else { return }
-                    abandonUpgrade(describeIOError(error))
-                }
-            }
-    }
-
-    /// The probe failed (the machine is back on polling): it is closed, and polling goes on.
-    func abandonUpgrade(_ reason: String) {
-        guard case .upgrading(let get, let post, let probe) = transport else { return }
-        logger.debug("upgrade to websocket failed, staying on polling", metadata: ["reason": "\(reason)"])
-        probe.onClose = nil
-        probe.onFrame = nil
-        probe.close()
-        upgradeTimer?.cancel()
-        transport = .polling(get: get, post: post)
-        poll()
-        flushQueue()
-    }
-
-    /// The probe answered (the machine is on WebSocket): it becomes the transport, and polling ends.
-    func completeUpgrade() {
-        guard case .upgrading(let get, let post, let probe) = transport else { return }
-        upgradeTimer?.cancel()
-        probe.sendText([UInt8(ascii: "5")], flush: true, promise: nil)
-        get.close()
-        post.close()
-        transport = .websocket(probe)
-        attachMain(probe)
-        logger.debug("upgraded to websocket")
-        flushQueue()
-    }
-
-    // MARK: Receiving
-
-    func receiveFrame(_ frame: TransportMessage) {
-        switch frame {
-        case .text(let buffer):
-            let decoded = buffer.withUnsafeReadableBytes { bytes in
-                Result { () throws(EngineIOParseError) in try EngineIOCodec.decodeText(bytes) }
-            }
-            switch decoded {
-            case .success(let packet):
-                if machine.phase == .opening {
-                    guard packet.type == .open else {
-                        fail(.parseError, "the first packet was not an open packet")
-                        return
-                    }
-                    _ = opened(packet.payload)
-                } else {
-                    receive(packet)
-                }
-            case .failure(let error):
-                machine.receivedMalformed(now: loop.now)
-                logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
-            }
-        case .binary(let buffer):
-            guard isEIO3 else {
-                receive(.binaryMessage(Array(buffer.readableBytesView)))
-                return
-            }
-            // Engine.IO 3: the frame starts with the packet type.
-            do {
-                receive(try EngineIO3Codec.decodeWebSocketBinary(Array(buffer.readableBytesView)))
-            } catch {
-                machine.receivedMalformed(now: loop.now)
-                logger.warning("ignoring a malformed packet", metadata: ["error": "\(error)"])
-            }
-        }
-    }
-
-    func receive(_ packet: EngineIOPacket) {
-        switch machine.received(packet.type, payloadCount: packet.payload.count, now: loop.now) {
-        case .deliver:
-            onEvent?(.packet(packet))
-        case .pong(let echo):
-            var bytes: [UInt8] = [UInt8(ascii: "3")]
-            if echo {
-                bytes.append(contentsOf: packet.payload)
-            } else if !warnedPong {
-                warnedPong = true
-                logger.warning("the server's ping carries a long payload; answering with an empty pong", metadata: [
-                    "bytes": "\(packet.payload.count)", "limit": "\(Self.maxPongPayload)",
-                ])
-            }
-            send([OutgoingFrame(bytes: bytes, isBinary: false)], promise: nil)
-        case .close:
-            fail(.transportClose, "the server closed the session")
-        case .rescheduleHeartbeat:
-            armHeartbeat()
-        case .ignore:
-            if packet.type == .open, machine.isOpen { logger.warning("ignoring a second open packet") }
-        }
-    }
-
     // MARK: Heartbeat
-
-    /// Decodes a polling payload in this session's revision.
-    func decodePayload(_ bytes: UnsafeRawBufferPointer) throws(EngineIOParseError) -> [EngineIOPacket] {
-        isEIO3 ? try EngineIO3Codec.decodePayload(bytes) : try EngineIOCodec.decodePayload(bytes)
-    }
 
     /// Keeps the heartbeat timer at the machine's deadline.
     func armHeartbeat() {
@@ -373,29 +221,17 @@ final class EngineSession {
         onEvent = nil
     }
 
-    /// Closes every connection the session owns (the upgrade probe too) and fails what is queued.
+    /// Closes every transport the session owns (the upgrade probe too) and fails what is queued.
     func teardown() {
         _ = machine.close()
         closedReported = true
         heartbeatTimer?.cancel()
         upgradeTimer?.cancel()
-        switch transport {
-        case .none: break
-        case .polling(let get, let post):
-            get.close()
-            post.close()
-        case .upgrading(let get, let post, let probe):
-            get.close()
-            post.close()
-            probe.detachAndClose()
-        case .websocket(let ws):
-            ws.detachAndClose()
-        }
-        transport = .none
-        let pending = queue
-        queue.removeAll()
-        queuedBytes = 0
-        for unit in pending { unit.promise?.fail(SocketIOError.transport("session closed")) }
+        probe?.detachAndClose()
+        probe = nil
+        transport?.detachAndClose()
+        transport = nil
+        for unit in machine.takeBacklog() { unit.promise?.fail(SocketIOError.transport("session closed")) }
     }
 
     /// Closes the session on the client's initiative: sends the close packet (after what is
@@ -403,17 +239,12 @@ final class EngineSession {
     func close() -> EventLoopFuture<Void> {
         loop.preconditionInEventLoop()
         onEvent = nil
-        guard machine.isOpen else {
-            teardown()
-            return loop.makeSucceededVoidFuture()
-        }
-        if case .upgrading = transport {
+        guard machine.isOpen, probe == nil else {
             teardown()
             return loop.makeSucceededVoidFuture()
         }
         let done = loop.makePromise(of: Void.self)
-        queue.append(Unit(frames: [OutgoingFrame(bytes: [UInt8(ascii: "1")], isBinary: false)], promise: done, bytes: 1))
-        queuedBytes &+= 1
+        _ = machine.enqueue(OutgoingUnit(frames: [OutgoingFrame(bytes: [UInt8(ascii: "1")], isBinary: false)], promise: done), force: true)
         flushQueue()
         let finished = loop.makePromise(of: Void.self)
         var completed = false

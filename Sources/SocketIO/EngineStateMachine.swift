@@ -1,7 +1,8 @@
+import DequeModule
 import NIOCore
 
-/// One Engine.IO session's decisions as a value: the handshake, the upgrade probe, the heartbeat
-/// and the protocol dialect (Engine.IO 3 or 4, chosen once at `init`). No I/O and no clock: time
+/// One Engine.IO session's decisions as a value: the handshake, the upgrade probe, the heartbeat,
+/// the write backlog (EngineStateMachine+Backlog.swift) and the protocol dialect (Engine.IO 3 or 4, chosen once at `init`). No I/O and no clock: time
 /// comes in with each input (`now`), and each input returns one small result (no allocation)
 /// that the shell (``EngineSession``) carries out after the update.
 ///
@@ -43,6 +44,12 @@ package struct EngineStateMachine: Sendable {
     /// When the heartbeat timer must fire next (nil: no timer).
     package private(set) var heartbeatDeadline: NIODeadline?
     private var legacy = LegacyHeartbeat.nextPing
+    /// Units waiting for the transport, oldest first (see EngineStateMachine+Backlog.swift).
+    package internal(set) var backlog = Deque<OutgoingUnit>()
+    /// The bytes of the frames in ``backlog``.
+    package internal(set) var backlogBytes = 0
+    /// ``room`` was found zero: ``drained()`` reports once the backlog is down to half.
+    package internal(set) var backlogWasFull = false
 
     package init(revision: EngineIORevision, mode: TransportMode, upgradeTimeout: TimeAmount, payloadCeiling: Int, now: NIODeadline) {
         self.revision = revision

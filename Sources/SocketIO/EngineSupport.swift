@@ -38,9 +38,14 @@ final class CookieStore {
 }
 
 /// One encoded Engine.IO packet ready for a transport: text bytes include the type digit.
-struct OutgoingFrame {
-    var bytes: [UInt8]
-    var isBinary: Bool
+package struct OutgoingFrame: Sendable, Equatable {
+    package var bytes: [UInt8]
+    package var isBinary: Bool
+
+    package init(bytes: [UInt8], isBinary: Bool) {
+        self.bytes = bytes
+        self.isBinary = isBinary
+    }
 }
 
 /// The first bytes of an HTTP body for a log line or an error: at most `limit` bytes, control

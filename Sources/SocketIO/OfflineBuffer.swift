@@ -1,8 +1,8 @@
 import DequeModule
 
 /// The emits waiting for their namespace, in emit order, bounded: a value with no I/O. The
-/// client keeps emits here while their namespace is not connected, and while the transport's
-/// write backlog is full.
+/// client's machine keeps emits here (by sequence number, ClientStateMachine+Emits.swift) while
+/// their namespace is not connected, and while the session's write backlog is full.
 struct OfflineBuffer<Element> {
     struct Entry {
         var seq: Int
@@ -36,6 +36,12 @@ struct OfflineBuffer<Element> {
 
     func contains(namespace: String) -> Bool {
         entries.contains { $0.namespace == namespace }
+    }
+
+    /// Removes and returns the oldest entry of `namespace`.
+    mutating func popFirst(namespace: String) -> Element? {
+        guard let i = entries.firstIndex(where: { $0.namespace == namespace }) else { return nil }
+        return entries.remove(at: i).element
     }
 
     /// Removes and returns every entry of `namespace`, oldest first.
@@ -96,3 +102,7 @@ struct AckTable<Element> {
         pending.removeValue(forKey: id)
     }
 }
+
+extension OfflineBuffer: Sendable where Element: Sendable {}
+extension OfflineBuffer.Entry: Sendable where Element: Sendable {}
+extension AckTable: Sendable where Element: Sendable {}

@@ -8,6 +8,7 @@ import NIOWebSocket
 final class WebSocketConnection: EngineTransport {
     typealias Inbound = TransportMessage
 
+    let kind = TransportKind.websocket
     private let loop: any EventLoop
     private let target: ConnectionTarget
     fileprivate var context: ChannelHandlerContext?
@@ -16,7 +17,7 @@ final class WebSocketConnection: EngineTransport {
     /// Called for each text or binary message, on the loop.
     var onFrame: ((Inbound) -> Void)?
     /// Called once when the connection is gone, on the loop.
-    var onClose: ((String) -> Void)?
+    var onClose: ((TransportClosure) -> Void)?
     /// Called with the 101 response head (for cookies).
     var onUpgradeResponse: ((HTTPResponseHead) -> Void)?
     /// Called when the channel becomes writable again after it was not.
@@ -165,7 +166,7 @@ final class WebSocketConnection: EngineTransport {
         onFrame = nil
         onWritable = nil
         closed = true
-        callback?(reason)
+        callback?(TransportClosure(reason))
     }
 }
 

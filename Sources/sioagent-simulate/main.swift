@@ -64,7 +64,7 @@ let seeds: [UInt64]
 if let single = options.single {
     seeds = [single]
     let result = Simulator.run(seed: single, hours: options.hours, mutation: options.mutation, traceLines: options.traceLines)
-    print("seed \(single) [faults: \(result.faults)]: \(result.steps) steps, \(result.runs) agent runs, \(result.delivered) alerts delivered")
+    print("seed \(single) [faults: \(result.faults)]: \(result.steps) steps, \(result.runs) agent runs, \(result.delivered) alerts delivered, trace hash \(String(result.traceHash, radix: 16))")
     print("  last steps:")
     for line in result.trace { print("    \(line)") }
 } else {

@@ -76,6 +76,7 @@ struct ListenCommand: Command {
             await socket.disconnect()
             throw fail("\(error)")
         }
+        await releaseStartupCode(after: socket, namespace: namespaces.first ?? "/")
         // Ends when the client closes for good (e.g. every namespace kicked by the server).
         let closedWatcher = Task {
             for await _ in events {}

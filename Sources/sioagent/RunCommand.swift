@@ -95,7 +95,10 @@ struct RunCommand: Command {
         signals.on(SIGTERM) { agent.shutdown() }
         signals.on(SIGINT) { agent.shutdown() }
         signals.on(SIGHUP) { Task { await agent.reload() } }
+        let namespace = configuration.server.namespaces.keys.sorted().first.map { $0.hasPrefix("/") ? $0 : "/" + $0 } ?? "/"
+        let release = Task { await releaseStartupCode(after: agent.socket, namespace: namespace) }
         await agent.run()
+        release.cancel()
         signals.cancel()
         if agent.connectionGaveUp { throw ExitCode(1) }
     }

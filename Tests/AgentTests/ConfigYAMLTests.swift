@@ -100,4 +100,16 @@ struct ConfigYAMLTests {
         ])
         #expect(try errors("server: {url: http://h:1}\nrules: r\nreconnection: {delay: 100ms, max_delay: 100ms}\n").isEmpty)
     }
+
+    @Test func spoolInFlightIsFrom1To1024() throws {
+        let base = "server: {url: http://h:1}\nrules: r\n"
+        #expect(try errors(base + "spool: {in_flight: 0}\n") == ["3:20: spool.in_flight must be a whole number of at least 1, not '0'"])
+        #expect(try errors(base + "spool: {in_flight: 1025}\n") == ["3:20: spool.in_flight must be at most 1024, not '1025'"])
+        #expect(try errors(base + "spool: {in_flight: 4.5}\n") == ["3:20: spool.in_flight must be a whole number of at least 1, not '4.5'"])
+        let path = try write(base + "spool: {in_flight: 1024}\n")
+        let c = try AgentConfiguration.load(path: path, overrides: AgentOverrides(), environment: [:])
+        #expect(c.spool.inFlight == 1024)
+        let defaults = try AgentConfiguration.load(path: try write(base), overrides: AgentOverrides(), environment: [:])
+        #expect(defaults.spool.inFlight == 32)
+    }
 }

@@ -1,6 +1,7 @@
 import Agent
 import SIOCore
 import Simulation
+import SocketIO
 import Testing
 
 /// The deterministic simulation: seeds hold every invariant, a seed replays exactly, and each
@@ -16,8 +17,17 @@ struct SimulationTests {
         let a = Simulator.run(seed: 424_242, hours: 1)
         let b = Simulator.run(seed: 424_242, hours: 1)
         #expect(a.trace == b.trace)
+        #expect(a.traceHash == b.traceHash)
         #expect(a.steps == b.steps)
         #expect(a.steps > 1000)
+    }
+
+    /// Seeds that found a fault once, kept as regressions: 1445 had the outbox load payloads
+    /// past `spool.max_memory` while namespaces were kicked one by one.
+    @Test(arguments: [UInt64(1445)])
+    func aSeedThatFoundAFaultHolds(_ seed: UInt64) {
+        let result = Simulator.run(seed: seed, hours: 1)
+        #expect(result.violations.isEmpty, "\(result.violations)")
     }
 
     /// Each fault, put back alone, is caught by its recorded seed (and the same seed passes
@@ -28,6 +38,43 @@ struct SimulationTests {
         #expect(!caught.violations.isEmpty, "seed \(seed) no longer catches \(mutation.rawValue)")
         let clean = Simulator.run(seed: seed, hours: MutationSeeds.hours)
         #expect(clean.violations.isEmpty, "\(clean.violations)")
+    }
+
+    /// The backoff fault lives in the client's real state machine: the machine with it resets
+    /// the backoff when a namespace connects, the machine without it only after the stable period.
+    @Test func theBackoffMutationIsInTheClientStateMachine() {
+        func attemptAfterConnect(_ mutation: ClientMutation?) -> Int {
+            var machine = ClientStateMachine(namespaces: [(name: "/", auth: nil)], policy: ReconnectionPolicy(),
+                                             connectTimeout: .seconds(20), protocolVersion: .v4, seed: 1)
+            machine.mutation = mutation
+            _ = machine.start()
+            for _ in 0..<3 {
+                _ = machine.engineOpened(pingInterval: 5000)
+                _ = machine.engineClosed(reason: .transportClose, detail: "lost", sessionGone: false)
+                _ = machine.timerFired(.reconnect)
+            }
+            _ = machine.engineOpened(pingInterval: 5000)
+            _ = machine.namespaceConnected(0)
+            return machine.backoff.attempt
+        }
+        #expect(attemptAfterConnect(nil) == 3)
+        #expect(attemptAfterConnect(.backoffResetAtConnect) == 0)
+    }
+
+    /// What one polling read brings may hold several packets, in both dialects; the simulation
+    /// reads it with the client's decoders.
+    @Test(arguments: [EngineIORevision.eio3, .eio4])
+    func aPollingBodyCarriesSeveralPackets(_ revision: EngineIORevision) throws {
+        let packets: [WireFormat.EnginePacket] = [
+            .init(.open, Array("{\"sid\":\"a\",\"pingInterval\":5000,\"pingTimeout\":5000}".utf8)),
+            .init(.message, WireFormat.encode(.init(.connect, namespace: "/devices"))),
+            .init(.message, WireFormat.encode(.init(.event, namespace: "/devices", id: 7, data: .array([.string("reading"), .object(["id": .string("a1")])])))),
+            .init(.ping),
+        ]
+        let body = WireFormat.encodePayload(packets, revision: revision)
+        #expect(try WireFormat.decodePayload(body, revision: revision) == packets)
+        let event = try WireFormat.decode(packets[2].payload, revision: revision)
+        #expect(event.kind == .event && event.id == 7 && event.namespace == "/devices")
     }
 
     @Test func aRenameWithoutADirectoryFsyncMayBeUndoneAtACrash() throws {
@@ -79,6 +126,6 @@ struct SimulationTests {
 enum MutationSeeds {
     static let hours = 1.0
     static let all: [(Mutation, UInt64)] = [
-        (.stateInSpool, 1), (.batchRelease, 10), (.shutdownWaitsForAck, 5), (.backoffResetAtConnect, 3), (.dropAckAlerts, 1),
+        (.stateInSpool, 1), (.batchRelease, 52), (.shutdownWaitsForAck, 5), (.backoffResetAtConnect, 2), (.dropAckAlerts, 1),
     ]
 }

@@ -135,6 +135,32 @@ struct ClientStateMachineTests {
         #expect(stopped.contains { if case .closeEngine(graceful: true) = $0 { true } else { false } })
     }
 
+    /// A kicked namespace whose CONNECT retry a lost session cancelled comes back with the next
+    /// session when the policy says so (found by the simulation: python-socketio 4 closes the
+    /// session when it kicks `/`, and `/` stayed disconnected for good).
+    @Test func kickedNamespaceComesBackWithTheNextSession() {
+        var policy = ReconnectionPolicy(randomization: 0)
+        policy.reconnectAfterServerDisconnect = true
+        var back = Self.machine(["/", "/devices"], policy: policy)
+        Self.connect(&back)
+        _ = back.namespaceKicked(0)
+        _ = back.engineClosed(reason: .transportClose, detail: "closed", sessionGone: false)
+        _ = back.timerFired(.reconnect)
+        let opened = back.engineOpened(pingInterval: 25_000)
+        #expect(opened.contains { if case .sendConnect(0, _) = $0 { true } else { false } })
+        #expect(back.status(0) == .connecting)
+
+        policy.reconnectAfterServerDisconnect = false
+        var gone = Self.machine(["/", "/devices"], policy: policy)
+        Self.connect(&gone)
+        _ = gone.namespaceKicked(0)
+        _ = gone.engineClosed(reason: .transportClose, detail: "closed", sessionGone: false)
+        _ = gone.timerFired(.reconnect)
+        let reopened = gone.engineOpened(pingInterval: 25_000)
+        #expect(!reopened.contains { if case .sendConnect(0, _) = $0 { true } else { false } })
+        #expect(gone.status(0) == .kicked)
+    }
+
     /// The backoff starts over only after a namespace stayed connected for the stable period: a
     /// server that accepts the CONNECT and drops the connection at once keeps seeing the delays grow.
     @Test func backoffStartsOverOnlyAfterTheStablePeriod() {

@@ -85,21 +85,21 @@ struct BackoffTests {
 struct LimitTests {
     @Test func postBatchesStopAt16PacketsAnd60kB() {
         let small = (0..<20).map { OutgoingFrame(bytes: Array("4\($0)".utf8), isBinary: false) }
-        let (count, body) = EngineSession.postBatch(small, byteLimit: 60_000)
+        let (count, body) = PollingWriter.postBatch(small, byteLimit: 60_000)
         #expect(count == 16)
         #expect(body.split(separator: EngineIOCodec.recordSeparator).count == 16)
 
         let big = (0..<5).map { _ in OutgoingFrame(bytes: [UInt8](repeating: 0x34, count: 25_000), isBinary: false) }
-        #expect(EngineSession.postBatch(big, byteLimit: 60_000).count == 2)
+        #expect(PollingWriter.postBatch(big, byteLimit: 60_000).count == 2)
         // A single packet beyond the limit still goes, alone.
         let huge = [OutgoingFrame(bytes: [UInt8](repeating: 0x34, count: 100_000), isBinary: false)] + big
-        #expect(EngineSession.postBatch(huge, byteLimit: 60_000).count == 1)
+        #expect(PollingWriter.postBatch(huge, byteLimit: 60_000).count == 1)
         // Binary counts at its base64 size: 3 × 15,000 bytes = 3 × 20,002 in base64.
         let binary = (0..<3).map { _ in OutgoingFrame(bytes: [UInt8](repeating: 1, count: 15_000), isBinary: true) }
-        let (n, encoded) = EngineSession.postBatch(binary, byteLimit: 60_000)
+        let (n, encoded) = PollingWriter.postBatch(binary, byteLimit: 60_000)
         #expect(n == 2)
         #expect(encoded.first == UInt8(ascii: "b"))
-        #expect(EngineSession.postBatch([OutgoingFrame](), byteLimit: 60_000).count == 0)
+        #expect(PollingWriter.postBatch([OutgoingFrame](), byteLimit: 60_000).count == 0)
     }
 
     @Test func payloadLimitFollowsTheServerWithinTheCeiling() {

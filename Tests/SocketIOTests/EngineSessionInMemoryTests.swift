@@ -17,19 +17,39 @@ struct EngineSessionInMemoryTests {
         var received: [String] = []
         var opens: [String] = []
 
-        init(revision: EngineIORevision = .eio4) throws {
-            let (client, server) = InMemoryTransport.pair(on: loop)
+        /// Probe pairs the session made for an upgrade (server ends), in order.
+        var probes: [InMemoryTransport] = []
+        var probeReceived: [String] = []
+        let client: InMemoryTransport
+
+        /// `mode` `.websocket`: the pair is the WebSocket; otherwise it is polling, and each
+        /// upgrade probe gets a pair of its own (`probes`).
+        init(revision: EngineIORevision = .eio4, mode: TransportMode = .websocket) throws {
+            let (client, server) = InMemoryTransport.pair(on: loop, kind: mode == .websocket ? .websocket : .polling, revision: revision)
             self.server = server
+            self.client = client
             let settings = EngineSettings(
                 target: ConnectionTarget(url: try ServerURL("ws://example.invalid:1"), sslContext: nil, connectTimeout: .seconds(1)),
-                path: "/socket.io/", mode: .websocket, baseQuery: "", headers: [], upgradeTimeout: .seconds(10),
+                path: "/socket.io/", mode: mode, baseQuery: "", headers: [], upgradeTimeout: .seconds(10),
                 revision: revision)
+            var probe: ((EngineIORevision) -> InMemoryTransport)!
             session = EngineSession(loop: loop, settings: settings, cookies: CookieStore(),
-                                    logger: Logger(label: "test"), transports: { _ in client })
+                                    logger: Logger(label: "test"), transports: { kind, _ in
+                                        kind == client.kind ? client : probe(revision)
+                                    })
+            probe = { [unowned self] revision in
+                let (probeClient, probeServer) = InMemoryTransport.pair(on: loop, kind: .websocket, revision: revision)
+                probeServer.onOpen = { [unowned self] uri, _ in opens.append(uri) }
+                probeServer.onFrame = { [unowned self] message in
+                    if case .text(let b) = message { probeReceived.append(String(buffer: b)) }
+                }
+                probes.append(probeServer)
+                return probeClient
+            }
             server.onOpen = { [unowned self] uri, _ in opens.append(uri) }
             server.onFrame = { [unowned self] message in
                 switch message {
-                case .text(let b): received.append(String(buffer: b))
+                case .text(let b), .payload(let b): received.append(String(buffer: b))
                 case .binary(let b): received.append("binary \(b.readableBytes)")
                 }
             }
@@ -112,11 +132,11 @@ struct EngineSessionInMemoryTests {
         client.isWritable = false
         rig.send("4queued")
         #expect(rig.received.isEmpty)
-        #expect(rig.session.queue.count == 1)
+        #expect(rig.session.machine.backlog.count == 1)
         client.isWritable = true
         rig.loop.run()
         #expect(rig.received == ["4queued"])
-        #expect(rig.session.queue.isEmpty)
+        #expect(rig.session.machine.backlog.isEmpty)
     }
 
     @Test func theServersPingIsAnsweredWithItsPayload() throws {
@@ -193,8 +213,5 @@ struct EngineSessionInMemoryTests {
 
 extension EngineSessionInMemoryTests.Rig {
     /// The session's end of the pair, once the session made it.
-    var clientEnd: InMemoryTransport? {
-        if case .websocket(let transport) = session.transport { return transport as? InMemoryTransport }
-        return nil
-    }
+    var clientEnd: InMemoryTransport? { session.transport as? InMemoryTransport }
 }

@@ -110,3 +110,56 @@ struct EngineStateMachineTests {
         #expect(!closedAgain)
     }
 }
+
+/// The write backlog held by the machine.
+struct EngineStateMachineBacklogTests {
+    typealias M = EngineStateMachine
+    static func unit(_ bytes: Int) -> OutgoingUnit {
+        OutgoingUnit(frames: [OutgoingFrame(bytes: [UInt8](repeating: 0x34, count: bytes), isBinary: false)], promise: nil)
+    }
+
+    @Test func nothingIsWrittenBeforeTheHandshakeNorDuringTheProbe() {
+        var m = EngineStateMachineTests.machine()
+        #expect(m.enqueue(Self.unit(2)) == .queued)
+        #expect(m.nextUnit() == nil && m.backlog.count == 1)
+        _ = m.opened(EngineStateMachineTests.handshake, websocket: false, now: EngineStateMachineTests.t0)
+        #expect(!m.canWrite)
+        #expect(m.nextUnit() == nil)
+        #expect(m.probeAnswered(Array("3probe".utf8), now: EngineStateMachineTests.t0) == .complete)
+        #expect(m.canWrite)
+        #expect(m.nextUnit()?.bytes == 2)
+        #expect(m.backlog.isEmpty && m.backlogBytes == 0)
+    }
+
+    @Test func roomIsBoundedInUnitsAndBytesAndDrainedComesOnceAtHalf() {
+        var m = EngineStateMachineTests.machine(mode: .websocket)
+        _ = m.opened(EngineStateMachineTests.handshake, websocket: true, now: EngineStateMachineTests.t0)
+        // payloadLimit is 64 KiB: two 40 kB units fill it.
+        #expect(m.enqueue(Self.unit(40_000)) == .queued)
+        #expect(m.room() == M.backlogUnits - 1)
+        #expect(m.enqueue(Self.unit(40_000)) == .queued)
+        #expect(m.room() == 0 && m.backlogWasFull)
+        #expect(m.drained() == false)
+        _ = m.nextUnit()
+        #expect(m.drained() == false)
+        _ = m.nextUnit()
+        #expect(m.drained() == true)
+        #expect(m.drained() == false)
+        // Units count too, whatever their size.
+        for _ in 0..<M.backlogUnits { _ = m.enqueue(Self.unit(1)) }
+        #expect(m.room() == 0)
+    }
+
+    @Test func farBeyondTheBoundsAUnitIsRefusedButTheClosePacketIsTaken() {
+        var m = EngineStateMachineTests.machine(mode: .websocket)
+        _ = m.opened(EngineStateMachineTests.handshake, websocket: true, now: EngineStateMachineTests.t0)
+        for _ in 0..<(4 * M.backlogUnits) { #expect(m.enqueue(Self.unit(1)) == .queued) }
+        #expect(m.enqueue(Self.unit(1)) == .full)
+        #expect(m.enqueue(Self.unit(1), force: true) == .queued)
+        #expect(m.backlog.count == 4 * M.backlogUnits + 1)
+        #expect(m.close() == true)
+        #expect(m.enqueue(Self.unit(1)) == .closed)
+        #expect(m.takeBacklog().count == 4 * M.backlogUnits + 1)
+        #expect(m.backlog.isEmpty && m.backlogBytes == 0)
+    }
+}

@@ -9,16 +9,17 @@ import SocketIO
 /// straight to the client. Otherwise — disconnected, alerts already waiting, or an `ack` that
 /// must be awaited — it is first written to the disk spool (on the ``DiskWriter`` thread, the
 /// loop never waits), and leaves it only once sent (with `ack`: acknowledged). Waiting alerts go
-/// out one at a time, oldest first within their namespace, as soon as the namespace is
-/// connected, also after the agent restarts; a namespace that is down never holds back another.
-/// A failed attempt (no ack in time, the connection lost) is retried after a pause or on the
-/// next connect.
+/// out oldest first within their namespace, up to `spool.in_flight` of them awaiting their acks
+/// at once, as soon as the namespace is connected, also after the agent restarts; a namespace
+/// that is down never holds back another. After a failed attempt (no ack in time, the connection
+/// lost) the namespace sends again from its oldest unacknowledged alert, once every send in
+/// flight has ended: after a pause, or on the next connect.
 ///
 /// An alert the server can never accept (a reserved event name, a namespace that is not
 /// configured or that the server does not know) goes to `spool/failed/` with an error, and
 /// never blocks the alerts behind it.
 ///
-/// Budgets (each reached with a warning, and the oldest goes; the one being sent never does):
+/// Budgets (each reached with a warning, and the oldest goes; one in flight never does):
 /// - on disk, `spool.max_items` alerts and `spool.max_bytes` of them;
 /// - in memory, an index entry per alert plus at most `spool.max_memory` of payloads: the
 ///   payloads of the newest alerts on disk stay there and are read back (on the writer thread)
@@ -49,7 +50,7 @@ final class AlertOutbox: @unchecked Sendable {
     /// - Parameter namespaces: the namespaces the client connects to.
     init(
         client: SocketIOClient, spool: Spool, writer: DiskWriter, logger: Logger, retryDelay: Duration, namespaces: Set<String>,
-        metrics: AgentMetrics? = nil
+        inFlight: Int = 32, metrics: AgentMetrics? = nil
     ) {
         self.metrics = metrics
         self.client = client
@@ -65,7 +66,8 @@ final class AlertOutbox: @unchecked Sendable {
         }
         state = OutboxState(
             configuration: OutboxState.Configuration(
-                namespaces: namespaces, maxItems: spool.maxItems, maxBytes: spool.maxBytes, maxMemory: spool.maxMemory, retryDelay: retryDelay),
+                namespaces: namespaces, maxItems: spool.maxItems, maxBytes: spool.maxBytes, maxMemory: spool.maxMemory, inFlight: inFlight,
+                retryDelay: retryDelay),
             loaded: items.map { OutboxState.Loaded(item: $0.item, file: $0.file, hasPayload: $0.hasPayload, bytes: $0.bytes) },
             failedCount: spool.storage.list(spool.failedDirectory).count, nextSequence: spool.sequenceAfterLoad)
         // Before the loop runs: nothing else can touch the state yet.

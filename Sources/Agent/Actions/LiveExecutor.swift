@@ -64,7 +64,7 @@ public final class LiveExecutor: ActionExecutor, Sendable {
         // Made off the loop (reading the spool blocks), then only touched on it.
         let outbox = AlertOutbox(
             client: client, spool: spool, writer: writer, logger: logger, retryDelay: configuration.reconnection.maxDelay,
-            namespaces: namespaces, metrics: metrics)
+            namespaces: namespaces, inFlight: configuration.spool.inFlight, metrics: metrics)
         self.boundOutbox = NIOLoopBoundBox.makeBoxSendingValue(outbox, eventLoop: client.eventLoop)
         var passed: [String: String] = [:]
         for name in configuration.commands.passEnv {

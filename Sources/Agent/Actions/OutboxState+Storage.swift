@@ -62,14 +62,14 @@ extension OutboxState {
     }
 
     /// Within `spool.max_items` and `spool.max_bytes`: drops the oldest alerts on disk or being
-    /// written (never the one being sent, nor `newest`), with a warning.
+    /// written (never one in flight, nor `newest`), with a warning.
     mutating func enforceDiskBudget(keeping newest: UInt64?, _ out: inout [OutboxAction]) {
         var excessItems = totals.spooled - configuration.maxItems
         var excessBytes = totals.spooledBytes - configuration.maxBytes
         guard excessItems > 0 || excessBytes > 0 else { return }
-        let sending = self.sending
+        let inFlight = inFlightSizes
         let dropped = removeAll { entry in
-            guard excessItems > 0 || excessBytes > 0, entry.storage != .memory, entry.item.sequence != sending, entry.item.sequence != newest
+            guard excessItems > 0 || excessBytes > 0, entry.storage != .memory, inFlight[entry.item.sequence] == nil, entry.item.sequence != newest
             else { return false }
             excessItems -= 1
             excessBytes -= entry.bytes
@@ -124,7 +124,7 @@ extension OutboxState {
             }
         } else {
             update(i) { $0.storage = .disk(file: file) }
-            if configuration.mutation == .ackAlertsDroppedOnceWritten, queue[i].item.ackTimeout != nil, queue[i].item.sequence != sending {
+            if configuration.mutation == .ackAlertsDroppedOnceWritten, queue[i].item.ackTimeout != nil, !isInFlight(queue[i].item.sequence) {
                 release(remove(at: i), &out)
                 pump(&out)
                 return
@@ -136,15 +136,15 @@ extension OutboxState {
         pump(&out)
     }
 
-    /// Within the in-memory budgets: drops the oldest alerts the disk refused (never the one
-    /// being sent), with a warning.
+    /// Within the in-memory budgets: drops the oldest alerts the disk refused (never one in
+    /// flight), with a warning.
     private mutating func trimMemory(_ out: inout [OutboxAction]) {
         var excess = totals.inMemory - configuration.maxInMemory
         var excessBytes = totals.payloadBytes - configuration.maxMemory
         guard excess > 0 || excessBytes > 0 else { return }
-        let sending = self.sending
+        let inFlight = inFlightSizes
         let dropped = removeAll { entry in
-            guard excess > 0 || excessBytes > 0, entry.storage == .memory, entry.item.sequence != sending else { return false }
+            guard excess > 0 || excessBytes > 0, entry.storage == .memory, inFlight[entry.item.sequence] == nil else { return false }
             excess -= 1
             excessBytes -= entry.bytes
             return true
@@ -158,13 +158,13 @@ extension OutboxState {
     }
 
     /// Within `spool.max_memory`: leaves the payloads of the newest alerts on disk (they are sent
-    /// last). The one being sent keeps its payload.
-    private mutating func trimPayloads() {
+    /// last). Those in flight keep theirs.
+    mutating func trimPayloads() {
         guard totals.payloadBytes > configuration.maxMemory else { return }
         var i = queue.count - 1
         while i >= 0, totals.payloadBytes > configuration.maxMemory {
             let e = queue[i]
-            if e.file != nil, e.hasPayload, e.item.sequence != sending {
+            if e.file != nil, e.hasPayload, !isInFlight(e.item.sequence) {
                 update(i) {
                     $0.hasPayload = false
                     $0.item.args = []
@@ -175,10 +175,13 @@ extension OutboxState {
     }
 
     mutating func payloadsRead(_ file: String, _ result: Result<[UInt64: SpoolItem], DiskError>, _ out: inout [OutboxAction]) {
+        let wanted = reading?.file == file ? reading?.sequence : nil
         reading = nil
         switch result {
         case .success(let items):
-            let head = queue.firstIndex { $0.file == file && !$0.hasPayload }
+            // The one the pump waits for (an older one of the file may belong to a namespace
+            // that cannot send now).
+            let head = queue.firstIndex { $0.file == file && !$0.hasPayload && (wanted == nil || $0.item.sequence == wanted) }
             var missing: [(Entry, String)] = []
             for i in queue.indices where queue[i].file == file && !queue[i].hasPayload {
                 guard let full = items[queue[i].item.sequence] else {
@@ -208,7 +211,7 @@ extension OutboxState {
     /// simulation found the spool beyond `spool.max_items` after such a rewrite).
     mutating func rewriteMemoryEntries(includingSending: Bool, _ out: inout [OutboxAction]) {
         var any = false
-        for i in queue.indices where queue[i].storage == .memory && (includingSending || queue[i].item.sequence != sending) {
+        for i in queue.indices where queue[i].storage == .memory && (includingSending || !isInFlight(queue[i].item.sequence)) {
             update(i) { $0.storage = .writing }
             out.append(.store(queue[i].item))
             any = true

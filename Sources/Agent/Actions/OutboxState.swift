@@ -10,13 +10,18 @@ import SocketIO
 /// What it guarantees (the simulation checks these):
 /// - an alert is sent only once it is durable in the spool, or kept in memory because the disk
 ///   refused it; an `ack:` alert always goes through the spool;
-/// - per namespace, spooled alerts are sent one at a time, oldest first;
+/// - per namespace, spooled alerts are sent oldest first, up to `spool.in_flight` of them on the
+///   wire at once (the window); after a failed send (no ack in time, the connection lost) nothing
+///   new goes until every send of the window has ended, then the oldest unacknowledged alert is
+///   sent again first, so first deliveries stay in fire order;
 /// - a spool file is removed only when no undelivered alert it holds remains (the alerts
 ///   written together into one file are all counted before any of them is released);
 /// - an alert leaves only delivered, moved to `failed/` with a reason, dropped by a budget with a
 ///   warning, or lost with its spool file when that became unreadable (with an error).
 ///
-/// Budgets (each reached with a warning, and the oldest goes; the one being sent never does):
+/// Budgets (each reached with a warning, and the oldest goes; one in flight never does, and the
+/// window holds at most half of `spool.max_items` and of `min(spool.max_bytes, spool.max_memory)`,
+/// one alert alone excepted, so that what a budget cannot drop leaves room for what waits):
 /// on disk `spool.max_items` alerts and `spool.max_bytes` of them; in memory an index entry per
 /// alert plus at most `spool.max_memory` of payloads (the payloads of the newest alerts on disk
 /// stay there and are read back when their turn comes); alerts the disk refused, at most
@@ -33,13 +38,20 @@ package struct OutboxState {
         package var maxMemory: Int
         /// Alerts kept in memory when the disk refuses them.
         package var maxInMemory: Int
+        /// `spool.in_flight`: spooled alerts per namespace on the wire at once (``inFlightRange``).
+        package var inFlight: Int
         /// The pause before a failed send is tried again, and before a refused write.
         package var retryDelay: Duration
         /// A fault put back on purpose, for the simulation to catch; nil in the agent.
         package var mutation: OutboxMutation?
 
-        package init(namespaces: Set<String>, maxItems: Int, maxBytes: Int = 64 << 20, maxMemory: Int = 4 << 20, retryDelay: Duration) {
+        package static let inFlightRange = 1...1024
+
+        package init(
+            namespaces: Set<String>, maxItems: Int, maxBytes: Int = 64 << 20, maxMemory: Int = 4 << 20, inFlight: Int = 32, retryDelay: Duration
+        ) {
             self.namespaces = namespaces
+            self.inFlight = min(max(inFlight, Self.inFlightRange.lowerBound), Self.inFlightRange.upperBound)
             self.maxItems = max(1, maxItems)
             self.maxBytes = max(1, maxBytes)
             self.maxMemory = max(0, maxMemory)
@@ -88,10 +100,19 @@ package struct OutboxState {
     var faultyCounts: [String: Int] = [:]
     var connected: Set<String> = []
     var unknownToServer: Set<String> = []
-    /// The spooled alert being sent.
-    package internal(set) var sending: UInt64?
-    /// The spool file whose payloads are being read back.
-    var reading: String?
+    /// The spooled alerts handed to the client and not yet answered, per namespace, in the order
+    /// they were sent (the oldest of the namespace's queued alerts).
+    package internal(set) var inFlight: [String: Deque<UInt64>] = [:]
+    /// The alerts in flight, with the bytes of their spool lines.
+    var inFlightSizes: [UInt64: Int] = [:]
+    var inFlightBytes = 0
+    /// Namespaces whose window drains after a failed send: nothing new goes until it is empty.
+    /// The value: whether to pause then (an ack did not come in time on a connection still up).
+    var draining: [String: Bool] = [:]
+    /// Namespaces waiting for the retry timer before they send again.
+    var resting: Set<String> = []
+    /// The spool file whose payloads are being read back, and the alert that needs it now.
+    var reading: (file: String, sequence: UInt64)?
     var retryArmed = false
     var persistRetryArmed = false
     /// Alerts handed to the client directly (no ack, namespace up, nothing waiting), not yet written.
@@ -153,7 +174,9 @@ package struct OutboxState {
     /// Alerts not yet delivered (on disk, in memory, being written, or handed to the client).
     package var pending: Int { queue.count + direct.count }
     /// Nothing is being sent (queued alerts may remain, safely on disk).
-    package var isIdle: Bool { sending == nil && direct.isEmpty }
+    package var isIdle: Bool { inFlightSizes.isEmpty && direct.isEmpty }
+
+    func isInFlight(_ sequence: UInt64) -> Bool { !inFlightSizes.isEmpty && inFlightSizes[sequence] != nil }
 
     package mutating func handle(_ input: OutboxInput) -> [OutboxAction] {
         var out: [OutboxAction] = []
@@ -164,13 +187,23 @@ package struct OutboxState {
         case .connected(let ns):
             connected.insert(ns)
             unknownToServer.remove(ns)
+            // A new connection: what waited for the retry pause goes now.
+            if resting.remove(ns) != nil, resting.isEmpty, retryArmed {
+                retryArmed = false
+                out.append(.cancelRetry)
+            }
             pump(&out)
-        case .disconnected(let ns): connected.remove(ns)
+        case .disconnected(let ns):
+            connected.remove(ns)
+            // What is in flight fails (the client fails it): nothing new goes before it has,
+            // then the oldest unacknowledged alert is sent first.
+            if inFlight[ns]?.isEmpty == false { draining[ns] = false }
         case .refused(let ns, let message): refused(ns, message, &out)
         case .sendCompleted(let send, let outcome): completed(send, outcome, &out)
         case .retryTimer:
             guard retryArmed else { break }
             retryArmed = false
+            resting.removeAll()
             pump(&out)
         case .persistRetryTimer:
             guard persistRetryArmed else { break }
@@ -205,7 +238,7 @@ package struct OutboxState {
         // socket.io answers "Invalid namespace"; python-socketio "Unable to connect".
         guard message == "Invalid namespace" || message == "Unable to connect" else { return }
         unknownToServer.insert(namespace)
-        let doomed = queue.filter { $0.item.namespace == namespace && $0.item.sequence != sending && $0.storage != .writing }
+        let doomed = queue.filter { $0.item.namespace == namespace && !isInFlight($0.item.sequence) && $0.storage != .writing }
         failAll(doomed.map { ($0, "the server does not know namespace \(namespace): \(message)") }, &out)
     }
 
@@ -229,8 +262,7 @@ package struct OutboxState {
                 }
             }
         case .spooled(let sequence):
-            guard sending == sequence else { return }
-            sending = nil
+            guard let ns = leaveWindow(sequence) else { return }
             let index = queue.firstIndex { $0.item.sequence == sequence }
             switch outcome {
             case .delivered:
@@ -244,62 +276,96 @@ package struct OutboxState {
                             .info, entry.item.ackTimeout == nil ? "spooled alert sent" : "spooled alert acknowledged",
                             ["rule.id": "\(entry.item.rule)", "event.name": "\(entry.item.event)", "spool.left": "\(queue.count)"]))
                 }
-                pump(&out)
+                settle(ns, failed: false, &out)
             case .failed(let error, let permanent):
                 if permanent, let index {
                     failAll([(queue[index], error)], &out)
-                    pump(&out)
+                    settle(ns, failed: false, &out)
                     return
                 }
                 let item = index.map { queue[$0].item }
                 out.append(
                     .log(.warning, "alert not delivered; kept in the spool", ["rule.id": "\(item?.rule ?? "")", "event.name": "\(item?.event ?? "")", "error": "\(error)"]))
-                // Still connected (no ack in time, say): again after a pause. Otherwise the next
-                // connect restarts the pump.
-                if let item, connected.contains(item.namespace) {
-                    if !retryArmed {
-                        retryArmed = true
-                        out.append(.scheduleRetry(configuration.retryDelay))
-                    }
-                } else {
-                    pump(&out)
-                }
+                settle(ns, failed: true, &out)
             }
         }
     }
 
-    // MARK: - Sending
-
-    /// The next alert to send: the oldest of a connected namespace whose older alerts are all
-    /// ready too (stored or kept in memory).
-    private func next() -> Int? {
-        var blocked: Set<String> = []
-        for i in queue.indices {
-            let ns = queue[i].item.namespace
-            if blocked.contains(ns) { continue }
-            if connected.contains(ns), queue[i].storage != .writing { return i }
-            blocked.insert(ns)
+    /// Takes `sequence` out of its namespace's window; nil when it was not in flight (an answer
+    /// to a send that already ended).
+    private mutating func leaveWindow(_ sequence: UInt64) -> String? {
+        guard let bytes = inFlightSizes.removeValue(forKey: sequence) else { return nil }
+        inFlightBytes -= bytes
+        for (ns, window) in inFlight {
+            guard let i = window.firstIndex(of: sequence) else { continue }
+            inFlight[ns]!.remove(at: i)
+            if inFlight[ns]!.isEmpty { inFlight[ns] = nil }
+            return ns
         }
         return nil
     }
 
-    mutating func pump(_ out: inout [OutboxAction]) {
-        guard sending == nil, let index = next() else { return }
-        let head = queue[index]
-        guard head.hasPayload else {
-            // Its payload stayed on disk: read it back first (the pump runs again when it is here).
-            if reading == nil, let file = head.file {
-                reading = file
-                out.append(.readPayloads(file: file))
+    /// A send of `ns` ended. After a failed one, nothing new goes until the window is empty;
+    /// then the oldest unacknowledged alert goes first: after the retry pause when an ack did not
+    /// come in time on a connection still up, otherwise at once (or at the next connect).
+    private mutating func settle(_ ns: String, failed: Bool, _ out: inout [OutboxAction]) {
+        if failed { draining[ns] = (draining[ns] ?? true) && connected.contains(ns) }
+        if inFlight[ns] == nil, let pause = draining.removeValue(forKey: ns), pause, connected.contains(ns) {
+            resting.insert(ns)
+            if !retryArmed {
+                retryArmed = true
+                out.append(.scheduleRetry(configuration.retryDelay))
             }
-            return
         }
-        if retryArmed {
-            retryArmed = false
-            out.append(.cancelRetry)
+        pump(&out)
+    }
+
+    // MARK: - Sending
+
+    /// The most alerts in flight, all namespaces together: half of `spool.max_items` (at least
+    /// one), so that a budget, which never drops one in flight, keeps room for those waiting.
+    private var windowLimit: Int { max(1, configuration.maxItems / 2) }
+
+    /// Sends what the windows have room for: per connected namespace that is not draining or
+    /// pausing, its oldest alerts not yet in flight, in order, up to the first one still being
+    /// written (order first). One whose payload stayed on disk is read back first.
+    mutating func pump(_ out: inout [OutboxAction]) {
+        guard !connected.isEmpty, inFlightSizes.count < windowLimit else { return }
+        var open = connected
+        if !resting.isEmpty { open.subtract(resting) }
+        if !draining.isEmpty { open.subtract(draining.keys) }
+        guard !open.isEmpty else { return }
+        // Half of the byte budgets too, for the same reason.
+        let byteLimit = min(configuration.maxBytes, configuration.maxMemory) / 2
+        var i = queue.startIndex
+        while i < queue.endIndex, !open.isEmpty {
+            let e = queue[i]
+            let ns = e.item.namespace
+            i += 1
+            guard open.contains(ns), !isInFlight(e.item.sequence) else { continue }
+            guard e.storage != .writing, (inFlight[ns]?.count ?? 0) < configuration.inFlight else {
+                open.remove(ns)
+                continue
+            }
+            // Within the byte budgets too (one alone always goes).
+            if !inFlightSizes.isEmpty, inFlightBytes + e.bytes > byteLimit { return }
+            guard e.hasPayload else {
+                // Its payload stayed on disk: read it back first (the pump runs again when it is here).
+                if reading == nil, let file = e.file {
+                    reading = (file, e.item.sequence)
+                    out.append(.readPayloads(file: file))
+                }
+                open.remove(ns)
+                continue
+            }
+            inFlight[ns, default: []].append(e.item.sequence)
+            inFlightSizes[e.item.sequence] = e.bytes
+            inFlightBytes += e.bytes
+            out.append(.send(.spooled(e.item.sequence), e.item))
+            // Payloads read back while the budget allowed make room for those now in flight.
+            if totals.payloadBytes > configuration.maxMemory { trimPayloads() }
+            if inFlightSizes.count >= windowLimit { return }
         }
-        sending = head.item.sequence
-        out.append(.send(.spooled(head.item.sequence), head.item))
     }
 
     func permanentProblem(_ item: SpoolItem) -> String? {

@@ -206,7 +206,7 @@ extension AgentConfiguration {
                 }
             case "rules": if let r = reader.string(value, "rules") { rules = resolve(r, base: base) }
             case "spool":
-                for (k, _, v) in reader.mapping(value, "spool", known: ["dir", "max_items", "max_bytes", "max_memory"]) {
+                for (k, _, v) in reader.mapping(value, "spool", known: ["dir", "max_items", "max_bytes", "max_memory", "in_flight"]) {
                     switch k {
                     case "dir": if let d = reader.string(v, "spool.dir") { spool.dir = resolve(d, base: base) }
                     case "max_bytes":
@@ -221,6 +221,9 @@ extension AgentConfiguration {
                                 spool.maxMemory = n
                             }
                         }
+                    case "in_flight":
+                        let range = OutboxState.Configuration.inFlightRange
+                        if let n = reader.int(v, "spool.in_flight", minimum: range.lowerBound, maximum: range.upperBound) { spool.inFlight = n }
                     default: if let n = reader.int(v, "spool.max_items", minimum: 1) { spool.maxItems = n }
                     }
                 }

@@ -62,6 +62,9 @@ public struct AgentConfiguration: Sendable {
         /// `spool.max_memory`: payloads of waiting alerts held in memory; the rest is read back
         /// from disk when its turn comes.
         public var maxMemory: Int = 4 << 20
+        /// `spool.in_flight`: spooled alerts per namespace on the wire at once, waiting for
+        /// their acks (1…1024).
+        public var inFlight: Int = 32
 
         public init(dir: String, maxItems: Int = 10_000) {
             self.dir = dir

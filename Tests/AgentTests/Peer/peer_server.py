@@ -14,6 +14,9 @@ Reads one JSON command a line on stdin:
   {"release_acks": true}   (acknowledges the held events, and every later one at once)
 Events the client sends with an ack request are acknowledged with true (the python-socketio
 server answers an ack request with the handler's return value).
+With --ack-delay S each event waits a random 0..S seconds before its handler returns (python-socketio
+runs handlers concurrently, so acks come back out of order), and its line carries "pending": the
+handlers running when it arrived, itself included.
 With --feedback it also answers `alert` and `batery` with `feedback` {"retorno": true}, as the
 original notebook's server did (scripts/test-package runs the seed flow with it).
 """
@@ -21,6 +24,7 @@ original notebook's server did (scripts/test-package runs the seed flow with it)
 import argparse
 import asyncio
 import json
+import random
 import socket
 import sys
 
@@ -43,6 +47,7 @@ def main():
     # Namespaces (comma-separated) whose connection is refused with --refuse-message.
     parser.add_argument("--refuse", default="")
     parser.add_argument("--refuse-message", default="refused")
+    parser.add_argument("--ack-delay", type=float, default=0)
     args = parser.parse_args()
 
     port = args.port
@@ -62,7 +67,7 @@ def main():
     for ns in refused:
         if ns not in namespaces:
             namespaces.append(ns)
-    acks = {"released": asyncio.Event()}
+    acks = {"released": asyncio.Event(), "pending": 0}
     acks["released"].set()
 
     for ns in namespaces:
@@ -77,6 +82,14 @@ def main():
                 out({"type": "disconnect", "sid": sid, "namespace": ns})
 
             async def on_any(event, sid, *data):
+                if args.ack_delay > 0:
+                    acks["pending"] += 1
+                    out({"type": "event", "namespace": ns, "event": event, "args": list(data), "pending": acks["pending"]})
+                    try:
+                        await asyncio.sleep(random.uniform(0, args.ack_delay))
+                    finally:
+                        acks["pending"] -= 1
+                    return True
                 out({"type": "event", "namespace": ns, "event": event, "args": list(data)})
                 if args.feedback and event in ("alert", "batery"):
                     await sio.emit("feedback", {"retorno": True}, to=sid, namespace=ns)

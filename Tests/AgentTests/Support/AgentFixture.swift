@@ -13,9 +13,13 @@ final class PeerServer: Sendable {
 
     /// Starts the server on `port` (0: a free one) and waits until it listens.
     /// `refuse`: namespaces whose connection the server refuses with `refuseMessage`.
-    static func start(port: Int = 0, namespaces: String = "/", refuse: String? = nil, refuseMessage: String = "refused") async throws -> PeerServer {
+    /// `ackDelay`: each event is acknowledged after a random delay up to this many seconds.
+    static func start(
+        port: Int = 0, namespaces: String = "/", refuse: String? = nil, refuseMessage: String = "refused", ackDelay: Double? = nil
+    ) async throws -> PeerServer {
         let script = TestPaths.packageRoot + "/Tests/AgentTests/Peer/peer_server.py"
         var arguments = ["-u", script, "--port", String(port), "--namespaces", namespaces]
+        if let ackDelay { arguments += ["--ack-delay", String(ackDelay)] }
         if let refuse { arguments += ["--refuse", refuse, "--refuse-message", refuseMessage] }
         let child = try ChildProcess(try TestPaths.python, arguments, name: "peer server")
         try await child.waitFor("the server to listen") { child.jsonLines.contains { $0["type"] as? String == "ready" } }
@@ -40,6 +44,12 @@ final class PeerServer: Sendable {
     /// The events the server received, in order.
     func received(_ event: String) -> [[Any]] {
         child.jsonLines.filter { $0["type"] as? String == "event" && $0["event"] as? String == event }.map { $0["args"] as? [Any] ?? [] }
+    }
+
+    /// The most events whose handlers ran at once (with `ackDelay`): more than one means the
+    /// client had several acks outstanding.
+    var mostPending: Int {
+        child.jsonLines.compactMap { $0["type"] as? String == "event" ? $0["pending"] as? Int : nil }.max() ?? 0
     }
 
     /// From now on, events that ask for an ack are acknowledged only after ``releaseAcks()``.
