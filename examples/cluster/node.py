@@ -9,6 +9,7 @@ event, so you can see which node a device landed on.
 
 import argparse
 import os
+import sys
 
 import socketio
 from aiohttp import web
@@ -27,7 +28,11 @@ sio.attach(app)
 
 
 def log(*parts):
-    print(f"[{args.name}]", *parts, flush=True)
+    # One write per line: both nodes share run.sh's standard output, and print() with several
+    # arguments may write them one by one, so two nodes starting together printed
+    # "[node-a][node-b] listening on ..." (the failover test reads these lines).
+    sys.stdout.write(" ".join([f"[{args.name}]", *map(str, parts)]) + "\n")
+    sys.stdout.flush()
 
 
 @sio.event
