@@ -66,8 +66,8 @@ struct ClusterExampleTests {
         }
 
         // Kill the agent's node: it reconnects through nginx to the other one.
-        let pidLine = cluster.stdoutLines.first { $0.hasPrefix("[\(firstNode)] listening on") }!
-        let pid = Int32(pidLine.split(separator: " ").last!)!
+        let pidLine = try #require(cluster.stdoutLines.first { $0.hasPrefix("[\(firstNode)] listening on") })
+        let pid = try #require(pidLine.split(separator: " ").last.flatMap { Int32($0) })
         kill(pid, SIGKILL)
         try await cluster.waitFor("the agent on \(otherNode)", timeout: .seconds(30)) {
             cluster.stdoutLines.contains { $0.hasPrefix("[\(otherNode)] connect ") }
