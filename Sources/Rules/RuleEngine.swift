@@ -138,6 +138,12 @@ struct TimerHeap: Sendable {
     }
 
     mutating func removeAll() { items.removeAll(keepingCapacity: true) }
+
+    /// Keeps only the entries `keep` accepts (a sorted array is a min-heap).
+    mutating func retain(where keep: (TimerEntry) -> Bool) {
+        items = items.filter(keep)
+        items.sort { $0.due < $1.due }
+    }
 }
 
 /// At most this many timers fire in one call of `advance(to:)`; the rest wait for the next call
@@ -177,6 +183,9 @@ public struct RuleEngine: Sendable {
     /// reloads for rules that keep their id.
     public private(set) var firingCounts: [UInt64]
     var timers = TimerHeap()
+    /// Heap entries whose key was dropped (a budget, `max_keys`): they would otherwise stay until
+    /// they come due, an hour later for `absent: 1h`, outside every bound on keys.
+    var staleTimers = 0
     var generation: UInt32 = 0
     /// Shared state (`set`/`unset`, read as `state.NAME`).
     public private(set) var sharedState: [String: StateEntry]
@@ -307,6 +316,10 @@ public struct RuleEngine: Sendable {
     @discardableResult
     private mutating func removeKey(_ i: Int, _ key: JSONValue) -> KeyState? {
         guard let s = states[i].keys.removeValue(forKey: key) else { return nil }
+        if s.queued {
+            staleTimers += 1
+            if staleTimers > 256 && staleTimers * 2 > timers.count { dropStaleTimers() }
+        }
         if s.phase != .idle { states[i].active -= 1 }
         if s.phase == .pending { states[i].pending -= 1 }
         keyBytesHeld -= s.bytes
@@ -820,8 +833,23 @@ public struct RuleEngine: Sendable {
         timers.top?.due
     }
 
+    /// Removes the heap entries of keys that were dropped: the heap holds at most one entry per
+    /// key that has a deadline, plus fewer stale ones than live ones.
+    private mutating func dropStaleTimers() {
+        let states = self.states
+        timers.retain { e in
+            guard e.kind == .key else { return true }
+            let i = Int(e.rule)
+            guard i < states.count, let s = states[i].keys[e.key] else { return false }
+            return s.generation == e.generation && s.queued
+        }
+        staleTimers = 0
+        earliest = timers.top?.due ?? .infinity
+    }
+
     /// Rebuilds the heap from the rules' states (at start and on reload).
     private mutating func rebuildTimers() {
+        staleTimers = 0
         timers.removeAll()
         earliest = .infinity
         for i in states.indices {

@@ -148,6 +148,33 @@ struct KeyBytesTests {
         #expect(engine.keyBytesHeld == engine.states[0].keys.values.reduce(0) { $0 + $1.bytes })
     }
 
+    /// A dropped key leaves no deadline behind: without this, 100,000 keys through an
+    /// `absent: 1h` rule kept 100,000 heap entries (each with its key) for the hour.
+    @Test func droppedKeysLeaveNoTimersBehind() throws {
+        for limits in [(bytes: 64 << 10, keys: 100_000), (bytes: 1 << 30, keys: 1000)] {
+            let set = try rules("""
+                rules:
+                  - id: silent
+                    on: t
+                    key: payload.id
+                    absent: 1h
+                    max_keys: \(limits.keys)
+                    then: [{log: stdout, message: "{{ key }}"}]
+                """)
+            var engine = RuleEngine(ruleSet: set, startTime: 0, maxKeyBytes: limits.bytes)
+            for k in 0..<20_000 {
+                let id = "dev-\(k)-" + String(repeating: "k", count: 200)
+                _ = engine.handle(event("t", ["id": .string(id)]), at: Double(k) / 1000)
+            }
+            let live = engine.states[0].keys.count
+            #expect(live < 20_000)
+            #expect(engine.timers.count <= 2 * live + 257)
+            // The keys that stayed still fire at their deadline.
+            let fired = engine.run(until: 3600 + 21)
+            #expect(fired.count == live)
+        }
+    }
+
     @Test func theCountOfBytesHeldFollowsEveryChange() throws {
         let set = try rules(absence)
         var engine = RuleEngine(ruleSet: set, startTime: 0, namespacesConnected: true)
