@@ -193,75 +193,10 @@ extension JSONParser {
         }
     }
 
-    /// Checks a string as `parseString` reads it: no control characters, valid escapes and
-    /// surrogate pairs, and UTF-8 that `String(validating:)` accepts.
+    /// Checks a string as `parseString` reads it (the same reader), keeping nothing.
     mutating func checkString() throws(JSONParseError) {
-        let start = index
-        index += 1  // opening quote
-        while index < bytes.count {
-            let b = bytes[index]
-            if b == UInt8(ascii: "\"") {
-                index += 1
-                return
-            }
-            if b < 0x20 { throw fail("control character in string") }
-            if b >= 0x80 {
-                // One whole UTF-8 sequence, or the string is invalid (an escape, a quote or the
-                // end cannot complete a sequence: escapes decode to whole sequences).
-                guard let length = utf8SequenceLength(at: index) else { throw fail("invalid UTF-8 in string", at: start) }
-                index += length
-                continue
-            }
-            index += 1
-            guard b == UInt8(ascii: "\\") else { continue }
-            guard index < bytes.count else { break }
-            let e = bytes[index]
-            index += 1
-            switch e {
-            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
-                continue
-            case UInt8(ascii: "u"):
-                let scalar = try parseHex4()
-                if (0xD800..<0xDC00).contains(scalar) {
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
-                        bytes[index + 1] == UInt8(ascii: "u")
-                    else { throw fail("unpaired surrogate in string") }
-                    index += 2
-                    let low = try parseHex4()
-                    guard (0xDC00..<0xE000).contains(low) else { throw fail("unpaired surrogate in string") }
-                } else if (0xDC00..<0xE000).contains(scalar) {
-                    throw fail("unpaired surrogate in string")
-                }
-            default:
-                throw fail("invalid escape", at: index - 2)
-            }
-        }
-        throw fail("unterminated string", at: start)
-    }
-
-    /// The length of the well-formed UTF-8 sequence (Unicode table 3-7) that starts at `at`
-    /// with a byte ≥ 0x80, or nil.
-    func utf8SequenceLength(at: Int) -> Int? {
-        let lead = bytes[at]
-        let length: Int
-        var low: UInt8 = 0x80, high: UInt8 = 0xBF  // the range of the second byte
-        switch lead {
-        case 0xC2...0xDF: length = 2
-        case 0xE0: length = 3; low = 0xA0
-        case 0xE1...0xEC, 0xEE...0xEF: length = 3
-        case 0xED: length = 3; high = 0x9F
-        case 0xF0: length = 4; low = 0x90
-        case 0xF1...0xF3: length = 4
-        case 0xF4: length = 4; high = 0x8F
-        default: return nil
-        }
-        guard bytes.count - at >= length else { return nil }
-        guard bytes[at + 1] >= low, bytes[at + 1] <= high else { return nil }
-        for k in 2..<max(length, 2) where bytes[at + k] & 0xC0 != 0x80 {
-            return nil
-        }
-        return length
+        var check = JSONStringCheck()
+        try readString(into: &check)
     }
 
     // MARK: Reading checked text

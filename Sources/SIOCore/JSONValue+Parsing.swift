@@ -209,79 +209,114 @@ struct JSONParser {
     func isDigit(_ b: UInt8) -> Bool { b >= UInt8(ascii: "0") && b <= UInt8(ascii: "9") }
 
     mutating func parseString() throws(JSONParseError) -> String {
+        var builder = JSONStringBuilder()
+        try readString(into: &builder)
+        return builder.value
+    }
+
+    /// Reads a string from its opening quote to just past its closing quote, giving `sink` its
+    /// contents: the runs of bytes between escapes as they stand in the text, and each escape
+    /// decoded. The one reader of string syntax (control characters, escapes, surrogate pairs,
+    /// UTF-8) for the parser and for the checker, which keeps nothing.
+    @inline(__always)
+    mutating func readString<Sink: JSONStringSink>(into sink: inout Sink) throws(JSONParseError) {
         let start = index
         index += 1  // opening quote
-        let contentStart = index
-        // Fast path: no escapes.
+        var runStart = index
+        // The bytes of the run or'ed together (below 0x80: ASCII), for a sink that checks UTF-8 itself.
         var high: UInt8 = 0
+        var valid = true
         while index < bytes.count {
             let b = bytes[index]
             if b == UInt8(ascii: "\"") {
-                let slice = UnsafeBufferPointer(rebasing: bytes[contentStart..<index])
+                sink.append(run: UnsafeBufferPointer(rebasing: bytes[runStart..<index]), high: high)
                 index += 1
-                // ASCII is valid UTF-8 as it is (String(validating:) is generic at run time).
-                if high < 0x80 { return String(decoding: slice, as: UTF8.self) }
-                guard let s = String(validating: slice, as: UTF8.self) else {
-                    throw fail("invalid UTF-8 in string", at: start)
-                }
-                return s
+                guard valid, sink.close() else { throw fail("invalid UTF-8 in string", at: start) }
+                return
             }
-            if b == UInt8(ascii: "\\") { break }
+            if b == UInt8(ascii: "\\") {
+                sink.append(run: UnsafeBufferPointer(rebasing: bytes[runStart..<index]), high: high)
+                index += 1
+                guard index < bytes.count else { break }
+                sink.append(escaped: try readEscape())
+                runStart = index
+                continue
+            }
             if b < 0x20 { throw fail("control character in string") }
+            if Sink.checksUTF8AsItReads, b >= 0x80 {
+                // One whole UTF-8 sequence (an escape, a quote or the end cannot complete one:
+                // escapes decode to whole sequences), or the string is invalid once it closes.
+                if let length = utf8SequenceLength(at: index) {
+                    index += length
+                } else {
+                    valid = false
+                    index += 1
+                }
+                continue
+            }
             high |= b
             index += 1
         }
-        // Slow path with escapes.
-        var out = [UInt8](UnsafeBufferPointer(rebasing: bytes[contentStart..<index]))
-        while index < bytes.count {
-            let b = bytes[index]
-            if b == UInt8(ascii: "\"") {
-                index += 1
-                guard let s = String(validating: out, as: UTF8.self) else {
-                    throw fail("invalid UTF-8 in string", at: start)
-                }
-                return s
-            }
-            if b < 0x20 { throw fail("control character in string") }
-            if b != UInt8(ascii: "\\") {
-                out.append(b)
-                index += 1
-                continue
-            }
-            index += 1
-            guard index < bytes.count else { break }
-            let e = bytes[index]
-            index += 1
-            switch e {
-            case UInt8(ascii: "\""): out.append(0x22)
-            case UInt8(ascii: "\\"): out.append(0x5C)
-            case UInt8(ascii: "/"): out.append(0x2F)
-            case UInt8(ascii: "b"): out.append(0x08)
-            case UInt8(ascii: "f"): out.append(0x0C)
-            case UInt8(ascii: "n"): out.append(0x0A)
-            case UInt8(ascii: "r"): out.append(0x0D)
-            case UInt8(ascii: "t"): out.append(0x09)
-            case UInt8(ascii: "u"):
-                var scalar = try parseHex4()
-                if (0xD800..<0xDC00).contains(scalar) {
-                    // A high surrogate must be followed by an escaped low surrogate.
-                    guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
-                        bytes[index + 1] == UInt8(ascii: "u")
-                    else { throw fail("unpaired surrogate in string") }
-                    index += 2
-                    let low = try parseHex4()
-                    guard (0xDC00..<0xE000).contains(low) else { throw fail("unpaired surrogate in string") }
-                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
-                } else if (0xDC00..<0xE000).contains(scalar) {
-                    throw fail("unpaired surrogate in string")
-                }
-                guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
-                out.append(contentsOf: Array(String(Character(u)).utf8))
-            default:
-                throw fail("invalid escape '\\\(Unicode.Scalar(e))'", at: index - 2)
-            }
-        }
         throw fail("unterminated string", at: start)
+    }
+
+    /// One escape, from the byte after its backslash: the scalar it stands for.
+    @inline(__always)
+    mutating func readEscape() throws(JSONParseError) -> Unicode.Scalar {
+        let e = bytes[index]
+        index += 1
+        switch e {
+        case UInt8(ascii: "\""): return "\""
+        case UInt8(ascii: "\\"): return "\\"
+        case UInt8(ascii: "/"): return "/"
+        case UInt8(ascii: "b"): return "\u{08}"
+        case UInt8(ascii: "f"): return "\u{0C}"
+        case UInt8(ascii: "n"): return "\n"
+        case UInt8(ascii: "r"): return "\r"
+        case UInt8(ascii: "t"): return "\t"
+        case UInt8(ascii: "u"):
+            var scalar = try parseHex4()
+            if (0xD800..<0xDC00).contains(scalar) {
+                // A high surrogate must be followed by an escaped low surrogate.
+                guard index + 1 < bytes.count, bytes[index] == UInt8(ascii: "\\"),
+                    bytes[index + 1] == UInt8(ascii: "u")
+                else { throw fail("unpaired surrogate in string") }
+                index += 2
+                let low = try parseHex4()
+                guard (0xDC00..<0xE000).contains(low) else { throw fail("unpaired surrogate in string") }
+                scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+            } else if (0xDC00..<0xE000).contains(scalar) {
+                throw fail("unpaired surrogate in string")
+            }
+            guard let u = Unicode.Scalar(scalar) else { throw fail("invalid escape") }
+            return u
+        default:
+            throw fail("invalid escape '\\\(Unicode.Scalar(e))'", at: index - 2)
+        }
+    }
+
+    /// The length of the well-formed UTF-8 sequence (Unicode table 3-7) that starts at `at`
+    /// with a byte ≥ 0x80, or nil.
+    func utf8SequenceLength(at: Int) -> Int? {
+        let lead = bytes[at]
+        let length: Int
+        var low: UInt8 = 0x80, high: UInt8 = 0xBF  // the range of the second byte
+        switch lead {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; low = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; high = 0x9F
+        case 0xF0: length = 4; low = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; high = 0x8F
+        default: return nil
+        }
+        guard bytes.count - at >= length else { return nil }
+        guard bytes[at + 1] >= low, bytes[at + 1] <= high else { return nil }
+        for k in 2..<max(length, 2) where bytes[at + k] & 0xC0 != 0x80 {
+            return nil
+        }
+        return length
     }
 
     mutating func parseHex4() throws(JSONParseError) -> UInt32 {
@@ -301,4 +336,68 @@ struct JSONParser {
         }
         return v
     }
+}
+
+/// What ``JSONParser/readString(into:)`` does with a string's contents.
+protocol JSONStringSink {
+    /// Whether the reader checks UTF-8 sequence by sequence as it reads; otherwise `close` does.
+    static var checksUTF8AsItReads: Bool { get }
+    /// Bytes of the string as they stand in the text, up to an escape or the closing quote (no
+    /// quote, backslash or control character); `high`, their bytes or'ed together, is below
+    /// 0x80 when all are ASCII (when the reader does not check UTF-8 itself).
+    mutating func append(run: UnsafeBufferPointer<UInt8>, high: UInt8)
+    /// An escape, decoded.
+    mutating func append(escaped: Unicode.Scalar)
+    /// The closing quote: false when the contents are not UTF-8.
+    mutating func close() -> Bool
+}
+
+/// Builds the string: the text as it stands when it has no escape, else the bytes with the
+/// escapes decoded; UTF-8 is checked once, at the closing quote.
+struct JSONStringBuilder: JSONStringSink {
+    static var checksUTF8AsItReads: Bool { false }
+    private var plain = UnsafeBufferPointer<UInt8>(start: nil, count: 0)
+    private var high: UInt8 = 0
+    private var escaped = false
+    private var decoded: [UInt8] = []
+    private(set) var value = ""
+
+    @inline(__always)
+    mutating func append(run: UnsafeBufferPointer<UInt8>, high: UInt8) {
+        if escaped {
+            decoded.append(contentsOf: run)
+        } else {
+            plain = run
+            self.high = high
+        }
+    }
+
+    @inline(__always)
+    mutating func append(escaped scalar: Unicode.Scalar) {
+        if !escaped {
+            escaped = true
+            decoded = Array(plain)
+        }
+        UTF8.encode(scalar) { decoded.append($0) }
+    }
+
+    @inline(__always)
+    mutating func close() -> Bool {
+        if !escaped, high < 0x80 {
+            // ASCII is valid UTF-8 as it is (String(validating:) is generic at run time).
+            value = String(decoding: plain, as: UTF8.self)
+            return true
+        }
+        guard let s = escaped ? String(validating: decoded, as: UTF8.self) : String(validating: plain, as: UTF8.self) else { return false }
+        value = s
+        return true
+    }
+}
+
+/// Keeps nothing: the reader checks the string's UTF-8 as it goes.
+struct JSONStringCheck: JSONStringSink {
+    static var checksUTF8AsItReads: Bool { true }
+    @inline(__always) mutating func append(run: UnsafeBufferPointer<UInt8>, high: UInt8) {}
+    @inline(__always) mutating func append(escaped: Unicode.Scalar) {}
+    @inline(__always) mutating func close() -> Bool { true }
 }

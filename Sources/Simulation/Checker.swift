@@ -157,11 +157,12 @@ struct Checker {
         }
     }
 
-    /// After every step: the outbox within its budgets.
+    /// After every step: the outbox within its budgets, and the pump's index what the queue says.
     mutating func afterStep(_ world: World, _ agent: AgentProcess) {
         let outbox = agent.outbox
         let c = outbox.configuration, t = outbox.totals
         if t.spooled > c.maxItems + 1 { violation("the spool holds \(t.spooled) alerts; spool.max_items is \(c.maxItems)") }
+        if let problem = outbox.pumpIndexProblem() { violation(problem) }
         if t.inMemory > c.maxInMemory + 1 { violation("\(t.inMemory) alerts the disk refused are in memory; the budget is \(c.maxInMemory)") }
         // The newest alert and the one being sent are never dropped: each may exceed a budget alone.
         let largest = 400

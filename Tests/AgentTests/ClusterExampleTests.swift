@@ -25,6 +25,8 @@ struct ClusterExampleTests {
             // run.sh stops its children on SIGTERM (SIGKILL after 5 s).
             if cluster.isRunning { cluster.signal(SIGTERM) }
         }
+        // A node says "listening on" once Redis has its subscription: a broadcast from then on
+        // reaches its clients (examples/cluster/node.py).
         try await cluster.waitFor("both nodes") { cluster.stdoutLines.filter { $0.contains("listening on") }.count == 2 }
         // nginx is up once it accepts connections.
         let deadline = ContinuousClock.now + .seconds(10)
@@ -49,9 +51,9 @@ struct ClusterExampleTests {
         let first = cluster.stdoutLines.first { $0.contains("] connect ") }!
         let firstNode = first.contains("[node-a]") ? "node-a" : "node-b"
         let otherNode = firstNode == "node-a" ? "node-b" : "node-a"
-        // Connected (and upgraded) before broadcasting.
-        try await agent.waitFor("the connection") { !agent.logged("connected").isEmpty }
-        try await Task.sleep(for: .milliseconds(300))
+        // Connected (the node has the agent's sid in its room once the agent has the CONNECT
+        // answer) and on its final transport before broadcasting.
+        try await agent.waitFor("the connection") { !agent.logged("connected").isEmpty && agent.upgradesEnded >= 1 }
 
         func broadcast(_ value: Int) async throws {
             let child = try ChildProcess(
@@ -72,8 +74,7 @@ struct ClusterExampleTests {
         try await cluster.waitFor("the agent on \(otherNode)", timeout: .seconds(30)) {
             cluster.stdoutLines.contains { $0.hasPrefix("[\(otherNode)] connect ") }
         }
-        try await agent.waitFor("the reconnection") { agent.logged("connected").count >= 2 }
-        try await Task.sleep(for: .milliseconds(300))
+        try await agent.waitFor("the reconnection") { agent.logged("connected").count >= 2 && agent.upgradesEnded >= 2 }
         try await broadcast(30)
         try await broadcast(11)
         try await cluster.waitFor("the alert on \(otherNode)") {
@@ -84,6 +85,11 @@ struct ClusterExampleTests {
         cluster.signal(SIGTERM)
         #expect(await cluster.waitForExit(timeout: .seconds(20)) != nil)
     }
+}
+
+extension ChildProcess {
+    /// WebSocket upgrades done or given up (the session stays on long-polling then).
+    var upgradesEnded: Int { logged("upgraded to websocket").count + logged("upgrade to websocket failed, staying on polling").count }
 }
 
 func canConnectTCP(_ port: Int) -> Bool {

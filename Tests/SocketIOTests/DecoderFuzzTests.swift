@@ -122,7 +122,8 @@ struct DecoderFuzzTests {
         }
     }
 
-    /// Strings are where the checked-text path has its own code (UTF-8, escapes): every two-byte
+    /// Strings: both paths use one reader (escapes, surrogate pairs), but the checked-text path
+    /// checks UTF-8 as it reads where the parser checks it at the closing quote: every two-byte
     /// string, and random longer ones biased to high bytes and escapes, decided both ways.
     @Test func checkedTextAgreesOnStringContents() {
         var lists = 0

@@ -4,13 +4,16 @@ manager with the other nodes, so that an emit on any node reaches clients on eve
     python node.py --port 5001 --name node-a [--redis redis://127.0.0.1:6390/0]
 
 Each node answers `alert` with `feedback` {"retorno": true, "node": NAME} and prints one line per
-event, so you can see which node a device landed on.
+event, so you can see which node a device landed on. It prints "listening on" once Redis has its
+subscription: from then on a broadcast reaches the node's clients.
 """
 
 import argparse
+import asyncio
 import os
 import sys
 
+import redis.asyncio
 import socketio
 from aiohttp import web
 
@@ -21,7 +24,8 @@ parser.add_argument("--redis", default="redis://127.0.0.1:6390/0")
 args = parser.parse_args()
 
 NAME = args.name
-manager = socketio.AsyncRedisManager(args.redis)
+# The node's Redis connections carry its name, so that it can find its own subscription.
+manager = socketio.AsyncRedisManager(args.redis, redis_options={"client_name": NAME})
 sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
 app = web.Application()
 sio.attach(app)
@@ -33,6 +37,31 @@ def log(*parts):
     # "[node-a][node-b] listening on ..." (the failover test reads these lines).
     sys.stdout.write(" ".join([f"[{args.name}]", *map(str, parts)]) + "\n")
     sys.stdout.flush()
+
+
+async def subscribe_before_serving(app):
+    # python-socketio subscribes to Redis only when the node's first client connects, and a
+    # broadcast published before Redis has the subscription never reaches that client (the
+    # failover test broadcasts as soon as the agent is connected). Subscribe now, and serve once
+    # Redis lists this node's subscription.
+    sio.manager_initialized = True
+    manager.initialize()
+    probe = redis.asyncio.Redis.from_url(args.redis)
+    try:
+        for _ in range(300):  # 30 s
+            try:
+                clients = await probe.client_list(_type="pubsub")
+                if any(c.get("name") == NAME and int(c.get("sub", 0)) > 0 for c in clients):
+                    return
+            except redis.RedisError:
+                pass  # Redis is starting
+            await asyncio.sleep(0.1)
+        log("no Redis subscription after 30 s: broadcasts may miss this node's clients")
+    finally:
+        await probe.aclose()
+
+
+app.on_startup.append(subscribe_before_serving)
 
 
 @sio.event

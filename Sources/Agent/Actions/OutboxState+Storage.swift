@@ -16,12 +16,14 @@ extension OutboxState {
     mutating func append(_ e: Entry) {
         account(e, 1)
         queue.append(e)
+        indexQueued(e)
     }
 
     @discardableResult
     mutating func remove(at i: Int) -> Entry {
         let e = queue.remove(at: i)
         account(e, -1)
+        indexLeft(CollectionOfOne(e))
         return e
     }
 
@@ -40,6 +42,7 @@ extension OutboxState {
             return true
         }
         for e in removed { account(e, -1) }
+        indexLeft(removed)
         return removed
     }
 
@@ -90,7 +93,7 @@ extension OutboxState {
 
     /// The write of `sequence` ended: in `file` (with `inFile` alerts written together), or refused.
     mutating func written(_ sequence: UInt64, file: String, inFile: Int, _ error: DiskError?, _ out: inout [OutboxAction]) {
-        let index = queue.firstIndex(where: { $0.item.sequence == sequence })
+        let index = queueIndex(of: sequence)
         if error == nil {
             if configuration.mutation == .batchReleasedEarly {
                 faultyCounts[file, default: 0] += 1

@@ -106,6 +106,11 @@ package struct OutboxState {
     /// The alerts in flight, with the bytes of their spool lines.
     var inFlightSizes: [UInt64: Int] = [:]
     var inFlightBytes = 0
+    /// Per namespace, the sequences of its queued alerts not in flight, oldest first: where the
+    /// pump starts (OutboxState+Pump.swift). No empty entry.
+    var waiting: [String: Deque<UInt64>] = [:]
+    /// The entries the pump looked at, all calls together (for the tests that bound its work).
+    package internal(set) var pumpVisits = 0
     /// Namespaces whose window drains after a failed send: nothing new goes until it is empty.
     /// The value: whether to pause then (an ack did not come in time on a connection still up).
     var draining: [String: Bool] = [:]
@@ -145,7 +150,8 @@ package struct OutboxState {
         self.failedKept = failedCount
         self.nextSequence = max(1, nextSequence)
         var perFile: [String: Int] = [:]
-        for found in loaded {
+        // In sequence order, as the spool loads them (the pump finds entries by sequence).
+        for found in loaded.sorted(by: { $0.item.sequence < $1.item.sequence }) {
             append(Entry(item: found.item, storage: .disk(file: found.file), hasPayload: found.hasPayload, bytes: found.bytes))
             perFile[found.file, default: 0] += 1
             if found.item.sequence >= self.nextSequence { self.nextSequence = found.item.sequence &+ 1 }
@@ -226,7 +232,7 @@ package struct OutboxState {
             keepFailed(Entry(item: item, storage: .memory, bytes: 0), problem, &out)
             return
         }
-        if item.ackTimeout == nil, isConnected(item.namespace), !queue.contains(where: { $0.item.namespace == item.namespace }) {
+        if item.ackTimeout == nil, isConnected(item.namespace), !hasQueued(item.namespace) {
             let id = direct.append((item, plannedAt))
             out.append(.send(.direct(id), item))
         } else {
@@ -263,7 +269,7 @@ package struct OutboxState {
             }
         case .spooled(let sequence):
             guard let ns = leaveWindow(sequence) else { return }
-            let index = queue.firstIndex { $0.item.sequence == sequence }
+            let index = queueIndex(of: sequence)
             switch outcome {
             case .delivered:
                 if let index {
@@ -300,6 +306,7 @@ package struct OutboxState {
             guard let i = window.firstIndex(of: sequence) else { continue }
             inFlight[ns]!.remove(at: i)
             if inFlight[ns]!.isEmpty { inFlight[ns] = nil }
+            indexSendEnded(ns, sequence)
             return ns
         }
         return nil
@@ -318,54 +325,6 @@ package struct OutboxState {
             }
         }
         pump(&out)
-    }
-
-    // MARK: - Sending
-
-    /// The most alerts in flight, all namespaces together: half of `spool.max_items` (at least
-    /// one), so that a budget, which never drops one in flight, keeps room for those waiting.
-    private var windowLimit: Int { max(1, configuration.maxItems / 2) }
-
-    /// Sends what the windows have room for: per connected namespace that is not draining or
-    /// pausing, its oldest alerts not yet in flight, in order, up to the first one still being
-    /// written (order first). One whose payload stayed on disk is read back first.
-    mutating func pump(_ out: inout [OutboxAction]) {
-        guard !connected.isEmpty, inFlightSizes.count < windowLimit else { return }
-        var open = connected
-        if !resting.isEmpty { open.subtract(resting) }
-        if !draining.isEmpty { open.subtract(draining.keys) }
-        guard !open.isEmpty else { return }
-        // Half of the byte budgets too, for the same reason.
-        let byteLimit = min(configuration.maxBytes, configuration.maxMemory) / 2
-        var i = queue.startIndex
-        while i < queue.endIndex, !open.isEmpty {
-            let e = queue[i]
-            let ns = e.item.namespace
-            i += 1
-            guard open.contains(ns), !isInFlight(e.item.sequence) else { continue }
-            guard e.storage != .writing, (inFlight[ns]?.count ?? 0) < configuration.inFlight else {
-                open.remove(ns)
-                continue
-            }
-            // Within the byte budgets too (one alone always goes).
-            if !inFlightSizes.isEmpty, inFlightBytes + e.bytes > byteLimit { return }
-            guard e.hasPayload else {
-                // Its payload stayed on disk: read it back first (the pump runs again when it is here).
-                if reading == nil, let file = e.file {
-                    reading = (file, e.item.sequence)
-                    out.append(.readPayloads(file: file))
-                }
-                open.remove(ns)
-                continue
-            }
-            inFlight[ns, default: []].append(e.item.sequence)
-            inFlightSizes[e.item.sequence] = e.bytes
-            inFlightBytes += e.bytes
-            out.append(.send(.spooled(e.item.sequence), e.item))
-            // Payloads read back while the budget allowed make room for those now in flight.
-            if totals.payloadBytes > configuration.maxMemory { trimPayloads() }
-            if inFlightSizes.count >= windowLimit { return }
-        }
     }
 
     func permanentProblem(_ item: SpoolItem) -> String? {
