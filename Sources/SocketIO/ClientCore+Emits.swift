@@ -29,6 +29,8 @@ extension ClientCore {
             written.fail(error)
             ack?.fail(error)
             return
+        case .writeOnce(let i):
+            return writeOnce(name: name, args: args, namespace: machine.namespaces[i].name, written: written)
         case .write(let s, let id):
             (seq, ackId, write) = (s, id, true)
         case .buffer(let s, let id, let d):
@@ -48,14 +50,23 @@ extension ClientCore {
         if write { self.write(e) }
     }
 
+    /// A `.direct` emit without an ack: nothing is kept of it but its write, whose outcome
+    /// completes `written` (a failed write: `.disconnected`, as ``writeFailed(_:)`` would).
+    private func writeOnce(name: String, args: [JSONValue], namespace: String, written: EventLoopPromise<Void>) {
+        guard let engine else { return written.fail(SocketIOError.disconnected) }
+        let promise = loop.makePromise(of: Void.self)
+        engine.send(frames(SocketIOCodec.encodeEvent(name, args, namespace: namespace, id: nil, prefix: UInt8(ascii: "4"))), promise: promise)
+        promise.futureResult.whenComplete { result in
+            switch result {
+            case .success: written.succeed()
+            case .failure: written.fail(SocketIOError.disconnected)
+            }
+        }
+    }
+
     private func write(_ e: Emit) {
         guard let engine else { return writeFailed(e.seq) }
-        var data: [JSONValue] = [.string(e.name)]
-        data.append(contentsOf: e.args)
-        let encoded = SocketIOCodec.encode(
-            SocketIOPacket(.event, namespace: e.namespace, id: e.ackId, data: .array(data)),
-            prefix: UInt8(ascii: "4")
-        )
+        let encoded = SocketIOCodec.encodeEvent(e.name, e.args, namespace: e.namespace, id: e.ackId, prefix: UInt8(ascii: "4"))
         let promise = loop.makePromise(of: Void.self)
         engine.send(frames(encoded), promise: promise)
         let seq = e.seq
