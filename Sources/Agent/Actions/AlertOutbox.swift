@@ -215,7 +215,8 @@ final class AlertOutbox: @unchecked Sendable {
                     self.persistRetry = nil
                     self.apply(.persistRetryTimer)
                 }
-            case .delivered(_, let plannedAt):
+            case .delivered(let item, let plannedAt, let direct):
+                if direct { logger.debug("alert sent", metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)"]) }
                 if let metrics {
                     metrics.action(index: 0, .ok)
                     if let plannedAt { metrics.actionDone(plannedAt: plannedAt) }
