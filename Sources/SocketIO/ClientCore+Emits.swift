@@ -30,7 +30,12 @@ extension ClientCore {
             ack?.fail(error)
             return
         case .writeOnce(let i):
-            return writeOnce(name: name, args: args, namespace: machine.namespaces[i].name, written: written)
+            return writeOnce(name: name, args: args, namespace: machine.namespaces[i].name) { result in
+                switch result {
+                case .success: written.succeed()
+                case .failure(let error): written.fail(error)
+                }
+            }
         case .write(let s, let id):
             (seq, ackId, write) = (s, id, true)
         case .buffer(let s, let id, let d):
@@ -50,17 +55,31 @@ extension ClientCore {
         if write { self.write(e) }
     }
 
-    /// A `.direct` emit without an ack: nothing is kept of it but its write, whose outcome
-    /// completes `written` (a failed write: `.disconnected`, as ``writeFailed(_:)`` would).
-    private func writeOnce(name: String, args: [JSONValue], namespace: String, written: EventLoopPromise<Void>) {
-        guard let engine else { return written.fail(SocketIOError.disconnected) }
+    /// ``SocketIOClient/sendDirect(_:_:namespace:written:)``: a `.direct` emit without an ack,
+    /// decided as ``queueEmit(name:args:namespace:written:ack:ackTimeout:delivery:)`` decides it.
+    func emitOnce(name: String, args: [JSONValue], namespace: String, written: @escaping @Sendable (Result<Void, SocketIOError>) -> Void) {
+        guard !isSocketIOReservedEventName(name) else { return written(.failure(.reservedEventName(name))) }
+        let room = machine.phase == .open && engine?.hasRoom == true
+        switch machine.emit(namespace: namespace, delivery: .direct, wantsAck: false, room: room) {
+        case .refuse(let error):
+            written(.failure(error))
+        case .writeOnce(let i):
+            writeOnce(name: name, args: args, namespace: machine.namespaces[i].name, written: written)
+        case .write(let seq, _), .buffer(let seq, _, _):
+            // Not an answer for a direct emit without an ack; nothing is left recorded.
+            machine.forgetEmit(seq)
+            written(.failure(.disconnected))
+        }
+    }
+
+    /// A `.direct` emit without an ack: nothing is kept of it but its write, whose outcome goes
+    /// to `written` (a failed write: `.disconnected`, as ``writeFailed(_:)`` would answer).
+    private func writeOnce(name: String, args: [JSONValue], namespace: String, written: @escaping @Sendable (Result<Void, SocketIOError>) -> Void) {
+        guard let engine else { return written(.failure(.disconnected)) }
         let promise = loop.makePromise(of: Void.self)
         engine.send(frames(SocketIOCodec.encodeEvent(name, args, namespace: namespace, id: nil, prefix: UInt8(ascii: "4"))), promise: promise)
         promise.futureResult.whenComplete { result in
-            switch result {
-            case .success: written.succeed()
-            case .failure: written.fail(SocketIOError.disconnected)
-            }
+            written(result.mapError { _ in SocketIOError.disconnected })
         }
     }
 
