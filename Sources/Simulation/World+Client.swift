@@ -278,6 +278,12 @@ extension World {
             checker.violation("the client buffered a .direct emit")
             agent.client.forgetEmit(seq)
             schedule(.sendFailed(run: agent.run, send: send, reason: "buffered"), after: 0)
+        case .writeOnce:
+            // Nothing in the machine: the write's outcome is the alert's (ids below zero).
+            agent.timerTokens += 1
+            let seq = -agent.timerTokens
+            agent.emits[seq] = (send, item, agent.timerTokens)
+            writeEmit(seq, ackId: nil, item, agent)
         case .write(let seq, let ackId):
             agent.timerTokens += 1
             agent.emits[seq] = (send, item, agent.timerTokens)
@@ -306,6 +312,17 @@ extension World {
 
     /// The write of `seq` completed, or failed with its session.
     func emitWritten(_ agent: AgentProcess, generation: Int, seq: Int) {
+        if seq < 0 {
+            // Written once (`.writeOnce`): delivered if its session still stands, failed otherwise.
+            guard let handle = agent.emits.removeValue(forKey: seq) else { return }
+            if generation == agent.client.generation && agent.session?.isOpen == true {
+                perform(agent.outbox.handle(.sendCompleted(handle.send, .delivered)), agent)
+            } else {
+                checker.mayRepeat(handle.item)
+                perform(agent.outbox.handle(.sendCompleted(handle.send, .failed("\(SocketIOError.disconnected)", permanent: false))), agent)
+            }
+            return
+        }
         if generation == agent.client.generation && agent.session?.isOpen == true {
             guard agent.client.emitWritten(seq), let handle = agent.emits.removeValue(forKey: seq) else { return }
             perform(agent.outbox.handle(.sendCompleted(handle.send, .delivered)), agent)

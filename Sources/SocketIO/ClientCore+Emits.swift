@@ -29,6 +29,13 @@ extension ClientCore {
             written.fail(error)
             ack?.fail(error)
             return
+        case .writeOnce(let i):
+            return writeOnce(name: name, args: args, namespace: machine.namespaces[i].name) { result in
+                switch result {
+                case .success: written.succeed()
+                case .failure(let error): written.fail(error)
+                }
+            }
         case .write(let s, let id):
             (seq, ackId, write) = (s, id, true)
         case .buffer(let s, let id, let d):
@@ -48,14 +55,37 @@ extension ClientCore {
         if write { self.write(e) }
     }
 
+    /// ``SocketIOClient/sendDirect(_:_:namespace:written:)``: a `.direct` emit without an ack,
+    /// decided as ``queueEmit(name:args:namespace:written:ack:ackTimeout:delivery:)`` decides it.
+    func emitOnce(name: String, args: [JSONValue], namespace: String, written: @escaping @Sendable (Result<Void, SocketIOError>) -> Void) {
+        guard !isSocketIOReservedEventName(name) else { return written(.failure(.reservedEventName(name))) }
+        let room = machine.phase == .open && engine?.hasRoom == true
+        switch machine.emit(namespace: namespace, delivery: .direct, wantsAck: false, room: room) {
+        case .refuse(let error):
+            written(.failure(error))
+        case .writeOnce(let i):
+            writeOnce(name: name, args: args, namespace: machine.namespaces[i].name, written: written)
+        case .write(let seq, _), .buffer(let seq, _, _):
+            // Not an answer for a direct emit without an ack; nothing is left recorded.
+            machine.forgetEmit(seq)
+            written(.failure(.disconnected))
+        }
+    }
+
+    /// A `.direct` emit without an ack: nothing is kept of it but its write, whose outcome goes
+    /// to `written` (a failed write: `.disconnected`, as ``writeFailed(_:)`` would answer).
+    private func writeOnce(name: String, args: [JSONValue], namespace: String, written: @escaping @Sendable (Result<Void, SocketIOError>) -> Void) {
+        guard let engine else { return written(.failure(.disconnected)) }
+        let promise = loop.makePromise(of: Void.self)
+        engine.send(frames(SocketIOCodec.encodeEvent(name, args, namespace: namespace, id: nil, prefix: UInt8(ascii: "4"))), promise: promise)
+        promise.futureResult.whenComplete { result in
+            written(result.mapError { _ in SocketIOError.disconnected })
+        }
+    }
+
     private func write(_ e: Emit) {
         guard let engine else { return writeFailed(e.seq) }
-        var data: [JSONValue] = [.string(e.name)]
-        data.append(contentsOf: e.args)
-        let encoded = SocketIOCodec.encode(
-            SocketIOPacket(.event, namespace: e.namespace, id: e.ackId, data: .array(data)),
-            prefix: UInt8(ascii: "4")
-        )
+        let encoded = SocketIOCodec.encodeEvent(e.name, e.args, namespace: e.namespace, id: e.ackId, prefix: UInt8(ascii: "4"))
         let promise = loop.makePromise(of: Void.self)
         engine.send(frames(encoded), promise: promise)
         let seq = e.seq

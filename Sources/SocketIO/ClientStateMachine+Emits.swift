@@ -74,6 +74,10 @@ extension ClientStateMachine {
         case refuse(SocketIOError)
         /// Write it now (with its ack id, if it waits for one).
         case write(seq: Int, ackId: Int?)
+        /// A `.direct` emit without an ack, to namespace `namespace` (an index): write it now.
+        /// The machine keeps no record of it: the write's outcome is all that is left of it (a
+        /// write that fails fails the emit with `.disconnected`).
+        case writeOnce(namespace: Int)
         /// It waits in the offline buffer; `dropped`: an emit dropped beyond the limit (fail it
         /// with `.bufferOverflow`; it may be this one).
         case buffer(seq: Int, ackId: Int?, dropped: Int?)
@@ -88,6 +92,7 @@ extension ClientStateMachine {
         let name = namespaces[i].name
         let writable = status == .connected && phase == .open && room
         if delivery == .direct && !writable { return .refuse(.notConnected(namespace: name)) }
+        if delivery == .direct && !wantsAck { return .writeOnce(namespace: i) }
         let seq = emits.add(EmitLedger.Record(namespace: i, delivery: delivery, ackId: nil, inBuffer: false))
         var ackId: Int?
         if wantsAck {

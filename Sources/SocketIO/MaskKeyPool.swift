@@ -21,13 +21,18 @@ struct MaskKeyPool {
 
     /// The next unused key; fills the pool when it is empty.
     mutating func key() -> WebSocketMaskingKey {
-        if next + 4 > bytes.count { refill() }
-        defer { next += 4 }
         // The key's four bytes in network order, through NIO's inlinable `random(using:)`: the
         // public Collection initializer is generic and not inlinable, ~2,000 instructions a key.
-        var four = FourBytes(value: UInt32(bytes[next]) << 24 | UInt32(bytes[next + 1]) << 16
-            | UInt32(bytes[next + 2]) << 8 | UInt32(bytes[next + 3]))
+        var four = FourBytes(value: nextKey())
         return WebSocketMaskingKey.random(using: &four)
+    }
+
+    /// The next unused key as its four bytes in network order (the first byte in the high
+    /// bits), for frames this package encodes itself (``WebSocketWire``).
+    mutating func nextKey() -> UInt32 {
+        if next + 4 > bytes.count { refill() }
+        defer { next += 4 }
+        return UInt32(bytes[next]) << 24 | UInt32(bytes[next + 1]) << 16 | UInt32(bytes[next + 2]) << 8 | UInt32(bytes[next + 3])
     }
 
     /// A "generator" that gives one given value: `UInt32.random(in: .min ... .max)` takes the

@@ -127,6 +127,18 @@ public final class SocketIOClient: Sendable {
         return written.futureResult
     }
 
+    /// A `.direct` emit without an ack (see ``EmitDelivery``) for a caller that waits on no
+    /// future (the agent's outbox): `written` is called on the event loop with its outcome, once:
+    /// success when the packet was written; `.notConnected` at once while the namespace is not
+    /// connected (or the write backlog is full), `.disconnected` when the connection is lost
+    /// before it was written, or why the client refused it. No promise is made for it.
+    public func sendDirect(
+        _ event: String, _ args: [JSONValue], namespace: String = "/", written: @escaping @Sendable (Result<Void, SocketIOError>) -> Void
+    ) {
+        let core = self.core
+        enter(core) { core.value.emitOnce(name: event, args: args, namespace: namespace, written: written) }
+    }
+
     /// Emits and waits for the server's acknowledgement; throws `.ackTimeout` after `timeout`
     /// (counted from the call, offline time included) and `.disconnected` if the client is closed.
     /// With `.direct`, also `.notConnected` at once, and `.disconnected` as soon as the connection

@@ -70,6 +70,33 @@ enum SocketIOCodec {
         return EncodedSocketIOPacket(text: out, attachments: attachments)
     }
 
+    /// The EVENT `[name, args…]`, as ``encode(_:prefix:)`` encodes it, written straight from
+    /// its parts (no list built first). Arguments holding bytes take ``encode(_:prefix:)``.
+    static func encodeEvent(_ name: String, _ args: [JSONValue], namespace: String, id: Int?, prefix: UInt8? = nil) -> EncodedSocketIOPacket {
+        for a in args where a.containsBinary {
+            var data: [JSONValue] = [.string(name)]
+            data.append(contentsOf: args)
+            return encode(SocketIOPacket(.event, namespace: namespace, id: id, data: .array(data)), prefix: prefix)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        if let prefix { out.append(prefix) }
+        out.append(UInt8(ascii: "0") + SocketIOPacketType.event.rawValue)
+        if namespace != "/" && !namespace.isEmpty {
+            out.append(contentsOf: namespace.utf8)
+            out.append(UInt8(ascii: ","))
+        }
+        if let id { out.append(contentsOf: String(id).utf8) }
+        out.append(UInt8(ascii: "["))
+        JSONValue.writeString(name, into: &out)
+        for a in args {
+            out.append(UInt8(ascii: ","))
+            a.write(into: &out)
+        }
+        out.append(UInt8(ascii: "]"))
+        return EncodedSocketIOPacket(text: out, attachments: [])
+    }
+
     static func extractBinary(_ value: JSONValue, into attachments: inout [[UInt8]]) -> JSONValue {
         switch value {
         case .binary(let bytes):

@@ -12,6 +12,8 @@ final class WebSocketConnection: EngineTransport {
     private let loop: any EventLoop
     private let target: ConnectionTarget
     fileprivate var context: ChannelHandlerContext?
+    /// Where data frames are written: below NIO's frame encoder (``WebSocketWireWriter``).
+    fileprivate var wire: WebSocketWireWriter?
     private var channel: (any Channel)?
     private var closed = false
     /// Called for each text or binary message, on the loop.
@@ -65,6 +67,11 @@ final class WebSocketConnection: EngineTransport {
                                     )
                                 )
                                 try channel.pipeline.syncOperations.addHandler(WebSocketFrameHandler(connection: connection.value))
+                                // Data frames are encoded whole (WebSocketWire) and written below the encoder.
+                                let encoder = try channel.pipeline.syncOperations.handler(type: WebSocketFrameEncoder.self)
+                                let wire = WebSocketWireWriter()
+                                try channel.pipeline.syncOperations.addHandler(wire, position: .before(encoder))
+                                connection.value.wire = wire
                                 return true
                             }
                         }
@@ -107,27 +114,26 @@ final class WebSocketConnection: EngineTransport {
 
     /// Writes a text frame (not flushed unless `flush`).
     func sendText(_ bytes: [UInt8], flush: Bool, promise: EventLoopPromise<Void>?) {
-        write(opcode: .text, bytes, flush: flush, promise: promise)
+        write(opcode: WebSocketWire.text, bytes, flush: flush, promise: promise)
     }
 
     func sendBinary(_ bytes: [UInt8], flush: Bool, promise: EventLoopPromise<Void>?) {
-        write(opcode: .binary, bytes, flush: flush, promise: promise)
+        write(opcode: WebSocketWire.binary, bytes, flush: flush, promise: promise)
     }
 
-    private func write(opcode: WebSocketOpcode, _ bytes: [UInt8], flush: Bool, promise: EventLoopPromise<Void>?) {
-        guard let context, !closed else {
+    /// One buffer per frame (header, mask key, masked payload), written below NIO's encoder.
+    private func write(opcode: UInt8, _ bytes: [UInt8], flush: Bool, promise: EventLoopPromise<Void>?) {
+        guard context != nil, let wire = wire?.context, !closed else {
             promise?.fail(SocketIOError.transport("WebSocket closed"))
             return
         }
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        let frame = WebSocketFrame(fin: true, opcode: opcode, maskKey: maskKeys.key(), data: buffer)
-        context.write(NIOAny(frame), promise: promise)
-        if flush { context.flush() }
+        let frame = WebSocketWire.frame(opcode: opcode, payload: bytes, maskKey: maskKeys.nextKey(), allocator: wire.channel.allocator)
+        wire.write(NIOAny(frame), promise: promise)
+        if flush { wire.flush() }
     }
 
     func flush() {
-        context?.flush()
+        if let wire = wire?.context { wire.flush() } else { context?.flush() }
     }
 
     /// Sends a close frame and closes the connection.
@@ -161,6 +167,7 @@ final class WebSocketConnection: EngineTransport {
 
     fileprivate func closedByPeer(_ reason: String) {
         context = nil
+        wire = nil
         let callback = onClose
         onClose = nil
         onFrame = nil

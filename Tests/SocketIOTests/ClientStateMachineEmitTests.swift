@@ -96,4 +96,18 @@ struct ClientStateMachineEmitTests {
         #expect(m.removeAllEmits() == [2])
         #expect(m.emit(namespace: "/", delivery: .buffered, wantsAck: false, room: true) == .refuse(.disconnected))
     }
+
+    /// A `.direct` emit without an ack is written once and not recorded: nothing for a lost
+    /// namespace or session to fail or buffer again, and no sequence number taken.
+    @Test func aDirectEmitWithoutAckIsWrittenOnceAndNotRecorded() {
+        var m = Self.machine(["/", "/b"])
+        ClientStateMachineTests.connect(&m)
+        #expect(m.emit(namespace: "b", delivery: .direct, wantsAck: false, room: true) == .writeOnce(namespace: 1))
+        #expect(m.emit(namespace: "/", delivery: .direct, wantsAck: false, room: true) == .writeOnce(namespace: 0))
+        #expect(m.emits.records.isEmpty && m.emits.nextSeq == 0)
+        // Without room it is refused as before; with an ack it is recorded as before.
+        #expect(m.emit(namespace: "/", delivery: .direct, wantsAck: false, room: false) == .refuse(.notConnected(namespace: "/")))
+        #expect(m.emit(namespace: "/", delivery: .direct, wantsAck: true, room: true) == .write(seq: 0, ackId: 0))
+        #expect(m.removeAllEmits() == [0])
+    }
 }

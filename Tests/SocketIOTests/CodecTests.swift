@@ -1,3 +1,4 @@
+import SIOCore
 import Testing
 
 @testable import SocketIO
@@ -158,5 +159,31 @@ struct ClientPartsTests {
 
     @Test func percentEncodesQueries() {
         #expect(percentEncodeQuery("a b&c=é") == "a%20b%26c%3D%C3%A9")
+    }
+}
+
+/// EVENTs written straight from their parts, for emits: the same text as the list encoded whole.
+struct EventEncodingTests {
+    @Test func sameTextAsTheWholeList() {
+        let argSets: [[JSONValue]] = [
+            [], [7], ["x"], [["level": 3, "seq": 12]], [.null, true, 1.5, -0.0, "é\u{1}\"", [1, [2, []]]],
+            [["blob": .binary([1, 2, 3])], "after"], [.binary([])],
+        ]
+        for name in ["alert", "", "a\"b", "événement"] {
+            for namespace in ["/", "/admin", ""] {
+                for id in [nil, 0, 42] as [Int?] {
+                    for args in argSets {
+                        for prefix in [nil, UInt8(ascii: "4")] as [UInt8?] {
+                            var list: [JSONValue] = [.string(name)]
+                            list.append(contentsOf: args)
+                            let whole = SocketIOCodec.encode(SocketIOPacket(.event, namespace: namespace, id: id, data: .array(list)), prefix: prefix)
+                            let parts = SocketIOCodec.encodeEvent(name, args, namespace: namespace, id: id, prefix: prefix)
+                            #expect(parts.text == whole.text, "\(name) \(namespace) \(String(describing: id)) \(args)")
+                            #expect(parts.attachments == whole.attachments)
+                        }
+                    }
+                }
+            }
+        }
     }
 }

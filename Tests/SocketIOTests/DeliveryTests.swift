@@ -25,6 +25,37 @@ struct DirectDeliveryTests {
         await #expect(throws: SocketIOError.disconnected) { try await buffered.get() }
     }
 
+    /// `sendDirect` (the outbox's way): the outcome comes back through the callback, once.
+    @Test func sendDirectCallsBackWithItsOutcome() async throws {
+        var c = SocketIOClientConfiguration(url: "http://127.0.0.1:9", transports: .websocket, reconnection: fastReconnection)
+        c.connectTimeout = .seconds(1)
+        let offline = SocketIOClient(configuration: c, logger: testLogger)
+        offline.connect()
+        #expect(await outcome(offline, "alert") == "failed: \(SocketIOError.notConnected(namespace: "/"))")
+        #expect(await outcome(offline, "connect") == "failed: \(SocketIOError.reservedEventName("connect"))")
+        await offline.disconnect()
+
+        let server = try await PeerServer.start()
+        let client = makeClient(server, transports: .websocket, recorder: Recorder())
+        client.connect()
+        try await client.waitUntilConnected(timeout: .seconds(20))
+        #expect(await outcome(client, "record", ["direct"]) == "written")
+        #expect(await outcome(client, "record", [["n": 2]]) == "written")
+        #expect(try await client.emitWithAck("records", [], timeout: .seconds(10)) == [["direct", ["n": 2]]])
+        await client.disconnect()
+    }
+
+    private func outcome(_ client: SocketIOClient, _ event: String, _ args: [JSONValue] = []) async -> String {
+        await withCheckedContinuation { continuation in
+            client.sendDirect(event, args) { result in
+                switch result {
+                case .success: continuation.resume(returning: "written")
+                case .failure(let error): continuation.resume(returning: "failed: \(error)")
+                }
+            }
+        }
+    }
+
     @Test(arguments: [TransportMode.websocket, .polling])
     func aDirectEmitAwaitingItsAckFailsWithTheConnectionAndIsNotSentAgain(mode: TransportMode) async throws {
         let server = try await PeerServer.start()

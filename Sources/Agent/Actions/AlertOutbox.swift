@@ -186,20 +186,15 @@ final class AlertOutbox: @unchecked Sendable {
                     _ = storage.rename(directory + "/" + file, corrupt + "/" + file)
                 })
             case .send(let send, let item):
-                let attempt: EventLoopFuture<Void>
                 // The outbox owns delivery (order, retries, the spool): the client writes each
-                // alert once, on the current connection, or fails it.
-                if let timeout = item.ackTimeout {
-                    attempt = client.sendWithAck(item.event, item.args, namespace: item.namespace, timeout: timeout, delivery: .direct).map { _ in }
-                } else {
-                    attempt = client.send(item.event, item.args, namespace: item.namespace, delivery: .direct)
+                // alert once, on the current connection, or fails it. Without an ack no future
+                // is made: the client calls back on this loop.
+                guard let timeout = item.ackTimeout else {
+                    client.sendDirect(item.event, item.args, namespace: item.namespace) { result in self.sendEnded(send, result.mapError { $0 }) }
+                    continue
                 }
-                attempt.hop(to: loop).whenComplete { result in
-                    switch result {
-                    case .success: self.apply(.sendCompleted(send, .delivered))
-                    case .failure(let error): self.apply(.sendCompleted(send, .failed("\(error)", permanent: Self.isPermanent(error))))
-                    }
-                }
+                client.sendWithAck(item.event, item.args, namespace: item.namespace, timeout: timeout, delivery: .direct).hop(to: loop)
+                    .whenComplete { result in self.sendEnded(send, result.map { _ in }) }
             case .scheduleRetry(let delay):
                 retry?.cancel()
                 retry = loop.scheduleTask(in: TimeAmount(delay)) {
@@ -215,7 +210,8 @@ final class AlertOutbox: @unchecked Sendable {
                     self.persistRetry = nil
                     self.apply(.persistRetryTimer)
                 }
-            case .delivered(_, let plannedAt):
+            case .delivered(let item, let plannedAt, let direct):
+                if direct { logger.debug("alert sent", metadata: ["rule.id": "\(item.rule)", "event.name": "\(item.event)"]) }
                 if let metrics {
                     metrics.action(index: 0, .ok)
                     if let plannedAt { metrics.actionDone(plannedAt: plannedAt) }
@@ -231,6 +227,14 @@ final class AlertOutbox: @unchecked Sendable {
                 }
                 logger.log(level: level, "\(message)", metadata: metadata)
             }
+        }
+    }
+
+    /// A send ended: written (with `ack`: acknowledged), or failed with `error`.
+    private func sendEnded(_ send: OutboxSend, _ result: Result<Void, any Error>) {
+        switch result {
+        case .success: apply(.sendCompleted(send, .delivered))
+        case .failure(let error): apply(.sendCompleted(send, .failed("\(error)", permanent: Self.isPermanent(error))))
         }
     }
 

@@ -52,8 +52,9 @@ package enum OutboxAction: Sendable {
     case scheduleRetry(Duration)
     case cancelRetry
     case schedulePersistRetry(Duration)
-    /// Delivered (for the metrics).
-    case delivered(SpoolItem, plannedAt: Double?)
+    /// Delivered (for the metrics); `direct`: handed to the client without the spool (the shell
+    /// logs it at debug level, building the line only when that level is on).
+    case delivered(SpoolItem, plannedAt: Double?, direct: Bool = false)
     /// Dropped by a budget (already warned about): `sioagent_dropped_total{budget}`.
     case discarded([SpoolItem], budget: AgentMetrics.Budget)
     /// Lost: its spool file became unreadable (already logged).

@@ -255,8 +255,7 @@ package struct OutboxState {
             guard let (item, plannedAt) = direct.remove(id) else { return }
             switch outcome {
             case .delivered:
-                out.append(.delivered(item, plannedAt: plannedAt))
-                out.append(.log(.debug, "alert sent", ["rule.id": "\(item.rule)", "event.name": "\(item.event)"]))
+                out.append(.delivered(item, plannedAt: plannedAt, direct: true))
             case .failed(let error, let permanent):
                 if permanent {
                     var item = item
