@@ -5,12 +5,6 @@ import SIOCore
 /// bookkeeping (ClientStateMachine+Emits.swift); the shell keeps each emit's data, promises and
 /// ack timer in `handles`, by sequence number, and does the writing.
 extension ClientCore {
-    func frames(_ encoded: EncodedSocketIOPacket) -> [OutgoingFrame] {
-        var frames = [OutgoingFrame(bytes: encoded.text, isBinary: false)]
-        for a in encoded.attachments { frames.append(OutgoingFrame(bytes: a, isBinary: true)) }
-        return frames
-    }
-
     func queueEmit(name: String, args: [JSONValue], namespace: String, written: EventLoopPromise<Void>,
                    ack: EventLoopPromise<[JSONValue]>?, ackTimeout: Duration?, delivery: EmitDelivery) {
         guard !isSocketIOReservedEventName(name) else {
@@ -77,7 +71,7 @@ extension ClientCore {
     private func writeOnce(name: String, args: [JSONValue], namespace: String, written: @escaping @Sendable (Result<Void, SocketIOError>) -> Void) {
         guard let engine else { return written(.failure(.disconnected)) }
         let promise = loop.makePromise(of: Void.self)
-        engine.send(frames(SocketIOCodec.encodeEvent(name, args, namespace: namespace, id: nil, prefix: UInt8(ascii: "4"))), promise: promise)
+        engine.send(SocketIOCodec.encodeEvent(name, args, namespace: namespace, id: nil, prefix: UInt8(ascii: "4")), promise: promise)
         promise.futureResult.whenComplete { result in
             written(result.mapError { _ in SocketIOError.disconnected })
         }
@@ -87,7 +81,7 @@ extension ClientCore {
         guard let engine else { return writeFailed(e.seq) }
         let encoded = SocketIOCodec.encodeEvent(e.name, e.args, namespace: e.namespace, id: e.ackId, prefix: UInt8(ascii: "4"))
         let promise = loop.makePromise(of: Void.self)
-        engine.send(frames(encoded), promise: promise)
+        engine.send(encoded, promise: promise)
         let seq = e.seq
         promise.futureResult.assumeIsolated().whenComplete { [self] result in
             switch result {

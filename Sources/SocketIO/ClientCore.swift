@@ -165,7 +165,7 @@ final class ClientCore {
                 sendConnect(i, implicit: implicit)
             case .sendDisconnect(let i):
                 let encoded = SocketIOCodec.encode(SocketIOPacket(.disconnect, namespace: machine.namespaces[i].name), prefix: UInt8(ascii: "4"))
-                engine?.send(frames(encoded), promise: nil)
+                engine?.send(encoded, promise: nil)
             case .deliver(let event):
                 deliver(event)
             case .flushBuffer(let i):
@@ -261,7 +261,7 @@ final class ClientCore {
             engine.send([OutgoingFrame(bytes: text, isBinary: false)], promise: nil)
         } else {
             let encoded = SocketIOCodec.encode(SocketIOPacket(.connect, namespace: ns.name, data: ns.auth), prefix: UInt8(ascii: "4"))
-            engine.send(frames(encoded), promise: nil)
+            engine.send(encoded, promise: nil)
         }
         logger.debug("connecting namespace", metadata: ["sio.namespace": "\(ns.name)"])
     }
@@ -288,7 +288,7 @@ final class ClientCore {
             return
         }
         let encoded = SocketIOCodec.encode(SocketIOPacket(.ack, namespace: namespace, id: id, data: .array(args)), prefix: UInt8(ascii: "4"))
-        engine.send(frames(encoded), promise: nil)
+        engine.send(encoded, promise: nil)
     }
 
     func addWaiter(namespace: String, timeout: Duration, failFast: Bool, promise: EventLoopPromise<Void>) {

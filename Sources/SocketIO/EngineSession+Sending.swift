@@ -12,9 +12,9 @@ extension EngineSession {
     /// Queues frames written together; `promise` completes when they were written (WebSocket) or
     /// the POST that carried them was accepted (polling), and fails if the session ends first or
     /// the write backlog is far beyond its bound (callers check `room` first for emits).
-    func send(_ frames: [OutgoingFrame], promise: EventLoopPromise<Void>?) {
+    func send(_ first: OutgoingFrame, rest: [OutgoingFrame] = [], promise: EventLoopPromise<Void>?) {
         loop.preconditionInEventLoop()
-        switch machine.enqueue(OutgoingUnit(frames: frames, promise: promise)) {
+        switch machine.enqueue(OutgoingUnit(first, rest: rest, promise: promise)) {
         case .queued:
             flushQueue()
         case .closed:
@@ -27,6 +27,17 @@ extension EngineSession {
         }
     }
 
+    /// `frames` written together (none: nothing to write, `promise` succeeds).
+    func send(_ frames: [OutgoingFrame], promise: EventLoopPromise<Void>?) {
+        guard let first = frames.first else { promise?.succeed(); return }
+        send(first, rest: Array(frames.dropFirst()), promise: promise)
+    }
+
+    /// A Socket.IO packet (its text, with the Engine.IO type, then its attachments).
+    func send(_ packet: EncodedSocketIOPacket, promise: EventLoopPromise<Void>?) {
+        send(OutgoingFrame(bytes: packet.text, isBinary: false), rest: packet.attachments.map { OutgoingFrame(bytes: $0, isBinary: true) }, promise: promise)
+    }
+
     /// Hands the transport what the backlog holds, while it is writable (the rest waits in the
     /// machine, bounded, and goes when the transport reports it is writable again); reports
     /// `.drained` once a backlog that was full is down to half.
@@ -34,15 +45,17 @@ extension EngineSession {
         guard let transport, machine.canWrite, !machine.backlog.isEmpty else { return }
         let wrapBinary = isEIO3 && transport.kind == .websocket
         var wrote = false
-        while transport.isWritable, let unit = machine.nextUnit() {
-            for (i, frame) in unit.frames.enumerated() {
-                let promise = i == unit.frames.count - 1 ? unit.promise : nil
-                if frame.isBinary {
-                    transport.sendBinary(wrapBinary ? EngineIO3Codec.webSocketBinaryFrame(frame.bytes) : frame.bytes, flush: false, promise: promise)
-                } else {
-                    transport.sendText(frame.bytes, flush: false, promise: promise)
-                }
+        func write(_ frame: OutgoingFrame, _ promise: EventLoopPromise<Void>?) {
+            if frame.isBinary {
+                transport.sendBinary(wrapBinary ? EngineIO3Codec.webSocketBinaryFrame(frame.bytes) : frame.bytes, flush: false, promise: promise)
+            } else {
+                transport.sendText(frame.bytes, flush: false, promise: promise)
             }
+        }
+        while transport.isWritable, let unit = machine.nextUnit() {
+            // The promise goes with the last frame.
+            write(unit.first, unit.rest.isEmpty ? unit.promise : nil)
+            for (i, frame) in unit.rest.enumerated() { write(frame, i == unit.rest.count - 1 ? unit.promise : nil) }
             wrote = true
         }
         guard wrote else { return }

@@ -244,7 +244,7 @@ final class EngineSession {
             return loop.makeSucceededVoidFuture()
         }
         let done = loop.makePromise(of: Void.self)
-        _ = machine.enqueue(OutgoingUnit(frames: [OutgoingFrame(bytes: [UInt8(ascii: "1")], isBinary: false)], promise: done), force: true)
+        _ = machine.enqueue(OutgoingUnit(OutgoingFrame(bytes: [UInt8(ascii: "1")], isBinary: false), promise: done), force: true)
         flushQueue()
         let finished = loop.makePromise(of: Void.self)
         var completed = false

@@ -5,15 +5,19 @@ import NIOCore
 /// completes when the transport has written them (WebSocket) or the POST carrying them was
 /// accepted (polling); the machine only carries it and hands it back.
 package struct OutgoingUnit: Sendable {
-    package var frames: [OutgoingFrame]
+    /// The packet's frame.
+    package var first: OutgoingFrame
+    /// The frames of its attachments, if any (apart, so that a packet without any costs no array).
+    package var rest: [OutgoingFrame]
     package var bytes: Int
     package var promise: EventLoopPromise<Void>?
 
-    package init(frames: [OutgoingFrame], promise: EventLoopPromise<Void>?) {
-        self.frames = frames
+    package init(_ first: OutgoingFrame, rest: [OutgoingFrame] = [], promise: EventLoopPromise<Void>?) {
+        self.first = first
+        self.rest = rest
         self.promise = promise
-        var bytes = 0
-        for f in frames { bytes &+= f.bytes.count }
+        var bytes = first.bytes.count
+        for f in rest { bytes &+= f.bytes.count }
         self.bytes = bytes
     }
 }

@@ -115,7 +115,7 @@ struct EngineStateMachineTests {
 struct EngineStateMachineBacklogTests {
     typealias M = EngineStateMachine
     static func unit(_ bytes: Int) -> OutgoingUnit {
-        OutgoingUnit(frames: [OutgoingFrame(bytes: [UInt8](repeating: 0x34, count: bytes), isBinary: false)], promise: nil)
+        OutgoingUnit(OutgoingFrame(bytes: [UInt8](repeating: 0x34, count: bytes), isBinary: false), promise: nil)
     }
 
     @Test func nothingIsWrittenBeforeTheHandshakeNorDuringTheProbe() {
