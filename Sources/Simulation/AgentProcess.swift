@@ -18,9 +18,19 @@ final class AgentProcess {
     /// jumps seen when it was armed.
     var engineTimerToken = 0
     var engineTimerJumps = 0
-    /// Spool and `failed/` jobs waiting for the writer thread.
+    /// Spool and `failed/` jobs waiting for the writer thread, and when the oldest came.
     var writerJobs: [WriterJob] = []
+    var writerOldest: Int64?
     var writerBusy = false
+    /// The line writer (`log` lines, on a thread of its own): lines queued, lines of the batch
+    /// being written, whether a batch runs, and whether it hangs on a stuck target.
+    var lineJobs = 0
+    var lineBatch = 0
+    var lineBusy = false
+    var lineHung = false
+    var linesDropped = 0
+    /// With the `shared-writer` mutation: a spool batch waits for the hung line batch.
+    var spoolWaitsForLines = false
     /// The client: the real ``ClientStateMachine`` and, while a session opens or is open, the
     /// real ``EngineStateMachine``; the simulation is their shell (World+Client.swift).
     var client: ClientStateMachine

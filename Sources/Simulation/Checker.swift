@@ -10,6 +10,8 @@ struct Checker {
         var namespace: String
         var ack: Bool
         var fireIndex: Int
+        /// The agent run that accepted it.
+        var firedRun = 0
         /// Reached the disk durably.
         var promised = false
         /// Left on purpose: `failed/` with a reason, or dropped by a budget with a warning.
@@ -61,10 +63,10 @@ struct Checker {
         if violations.count < 10 { violations.append(text) }
     }
 
-    mutating func fired(_ item: SpoolItem) {
+    mutating func fired(_ item: SpoolItem, run: Int) {
         guard let id = World.id(of: item) else { return }
         fires += 1
-        alerts[id] = Alert(namespace: item.namespace, ack: item.ackTimeout != nil, fireIndex: fires)
+        alerts[id] = Alert(namespace: item.namespace, ack: item.ackTimeout != nil, fireIndex: fires, firedRun: run)
     }
 
     mutating func durable(_ items: [SpoolItem]) {
@@ -142,6 +144,17 @@ struct Checker {
     }
 
     mutating func agentStopped(_ world: World) {}
+
+    /// A SIGTERM exit: every `ack:` alert the run accepted is on disk, delivered, resolved (failed,
+    /// dropped with a warning), or counted in the shutdown's report of what was not written.
+    mutating func shutdownReported(_ world: World, alertsNotOnDisk reported: Int) {
+        let unaccounted = alerts.values.filter {
+            $0.firedRun == world.runs && $0.ack && !$0.promised && $0.resolved == nil && $0.deliveries == 0
+        }.count
+        if unaccounted > reported {
+            violation("SIGTERM lost \(unaccounted) accepted ack alerts not on disk; the shutdown reported \(reported)")
+        }
+    }
 
     mutating func handshake(_ world: World, _ agent: AgentProcess) {
         handshakes.append(world.now)

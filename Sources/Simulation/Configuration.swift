@@ -16,6 +16,9 @@ public enum Mutation: String, CaseIterable, Sendable {
     case backoffResetAtConnect = "backoff-reset-at-connect"
     /// The outbox forgets `ack:` alerts once they are written.
     case dropAckAlerts = "drop-ack-alerts"
+    /// The spool shares one writer thread with the `log` lines (as before issue 14): a `log`
+    /// target that hangs holds every spool write behind it.
+    case sharedWriter = "shared-writer"
 
     var outbox: OutboxMutation? {
         switch self {
@@ -51,6 +54,9 @@ struct Faults: CustomStringConvertible {
     var v3 = false
     /// Long-polling rather than WebSocket.
     var polling = false
+    /// The `log` target hangs now and then (a FIFO nobody reads, a hung NFS file). Drawn from a
+    /// stream of its own, so the other draws of a seed stay as they were.
+    var stuckLog = false
 
     init(_ r: inout SplitMix64) {
         drops = r.chance(0.5)
@@ -78,7 +84,7 @@ struct Faults: CustomStringConvertible {
             ("drops", drops), ("stalls", stalls), ("slow-acks", slowAcks), ("lost-acks", lostAcks), ("kicks", kicks), ("flaps", flaps),
             ("http-400", http400), ("server-restarts", serverRestarts), ("slow-disk", slowDisk), ("full-disk", fullDisk),
             ("io-errors", ioErrors), ("sigkill", crashes), ("sigterm", sigterms), ("reloads", reloads),
-            ("wall-jumps", wallJumps), ("bursts", burst), ("v3", v3), ("polling", polling),
+            ("wall-jumps", wallJumps), ("bursts", burst), ("v3", v3), ("polling", polling), ("stuck-log", stuckLog),
         ]
         let on = all.filter(\.1).map(\.0)
         return on.isEmpty ? "none" : on.joined(separator: ",")
@@ -122,6 +128,8 @@ enum SimulationRules {
           - id: main-alert
             on: reading
             then:
+              - log: /var/log/sioagent/readings.log
+                message: "reading {{ payload.id }}"
               - emit: alert
                 ack: \(variant == 0 ? "10s" : "3s")
                 data: {id: "{{ payload.id }}"}

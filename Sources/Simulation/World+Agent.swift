@@ -93,11 +93,17 @@ extension World {
             perform(agent.outbox.handle(.persistInFlight), agent)
             if agent.engine.stateVersion != agent.persistedStateVersion { persistState(agent) }
         }
-        guard deadline || (agent.shutdown!.persisted && agent.writerJobs.isEmpty && !agent.writerBusy) else { return }
+        // The line writer gets until the deadline too (a stuck `log` target holds it there).
+        guard deadline || (agent.shutdown!.persisted && agent.writerJobs.isEmpty && !agent.writerBusy && !agent.lineBusy) else { return }
         dropSession(agent)
         agent.exited = true
-        note(agent.writerJobs.isEmpty ? "exited after SIGTERM" : "exited after SIGTERM at the deadline; \(agent.writerJobs.count) writes not done")
+        // What is not on disk is lost with the process, and reported in one line.
+        let alerts = agent.outbox.notOnDisk, lines = unwrittenLines(agent)
+        note(
+            agent.writerJobs.isEmpty && alerts == 0 && lines == 0
+                ? "exited after SIGTERM" : "exited after SIGTERM; reported not written: \(alerts) alerts, \(lines) lines")
         checker.shutdownEnded(self, started: shutdown.started)
+        checker.shutdownReported(self, alertsNotOnDisk: alerts)
         checker.agentStopped(self)
         schedule(.startAgent, after: random.seconds(1, 10))
     }
@@ -120,6 +126,9 @@ extension World {
         case .writerDone(let run):
             guard run == agent.run else { return }
             runWriterBatch(agent)
+        case .lineWriterDone(let run):
+            guard run == agent.run else { return }
+            lineBatchDone(agent)
         case .statePersist(let run):
             guard run == agent.run else { return }
             agent.statePersistScheduled = false
@@ -159,9 +168,13 @@ extension World {
 
     func performRules(_ actions: [PlannedAction], _ agent: AgentProcess) {
         for action in actions {
+            if case .log = action.kind {
+                appendLine(agent)
+                continue
+            }
             guard case .emit(let namespace, let event, let args, let ack) = action.kind else { continue }
             let item = SpoolItem(namespace: namespace, event: event, args: args, ackTimeout: ack, rule: action.rule)
-            checker.fired(item)
+            checker.fired(item, run: agent.run)
             perform(agent.outbox.handle(.fire(item, plannedAt: action.at)), agent)
         }
     }
@@ -229,11 +242,13 @@ extension World {
             case .metric: break
             case .log(let level, let message, _):
                 if level >= .warning { note("log \(level): \(message)") }
+            case .warning(let kind, let count, _): note("log warning: \(kind.message) (\(count))")
             }
         }
     }
 
     private func submit(_ job: AgentProcess.WriterJob, _ agent: AgentProcess) {
+        if agent.writerJobs.isEmpty { agent.writerOldest = now }
         agent.writerJobs.append(job)
         guard !agent.writerBusy else { return }
         agent.writerBusy = true
@@ -247,6 +262,16 @@ extension World {
     /// The writer thread takes everything queued: removals in order, then the alerts stored
     /// together into one file per directory (at most 1 MiB), fsynced, renamed, directory fsynced.
     private func runWriterBatch(_ agent: AgentProcess) {
+        // One thread for the spool and the lines (the mutation): the spool's batch waits behind
+        // a line batch that hangs.
+        if mutation == .sharedWriter, agent.lineHung {
+            agent.spoolWaitsForLines = true
+            return
+        }
+        if let oldest = agent.writerOldest, now - oldest > Self.longestSpoolWait {
+            checker.violation("a spool write waited \(seconds(now - oldest)) for the spool's writer: spool progress depends on something else than its disk")
+        }
+        agent.writerOldest = nil
         let jobs = agent.writerJobs
         agent.writerJobs.removeAll()
         var spoolBatches: [(items: [SpoolItem], bytes: [UInt8])] = []

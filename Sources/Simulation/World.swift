@@ -13,6 +13,7 @@ final class World {
         case burst
         case engineTimer(run: Int, token: Int)
         case writerDone(run: Int)
+        case lineWriterDone(run: Int)
         case statePersist(run: Int)
         case outboxRetry(run: Int)
         case outboxPersistRetry(run: Int)
@@ -41,11 +42,17 @@ final class World {
 
     enum Fault {
         case drop, stall, kickStorm, flapStorm, serverRestart, serverBack, crash, crashOnce, sigterm, reload, wallJump, diskFull, diskFree
+        case logStuck, logFree
     }
 
     let seed: UInt64
     var random: SplitMix64
     let faults: Faults
+    /// The line writer's own random stream (its fault, latencies), apart from `random` so that
+    /// modelling it leaves every other draw of a seed as it was.
+    var lineRandom: SplitMix64
+    /// The `log` target hangs now: a line batch started or running does not complete.
+    var logStuck = false
     let mutation: Mutation?
     let settings: AgentSettings
     let disk: SimulatedDisk
@@ -83,7 +90,11 @@ final class World {
         self.seed = seed
         self.mutation = mutation
         var r = SplitMix64(seed: seed)
-        faults = Faults(&r)
+        var faults = Faults(&r)
+        var lineRandom = SplitMix64(seed: seed ^ 0x6c69_6e65_7772_6974)
+        faults.stuckLog = lineRandom.chance(0.3)
+        self.faults = faults
+        self.lineRandom = lineRandom
         var settings = AgentSettings(maxItems: r.chance(0.5) ? r.int(2...8) : r.int(20...200), shutdownTimeout: .seconds(r.int(1...5)))
         if r.chance(0.3) { settings.maxBytes = r.int(300...3000) }
         if r.chance(0.4) { settings.maxMemory = r.int(0...1500) }
@@ -163,7 +174,7 @@ final class World {
             if faults.burst && !healing { schedule(.burst, after: random.seconds(300, 1800)) }
         case .fault(let fault):
             // Once healed, only the faults' own ends still happen.
-            if !healing || fault == .serverBack || fault == .diskFree { apply(fault) }
+            if !healing || fault == .serverBack || fault == .diskFree || fault == .logFree { apply(fault) }
         case .heal: heal()
         default:
             guard let agent, !agent.exited else { return }
@@ -189,6 +200,7 @@ final class World {
             (f.reloads, .reload, 60, 1200), (f.wallJumps, .wallJump, 300, 3600), (f.fullDisk, .diskFull, 120, 1800),
         ]
         for (on, fault, lower, upper) in pairs where on { schedule(.fault(fault), after: random.seconds(lower, upper)) }
+        if f.stuckLog { schedule(.fault(.logStuck), after: lineRandom.seconds(30, 900)) }
     }
 
     private func reschedule(_ fault: Fault, _ lower: Double, _ upper: Double) {
@@ -264,6 +276,13 @@ final class World {
             disk.full = false
             note("disk has room again")
             reschedule(.diskFull, 120, 1800)
+        case .logStuck:
+            logStuck = true
+            note("the log target hangs")
+            schedule(.fault(.logFree), after: lineRandom.seconds(30, 600))
+        case .logFree:
+            logFree()
+            if !healing { schedule(.fault(.logStuck), after: lineRandom.seconds(120, 1800)) }
         }
     }
 
@@ -277,6 +296,7 @@ final class World {
         flapOnConnect = false
         disk.full = false
         disk.ioErrorRate = 0
+        if logStuck { logFree() }
         if agent == nil || agent!.exited { schedule(.startAgent, after: 0) }
     }
 }

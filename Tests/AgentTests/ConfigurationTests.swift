@@ -110,6 +110,18 @@ struct ConfigurationTests {
         } catch {
             #expect(error.errors.map(\.message) == ["limits.key_bytes must be within 1MiB and 1GiB, not '4096' bytes"])
         }
+        // Zero is out of range, not "not a size".
+        let zero = try write("server: {url: http://h}\nrules: r\nlimits: {key_bytes: 0}\nspool: {max_memory: 0KiB}\nlog_files: {max_size: 0}\n")
+        do {
+            _ = try AgentConfiguration.load(path: zero, overrides: AgentOverrides(), environment: [:])
+            Issue.record("expected an error")
+        } catch {
+            #expect(
+                error.errors.map(\.message) == [
+                    "limits.key_bytes must be within 1MiB and 1GiB, not '0' bytes", "spool.max_memory must be within 64KiB and 1GiB, not '0' bytes",
+                    "log_files.max_size must be at least 1 byte, not '0' bytes",
+                ])
+        }
     }
 
     @Test func brokenYAMLIsAPositionedError() throws {

@@ -201,7 +201,7 @@ struct DiskTests {
         let writer = DiskWriter(maxQueuedLines: 150)
         let captured = CapturedLog()
         let logger = Logger(label: "t", factory: { _ in captured })
-        let executor = try LiveExecutor(configuration: config, client: client, logger: logger, writer: writer)
+        let executor = try LiveExecutor(configuration: config, client: client, logger: logger, writer: writer, spoolWriter: writer)
         let gate = Gate()
         writer.flush { gate.wait() }
         gate.waitUntilEntered()
@@ -239,7 +239,8 @@ struct DiskTests {
         let client = SocketIOClient(configuration: config.clientConfiguration, logger: Logger(label: "t"))
         let writer = DiskWriter()
         let captured = CapturedLog()
-        let executor = try LiveExecutor(configuration: config, client: client, logger: Logger(label: "t", factory: { _ in captured }), writer: writer)
+        let executor = try LiveExecutor(
+            configuration: config, client: client, logger: Logger(label: "t", factory: { _ in captured }), writer: writer, spoolWriter: writer)
         try await client.eventLoop.submit {
             for (i, name) in ["connect", "disconnect", "connect_error", "connect", "newListener"].enumerated() {
                 executor.execute(
@@ -308,6 +309,7 @@ final class Counter: Sendable {
 struct CapturedLog: LogHandler {
     private final class Store: Sendable {
         let messages = Mutex<[String]>([])
+        let entries = Mutex<[(message: String, metadata: [String: String])]>([])
     }
 
     private let store = Store()
@@ -321,7 +323,14 @@ struct CapturedLog: LogHandler {
 
     func log(event: LogEvent) {
         store.messages.withLock { $0.append(event.message.description) }
+        let metadata = (event.metadata ?? [:]).mapValues { "\($0)" }
+        store.entries.withLock { $0.append((event.message.description, metadata)) }
     }
 
     var messages: [String] { store.messages.withLock { $0 } }
+
+    /// The metadata of each line logged with `message`, in order.
+    func logged(_ message: String) -> [[String: String]] {
+        store.entries.withLock { $0.filter { $0.message == message }.map(\.metadata) }
+    }
 }

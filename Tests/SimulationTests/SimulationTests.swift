@@ -127,5 +127,6 @@ enum MutationSeeds {
     static let hours = 1.0
     static let all: [(Mutation, UInt64)] = [
         (.stateInSpool, 1), (.batchRelease, 44), (.shutdownWaitsForAck, 6), (.backoffResetAtConnect, 2), (.dropAckAlerts, 1),
+        (.sharedWriter, 7),
     ]
 }

@@ -24,8 +24,12 @@ import SocketIO
 /// - in memory, an index entry per alert plus at most `spool.max_memory` of payloads: the
 ///   payloads of the newest alerts on disk stay there and are read back (on the writer thread)
 ///   when their turn comes, at start as well;
-/// - when the disk refuses a write (full, quota, I/O error), the alert is kept in memory, at most
-///   ``maxInMemory`` of them within `spool.max_memory`, and written again every retry delay.
+/// - when the disk refuses a write (full, quota, I/O error, the spool writer's queue full), the
+///   alert is kept in memory, at most ``maxInMemory`` of them within `spool.max_memory`, and
+///   written again every retry delay. The spool's writer holds at most half of
+///   `spool.max_memory` of alerts being written (at least 1 MiB); those payloads do not count
+///   against the alerts kept in memory. These warnings come at most once every 10 s per kind,
+///   with the count since the last (`spool.refused`, `spool.dropped`).
 ///
 /// Each input goes to the state first; the actions it returns are carried out afterwards, so
 /// nothing re-enters the state. Confined to the client's event loop: every method runs there
@@ -43,6 +47,12 @@ final class AlertOutbox: @unchecked Sendable {
     private var persistRetry: Scheduled<Void>?
     private var idleWaiters: [EventLoopPromise<Void>] = []
     private let failedDropped = DropCounter()
+    /// One warning of each ``OutboxWarning`` every 10 s at most, with the count since the last.
+    private let warnings = OutboxWarning.allCases.map { _ in DropCounter() }
+    /// Shutdown: the alerts still in memory are handed to the writer, which may not refuse them
+    /// (they are in memory already, within `spool.max_memory`), so that none waits for a retry
+    /// the deadline will not see.
+    private var persisting = false
 
     var maxInMemory: Int { state.configuration.maxInMemory }
 
@@ -77,6 +87,9 @@ final class AlertOutbox: @unchecked Sendable {
     /// Alerts not yet delivered (on disk, in memory, or handed to the client and not yet written).
     var pending: Int { state.pending }
 
+    /// Alerts not on disk (being written, refused by the disk, or with the client).
+    var notOnDisk: Int { state.notOnDisk }
+
     /// - Parameter plannedAt: when the rule planned it (for `sioagent_event_to_action_seconds`).
     func enqueue(_ item: SpoolItem, plannedAt: Double? = nil) {
         apply(.fire(item, plannedAt: plannedAt))
@@ -96,6 +109,7 @@ final class AlertOutbox: @unchecked Sendable {
     /// Writes every alert still in the client's hands or in memory to the spool, so that the next
     /// start sends them; called at shutdown (the caller then waits for the writer).
     func persistInFlight() {
+        persisting = true
         apply(.persistInFlight)
         // Nobody waits for what is in flight any more: it is on its way to the disk.
         let waiters = idleWaiters
@@ -137,13 +151,13 @@ final class AlertOutbox: @unchecked Sendable {
                             self.loop.execute {
                                 self.apply(.written(sequence: sequence, file: result.file, inFile: result.storesInFile, error: result.error))
                             }
-                        }))
+                        }), refusable: !persisting)
                 if !queued {
                     // The writer's queue holds its bound of alerts (a disk that hangs): refused
                     // like a write the disk failed, on a later turn of the loop, as the writer
                     // would answer (nothing re-enters the state while its actions run).
                     metrics?.spoolWritesRefused.add(1)
-                    let error = DiskError(description: "the disk writer's queue is full (\(writer.maxQueuedStoreBytes) bytes of alerts wait for the disk)")
+                    let error = DiskError(description: "the spool writer's queue is full (\(writer.maxQueuedStoreBytes) bytes of alerts wait for the disk)")
                     loop.execute { self.apply(.written(sequence: sequence, file: Spool.fileName(sequence), inFile: 0, error: error)) }
                 }
             case .storeFailed(let item, _, let payloadIn):
@@ -219,6 +233,10 @@ final class AlertOutbox: @unchecked Sendable {
             case .discarded(let items, let budget): metrics?.dropped(budget, count: items.count)
             case .lost: break  // the state logs the error
             case .metric(let outcome): metrics?.action(index: 0, outcome)
+            case .warning(let kind, let count, var metadata):
+                guard let total = warnings[kind.rawValue].dropped(count) else { break }
+                metadata[kind.countKey] = "\(total)"
+                logger.warning("\(kind.message)", metadata: metadata)
             case .log(let level, let message, var metadata):
                 if level >= .error, message.hasPrefix("alert can never") { metadata["spool.failed_dir"] = "\(spool.failedDirectory)" }
                 if let file = metadata["spool.file"], message.hasPrefix("spool file is unreadable") {

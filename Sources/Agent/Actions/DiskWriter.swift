@@ -7,8 +7,11 @@ import Glibc
 import Darwin
 #endif
 
-/// The one thread that writes to disk: spooled alerts (with their `fsync`), `log` action lines
-/// and the `--record` file. The event loop only hands work over; it never waits for the disk.
+/// A thread that writes to disk. The agent has two: ``shared`` writes `log` action lines and the
+/// `--record` file; each ``LiveExecutor`` has one for its spool (alerts with their `fsync`,
+/// removals, payloads read back, `failed/`), so that a `log` target that blocks (a FIFO nobody
+/// reads, a hung NFS file) never delays a spool write. The event loop only hands work over; it
+/// never waits for the disk.
 ///
 /// Work is taken in batches: everything queued while the previous batch was being written is
 /// written together. In a batch each `log` or record file gets one `write` (two around a
@@ -18,10 +21,11 @@ import Darwin
 ///
 /// The queue is bounded: at most ``maxQueuedLines`` lines or ``maxQueuedLineBytes`` bytes of
 /// lines wait at a time; ``submit(_:)`` refuses a line beyond that (the caller warns and drops
-/// it). Alerts waiting to be stored hold at most ``maxQueuedStoreBytes``: beyond it a store is
-/// refused, and the outbox keeps the alert in memory within its own budget and tries again
-/// (a disk that hangs cannot make the queue grow). Writes into `spool/failed/` are not refused:
-/// the alert has already left the outbox.
+/// it). Alerts waiting to be stored, and those being written, hold at most ``maxQueuedStoreBytes``:
+/// beyond it a store is refused, and the outbox keeps the alert in memory within its own budget
+/// and tries again (a disk that hangs cannot make the queue grow). The spool's writer gets half of
+/// `spool.max_memory`, at least 1 MiB (``spoolStoreBound(maxMemory:)``). Writes into
+/// `spool/failed/` are not refused: the alert has already left the outbox.
 public final class DiskWriter: Sendable {
     /// Where a line goes.
     public enum LineTarget: Hashable, Sendable {
@@ -48,9 +52,15 @@ public final class DiskWriter: Sendable {
 
     private struct Queue {
         var jobs: [Job] = []
+        /// Lines queued (the bounds count these).
         var lines = 0
         var lineBytes = 0
+        /// Bytes of the stores queued and of those being written.
         var storeBytes = 0
+        /// Lines and stores of the batch being written.
+        var writingLines = 0
+        var writingStores = 0
+        var stores = 0
         var draining = false
     }
 
@@ -90,8 +100,32 @@ public final class DiskWriter: Sendable {
     /// Touched only by the writer thread.
     private let files: FileTable
 
-    /// The process's writer, shared by the executor and the recorder.
+    /// The process's writer of lines, shared by the `log` actions and the recorder. The spool has
+    /// its own (``forSpool(maxMemory:)``).
     public static let shared = DiskWriter()
+
+    /// The least ``maxQueuedStoreBytes`` of a spool's writer: a burst of alerts faster than a
+    /// healthy disk's `fsync` waits here rather than being refused.
+    public static let minimumSpoolStoreBytes = 1 << 20
+
+    /// What a spool's writer may hold of alerts being stored: half of `spool.max_memory`, at
+    /// least ``minimumSpoolStoreBytes`` (1 MiB). The alerts the disk or this bound refused are
+    /// kept by the outbox within `spool.max_memory`, where the payloads being written do not
+    /// count: a refused alert is never dropped at once because the writer holds its bound.
+    public static func spoolStoreBound(maxMemory: Int) -> Int {
+        max(minimumSpoolStoreBytes, maxMemory / 2)
+    }
+
+    /// A writer for a spool whose payloads are bounded by `maxMemory` (`spool.max_memory`).
+    public static func forSpool(maxMemory: Int) -> DiskWriter {
+        DiskWriter(maxQueuedLines: 1, maxQueuedLineBytes: 1, maxQueuedStoreBytes: spoolStoreBound(maxMemory: maxMemory))
+    }
+
+    /// What was handed over and is not yet written: lines and stores queued, and those of the
+    /// batch being written. At shutdown, what a deadline leaves behind.
+    public var unwritten: (lines: Int, stores: Int) {
+        queue.withLock { ($0.lines + $0.writingLines, $0.stores + $0.writingStores) }
+    }
 
     /// Where spool files go (the machine's disk; the one storage interface of spool and state).
     private let storage: any Storage
@@ -160,6 +194,7 @@ public final class DiskWriter: Sendable {
             case .store(_, _, let bytes, _):
                 if refusable, q.storeBytes > 0, q.storeBytes + bytes.count > maxQueuedStoreBytes { return nil }
                 q.storeBytes += bytes.count
+                q.stores += 1
             default:
                 break
             }
@@ -204,27 +239,35 @@ public final class DiskWriter: Sendable {
     }
 
     private func drain() {
+        var written = 0
         while true {
             let batch = queue.withLock { q -> [Job] in
+                // The bytes of the batch just written leave the bound now, not when it was taken:
+                // the outbox holds those alerts' payloads until their write reports.
+                q.storeBytes -= written
+                q.writingLines = 0
+                q.writingStores = 0
                 if q.jobs.isEmpty {
                     q.draining = false
                     return []
                 }
                 defer {
                     q.jobs = []
+                    q.writingLines = q.lines
+                    q.writingStores = q.stores
                     q.lines = 0
                     q.lineBytes = 0
-                    q.storeBytes = 0
+                    q.stores = 0
                 }
                 return q.jobs
             }
             if batch.isEmpty { return }
-            write(batch)
+            written = write(batch)
         }
     }
 
-    /// One batch, on the writer thread.
-    private func write(_ batch: [Job]) {
+    /// One batch, on the writer thread; returns the bytes of its stores.
+    private func write(_ batch: [Job]) -> Int {
         var order: [LineTarget] = []
         var groups: [LineTarget: (lines: [[UInt8]], failed: (@Sendable (DiskError) -> Void)?)] = [:]
         // Per directory, the file being filled; a new one starts beyond `maxSpoolFileBytes`.
@@ -232,6 +275,7 @@ public final class DiskWriter: Sendable {
         var filling: [String: Int] = [:]
         var after: [@Sendable () -> Void] = []
         var closing: [String] = []
+        var storeBytes = 0
 
         for job in batch {
             switch job {
@@ -243,6 +287,7 @@ public final class DiskWriter: Sendable {
                     groups[target]!.lines.append(bytes)
                 }
             case .store(let directory, let name, let bytes, let done):
+                storeBytes += bytes.count
                 if let i = filling[directory], stores[i].bytes.count + bytes.count <= Self.maxSpoolFileBytes {
                     stores[i].bytes.append(contentsOf: bytes)
                     stores[i].done.append(done)
@@ -294,6 +339,7 @@ public final class DiskWriter: Sendable {
             for done in result.done { done(outcome) }
         }
         for done in after { done() }
+        return storeBytes
     }
 }
 

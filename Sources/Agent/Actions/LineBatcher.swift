@@ -63,6 +63,9 @@ final class LineBatcher: Sendable {
         dropBeyondBounds(s)
     }
 
+    /// Lines waiting here (the writer's queue was full); on the loop.
+    var waiting: Int { state.value.jobs.count }
+
     /// Hands every waiting line the writer has room for to it, now; on the loop.
     /// - Returns: how many lines still wait (the writer's queue was full).
     @discardableResult

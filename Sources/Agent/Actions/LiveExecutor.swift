@@ -7,7 +7,8 @@ import Synchronization
 
 /// Performs planned actions for real.
 ///
-/// - `emit` goes through the ``AlertOutbox`` (the client, or the disk spool until delivered).
+/// - `emit` goes through the ``AlertOutbox`` (the client, or the disk spool until delivered). The
+///   spool has its own ``DiskWriter`` thread: a `log` target that blocks never delays it.
 /// - `reply` answers the triggering event's ack request at once, on the event loop.
 /// - `run` and `shell` each get their own task on the ``CommandRunner`` (bounded concurrency and
 ///   queue, timeout with SIGTERM then SIGKILL to the command's process group); their outcome is
@@ -27,6 +28,7 @@ public final class LiveExecutor: ActionExecutor, Sendable {
     private var outbox: AlertOutbox { boundOutbox.value }
     private let runner: CommandRunner
     private let writer: DiskWriter
+    private let spoolWriter: DiskWriter
     private let lines: LineBatcher
     private let logFiles: AgentConfiguration.LogFiles
     private let dropped: DropCounter
@@ -37,11 +39,13 @@ public final class LiveExecutor: ActionExecutor, Sendable {
     private let metrics: AgentMetrics?
 
     /// Reads the spool (this blocks on the disk: call it at start, not on the event loop).
-    /// - Parameter writer: the thread that writes spool files and `log` lines.
+    /// - Parameter writer: the thread that writes `log` lines.
+    /// - Parameter spoolWriter: the thread that writes the spool; nil makes one of its own, whose
+    ///   queue of alerts holds half of `spool.max_memory` (``DiskWriter/forSpool(maxMemory:)``).
     /// - Parameter metrics: counts actions and their latency, when metrics are configured.
     public init(
         configuration: AgentConfiguration, client: SocketIOClient, logger: Logger, writer: DiskWriter = .shared,
-        metrics: AgentMetrics? = nil
+        spoolWriter: DiskWriter? = nil, metrics: AgentMetrics? = nil
     ) throws {
         self.metrics = metrics
         let spool = try Spool(
@@ -49,6 +53,8 @@ public final class LiveExecutor: ActionExecutor, Sendable {
             maxMemory: configuration.spool.maxMemory)
         self.loop = client.eventLoop
         self.writer = writer
+        let spoolWriter = spoolWriter ?? DiskWriter.forSpool(maxMemory: configuration.spool.maxMemory)
+        self.spoolWriter = spoolWriter
         let dropped = DropCounter()
         self.dropped = dropped
         let droppedLogger = logger
@@ -63,7 +69,7 @@ public final class LiveExecutor: ActionExecutor, Sendable {
         let namespaces = Set(configuration.server.namespaces.keys.map { $0.hasPrefix("/") ? $0 : "/" + $0 })
         // Made off the loop (reading the spool blocks), then only touched on it.
         let outbox = AlertOutbox(
-            client: client, spool: spool, writer: writer, logger: logger, retryDelay: configuration.reconnection.maxDelay,
+            client: client, spool: spool, writer: spoolWriter, logger: logger, retryDelay: configuration.reconnection.maxDelay,
             namespaces: namespaces, inFlight: configuration.spool.inFlight, metrics: metrics)
         self.boundOutbox = NIOLoopBoundBox.makeBoxSendingValue(outbox, eventLoop: client.eventLoop)
         var passed: [String: String] = [:]
@@ -163,10 +169,12 @@ public final class LiveExecutor: ActionExecutor, Sendable {
         }
     }
 
-    /// Ends within `timeout`, whatever the server or the commands do: running actions and alerts
-    /// in flight get the first part of it; at the last third (at most 2 s before the end) alerts
-    /// still in flight, an unacknowledged one included, are written to the spool, and the writer
-    /// gets until the end to put them on disk. A pending ack never extends it.
+    /// Ends within `timeout`, whatever the server, the disk or the commands do: running actions
+    /// and alerts in flight get the first part of it; at the last third (at most 2 s before the
+    /// end) alerts still in flight, an unacknowledged one included, are written to the spool, and
+    /// the spool's writer and the line writer get until the end. A pending ack never extends it.
+    /// What is still not on disk then (alerts, lines) is lost with the process: it is counted and
+    /// reported in one line.
     public func shutdown(timeout: Duration) async {
         let timeout = max(timeout, .zero)
         let deadline = ContinuousClock.now + timeout
@@ -188,10 +196,21 @@ public final class LiveExecutor: ActionExecutor, Sendable {
                 done()
             }
         }
-        // Everything handed to the writer (the alerts just persisted included) and the log lines
-        // still waiting on the loop reach the disk.
-        if await !lines.flush(until: deadline) {
-            logger.warning("shutdown: the disk writer did not finish in time")
+        // Everything handed to the writers (the alerts just persisted included) and the log lines
+        // still waiting on the loop reach the disk, the spool's writer never behind the lines.
+        let spoolWriter = self.spoolWriter
+        async let spoolWritten = spoolWriter.flush(until: deadline)
+        let linesWritten = await lines.flush(until: deadline)
+        _ = await spoolWritten
+        // Counted on the loop, after the write reports queued there before.
+        let alerts = (try? await loop.submit { self.outbox.notOnDisk }.get()) ?? 0
+        let waitingLines = (try? await loop.submit { self.lines.waiting }.get()) ?? 0
+        let unwrittenLines = linesWritten ? 0 : waitingLines + writer.unwritten.lines
+        if alerts > 0 || unwrittenLines > 0 {
+            logger.log(
+                level: alerts > 0 ? .error : .warning,
+                "shutdown: not everything reached the disk by the deadline; the rest is lost with the process",
+                metadata: ["shutdown.alerts_unwritten": "\(alerts)", "shutdown.lines_unwritten": "\(unwrittenLines)"])
         }
     }
 

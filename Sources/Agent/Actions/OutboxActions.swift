@@ -61,6 +61,35 @@ package enum OutboxAction: Sendable {
     case lost([SpoolItem], reason: String)
     case metric(AgentMetrics.Outcome)
     case log(Logger.Level, String, Logger.Metadata)
+    /// A warning that a stuck or full disk repeats for every alert: the shell logs at most one of
+    /// each kind every 10 s, with the `count` since the last one.
+    case warning(OutboxWarning, count: Int, Logger.Metadata)
+}
+
+/// The warnings of ``OutboxAction/warning(_:count:_:)``.
+package enum OutboxWarning: Int, CaseIterable, Sendable {
+    /// The disk is full (`ENOSPC`, `EDQUOT`): the alert is kept in memory.
+    case diskFull
+    /// Another write error, or the spool's writer refused it (its queue full): kept in memory.
+    case writeRefused
+    /// Alerts kept in memory beyond their budget: the oldest were dropped.
+    case memoryDropped
+
+    package var message: String {
+        switch self {
+        case .diskFull: "disk full; alert kept in memory until the disk takes it"
+        case .writeRefused: "cannot write the alert to the spool; kept in memory until the disk takes it"
+        case .memoryDropped: "alerts kept in memory are too many; dropped the oldest"
+        }
+    }
+
+    /// The metadata key of the count.
+    package var countKey: String {
+        switch self {
+        case .diskFull, .writeRefused: "spool.refused"
+        case .memoryDropped: "spool.dropped"
+        }
+    }
 }
 
 /// Faults put back on purpose in ``OutboxState``, for the simulation to catch.

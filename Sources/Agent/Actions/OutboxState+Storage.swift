@@ -10,7 +10,10 @@ extension OutboxState {
             totals.spooled += sign
             totals.spooledBytes += sign * e.bytes
         }
-        if e.hasPayload { totals.payloadBytes += sign * e.bytes }
+        if e.hasPayload {
+            totals.payloadBytes += sign * e.bytes
+            if e.storage == .writing { totals.writingBytes += sign * e.bytes }
+        }
     }
 
     mutating func append(_ e: Entry) {
@@ -111,10 +114,8 @@ extension OutboxState {
             update(i) { $0.storage = .memory }
             let item = queue[i].item
             out.append(
-                .log(
-                    .warning,
-                    isNoSpace(error.code)
-                        ? "disk full; alert kept in memory until the disk takes it" : "cannot write the alert to the spool; kept in memory until the disk takes it",
+                .warning(
+                    isNoSpace(error.code) ? .diskFull : .writeRefused, count: 1,
                     [
                         "rule.id": "\(item.rule)", "event.name": "\(item.event)", "error": "\(error)",
                         "spool.in_memory": "\(totals.inMemory)", "spool.max_in_memory": "\(configuration.maxInMemory)",
@@ -140,10 +141,13 @@ extension OutboxState {
     }
 
     /// Within the in-memory budgets: drops the oldest alerts the disk refused (never one in
-    /// flight), with a warning.
+    /// flight), with a warning. The payloads being written are the spool writer's, bounded by
+    /// its queue (``DiskWriter/spoolStoreBound(maxMemory:)``): they do not count here, so a
+    /// refused alert is kept while the other payloads leave it room, not dropped at once because
+    /// the writer holds its bound.
     private mutating func trimMemory(_ out: inout [OutboxAction]) {
         var excess = totals.inMemory - configuration.maxInMemory
-        var excessBytes = totals.payloadBytes - configuration.maxMemory
+        var excessBytes = totals.payloadBytes - totals.writingBytes - configuration.maxMemory
         guard excess > 0 || excessBytes > 0 else { return }
         let inFlight = inFlightSizes
         let dropped = removeAll { entry in
@@ -155,9 +159,9 @@ extension OutboxState {
         guard !dropped.isEmpty else { return }
         out.append(.discarded(dropped.map(\.item), budget: .memory))
         out.append(
-            .log(
-                .warning, "alerts kept in memory are too many; dropped the oldest",
-                ["spool.dropped": "\(dropped.count)", "spool.max_in_memory": "\(configuration.maxInMemory)", "spool.max_memory": "\(configuration.maxMemory)"]))
+            .warning(
+                .memoryDropped, count: dropped.count,
+                ["spool.max_in_memory": "\(configuration.maxInMemory)", "spool.max_memory": "\(configuration.maxMemory)"]))
     }
 
     /// Within `spool.max_memory`: leaves the payloads of the newest alerts on disk (they are sent

@@ -25,7 +25,8 @@ import SocketIO
 /// on disk `spool.max_items` alerts and `spool.max_bytes` of them; in memory an index entry per
 /// alert plus at most `spool.max_memory` of payloads (the payloads of the newest alerts on disk
 /// stay there and are read back when their turn comes); alerts the disk refused, at most
-/// ``Configuration/maxInMemory`` of them within `spool.max_memory`.
+/// ``Configuration/maxInMemory`` of them within `spool.max_memory` (less the other payloads
+/// held, not counting those being written, which the spool writer's queue bounds).
 package struct OutboxState {
     package struct Configuration: Sendable {
         /// The namespaces the client connects to.
@@ -89,6 +90,8 @@ package struct OutboxState {
         package var inMemory = 0
         /// Payload bytes held (`spool.max_memory`).
         package var payloadBytes = 0
+        /// Of those, the payloads of alerts being written (the spool writer's bound holds them).
+        package var writingBytes = 0
     }
 
     package let configuration: Configuration
@@ -179,6 +182,9 @@ package struct OutboxState {
 
     /// Alerts not yet delivered (on disk, in memory, being written, or handed to the client).
     package var pending: Int { queue.count + direct.count }
+    /// Alerts not on disk: being written, kept in memory because the disk refused them, or
+    /// handed to the client directly. At the shutdown deadline, those lost with the process.
+    package var notOnDisk: Int { queue.reduce(0) { $0 + ($1.file == nil ? 1 : 0) } + direct.count }
     /// Nothing is being sent (queued alerts may remain, safely on disk).
     package var isIdle: Bool { inFlightSizes.isEmpty && direct.isEmpty }
 

@@ -277,7 +277,9 @@ extension AgentConfiguration {
             case "log_files":
                 for (k, _, v) in reader.mapping(value, "log_files", known: ["max_size", "keep"]) {
                     if k == "max_size" {
-                        if let n = reader.byteSize(v, "log_files.max_size") { logFiles.maxBytes = n }
+                        if let n = reader.byteSize(v, "log_files.max_size") {
+                            if n < 1 { reader.error("log_files.max_size must be at least 1 byte, not '0' bytes", at: v) } else { logFiles.maxBytes = n }
+                        }
                     } else if let n = reader.int(v, "log_files.keep", minimum: 1, maximum: 1000) {
                         logFiles.keep = n
                     }

@@ -128,7 +128,8 @@ struct ConfigReader {
             break
         }
         let digits = number.trimmingSpaces()
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), digits.contains(where: { $0 != "0" }) else {
+        // Zero is a size: the caller's range says why it is not allowed there.
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber) else {
             error("\(what): '\(text)' is not a size (write e.g. 1048576, 512KB, 10MB)", at: node)
             return nil
         }

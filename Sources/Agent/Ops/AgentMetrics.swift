@@ -142,6 +142,9 @@ public final class AgentMetrics: Sendable {
         drops[budget.rawValue].add(UInt64(count))
     }
 
+    /// What `budget` dropped so far.
+    func droppedCount(_ budget: Budget) -> UInt64 { drops[budget.rawValue].value }
+
     /// Sets the window samples dropped so far (the engine counts them).
     func windowSamplesDropped(_ total: UInt64) {
         drops[Budget.windowSamples.rawValue].set(total)
