@@ -204,7 +204,7 @@ private func membership(container: JSONValue, item: JSONValue) -> Bool? {
     case .array(let a): return a.contains(item)
     case .string(let s):
         guard case .string(let sub) = item else { return nil }
-        return sub.isEmpty || s.contains(sub)
+        return s.contains(text: sub)
     case .object(let o):
         guard case .string(let key) = item else { return nil }
         return o[key] != nil

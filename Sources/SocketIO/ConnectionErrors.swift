@@ -44,7 +44,7 @@ enum ConnectionErrorWording {
             return nil
         }
         // A server that accepts no version the client offers often just closes (OpenSSL does).
-        if reason.contains("EOF during handshake") { return closedDuringHandshake(server) }
+        if reason.contains(text: "EOF during handshake") { return closedDuringHandshake(server) }
         let code = boringSSLReason(reason)
         switch code {
         case "CERTIFICATE_VERIFY_FAILED":
@@ -131,7 +131,7 @@ enum ConnectionErrorWording {
     /// file and line it carries.
     static func boringSSLReason(_ text: String) -> String {
         // "error:1000007d:SSL routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED at /path:320"
-        guard let marker = text.firstRange(of: "OPENSSL_internal:") else { return "" }
+        guard let marker = text.firstRange(ofText: "OPENSSL_internal:") else { return "" }
         let isCodeCharacter: (Unicode.Scalar) -> Bool = { c in
             (c.value >= 0x41 && c.value <= 0x5A) || (c.value >= 0x30 && c.value <= 0x39) || c == "_"
         }

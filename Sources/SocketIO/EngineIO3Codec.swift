@@ -300,7 +300,7 @@ enum EngineIO3Codec {
     static func isUnsupportedVersionAnswer(status: Int, body: String) -> Bool {
         guard status == 400 else { return false }
         let text = body.lowercased()
-        if text.contains("unsupported version") || text.contains("unsupported protocol version") { return true }
+        if text.contains(text: "unsupported version") || text.contains(text: "unsupported protocol version") { return true }
         if let value = try? JSONValue(parsing: Array(body.utf8)), value["code"]?.numberValue == 5 { return true }
         return false
     }

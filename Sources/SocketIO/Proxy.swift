@@ -27,7 +27,7 @@ public struct ProxyURL: Sendable, Equatable, CustomStringConvertible {
     public init(_ text: String) throws(SocketIOError) {
         let trimmed = text.trimmingCharacters(in: " \t")
         var rest = Substring(trimmed)
-        if let scheme = rest.firstRange(of: "://") {
+        if let scheme = rest.firstRange(ofText: "://") {
             let name = rest[..<scheme.lowerBound].lowercased()
             guard name == "http" else {
                 throw .invalidURL("proxy \(Self.redacted(text)): only http:// proxies are supported")
@@ -92,7 +92,7 @@ public struct ProxyURL: Sendable, Equatable, CustomStringConvertible {
     /// offset in `text`, in characters), for a configuration error's column.
     public static func reservedCharacterOffset(_ text: String) -> Int? {
         var rest = Substring(text)
-        if let scheme = rest.firstRange(of: "://") { rest = rest[scheme.upperBound...] }
+        if let scheme = rest.firstRange(ofText: "://") { rest = rest[scheme.upperBound...] }
         return unencodedReservedCharacter(inUserInfoOf: rest, within: text)?.0
     }
 
@@ -110,7 +110,7 @@ public struct ProxyURL: Sendable, Equatable, CustomStringConvertible {
     /// `text` with any user info replaced by `***`, for error messages.
     static func redacted(_ text: String) -> String {
         guard let at = text.lastIndex(of: "@") else { return text }
-        let start = text.firstRange(of: "://")?.upperBound ?? text.startIndex
+        let start = text.firstRange(ofText: "://")?.upperBound ?? text.startIndex
         guard start <= at else { return text }
         return String(text[..<start]) + "***" + String(text[at...])
     }

@@ -1,4 +1,5 @@
 import Rules
+import SIOCore
 import SIOYAML
 
 /// Reads a YAML configuration document node by node, collecting every problem with its position
@@ -174,11 +175,11 @@ struct ConfigReader {
     /// Replaces `${NAME}` / `${NAME:-default}`. An unset name without a default is an error at
     /// the column of its `${`.
     mutating func substitute(_ text: String, at node: YAMLNode) -> String? {
-        guard text.contains("${") else { return text }
+        guard text.contains(text: "${") else { return text }
         var out = ""
         var rest = Substring(text)
         var ok = true
-        while let start = rest.firstRange(of: "${") {
+        while let start = rest.firstRange(ofText: "${") {
             out += rest[..<start.lowerBound]
             let offset = text.unicodeScalars.distance(from: text.startIndex, to: start.lowerBound)
             guard let end = rest[start.upperBound...].firstIndex(of: "}") else {
@@ -188,7 +189,7 @@ struct ConfigReader {
             let body = rest[start.upperBound..<end]
             let name: Substring
             var fallback: Substring?
-            if let sep = body.firstRange(of: ":-") {
+            if let sep = body.firstRange(ofText: ":-") {
                 name = body[..<sep.lowerBound]
                 fallback = body[sep.upperBound...]
             } else {

@@ -1,4 +1,5 @@
 import NIOCore
+import SIOCore
 import SocketIO
 
 /// What the agent tells systemd (`Type=notify`): `READY=1` once the rules are loaded and the
@@ -42,7 +43,7 @@ final class ServiceNotifications: Sendable {
     static func displayURL(_ url: String) -> String {
         var s = Substring(url)
         if let cut = s.firstIndex(where: { $0 == "?" || $0 == "#" }) { s = s[..<cut] }
-        if let scheme = s.firstRange(of: "://") {
+        if let scheme = s.firstRange(ofText: "://") {
             let rest = s[scheme.upperBound...]
             let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
             if let at = rest[..<authorityEnd].lastIndex(of: "@") {

@@ -108,7 +108,7 @@ extension FileCompiler {
             case "stderr": t = .stderr
             case "": error(value, "log: takes stdout, stderr or a file path"); return nil
             default:
-                if target.contains("{{") { error(value, "a log path cannot be a template"); return nil }
+                if target.contains(text: "{{") { error(value, "a log path cannot be a template"); return nil }
                 t = .file(target)
             }
             var message: ValueTemplate?

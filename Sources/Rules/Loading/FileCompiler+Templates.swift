@@ -31,8 +31,8 @@ extension FileCompiler {
             error(n, "\(what) must be an expression (text), not \(describe(n))" + quoteHint)
             return nil
         }
-        if s.string.contains("{{") {
-            let offset = s.string.unicodeScalars.firstRange(of: "{{".unicodeScalars).map { s.string.unicodeScalars.distance(from: s.string.unicodeScalars.startIndex, to: $0.lowerBound) } ?? 0
+        if s.string.contains(text: "{{") {
+            let offset = s.string.firstRange(ofText: "{{").map { s.string.unicodeScalars.distance(from: s.string.unicodeScalars.startIndex, to: $0.lowerBound) } ?? 0
             error(contentPosition(n, offset: offset), "\(what) is an expression already: write it without {{ }}")
             return nil
         }

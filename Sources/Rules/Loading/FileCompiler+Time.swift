@@ -120,7 +120,7 @@ extension FileCompiler {
 /// Whether `tz` names a time zone of the system's database (`Europe/Lisbon`, `UTC`): a plain
 /// relative name, never a path out of `/usr/share/zoneinfo`.
 public func isKnownTimeZone(_ tz: String) -> Bool {
-    let valid = !tz.isEmpty && !tz.hasPrefix("/") && !tz.contains("..") && tz.unicodeScalars.allSatisfy {
+    let valid = !tz.isEmpty && !tz.hasPrefix("/") && !tz.contains(text: "..") && tz.unicodeScalars.allSatisfy {
         $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || "/_+-".unicodeScalars.contains($0))
     }
     return valid && (tz == "UTC" || fileExists("/usr/share/zoneinfo/" + tz))
