@@ -100,7 +100,7 @@ extension RegexProgram {
         case .lowercase(let x): return ScalarProperties.lowercase(c) == x
         case .any: return true
         case .notNewline: return !ScalarProperties.isNewline(c)
-        case .set(let k): return classes[k].contains(c)
+        case .set(let k): return c.value < 128 ? asciiMaps[k].contains(c.value) : classes[k].contains(c)
         case .split, .jump, .assert, .match: return false
         }
     }

@@ -25,6 +25,26 @@ struct RegexProgram: Sendable {
 
     let instructions: [Instruction]
     let classes: [ScalarClass]
+    /// For each class, which ASCII scalars it holds (bit n: scalar n), so that ASCII text is
+    /// tested with one bit rather than a walk over the class's items.
+    let asciiMaps: [ASCIIMap]
+
+    struct ASCIIMap: Sendable {
+        var low: UInt64 = 0
+        var high: UInt64 = 0
+
+        init(_ set: ScalarClass) {
+            for v in 0..<128 where set.contains(Unicode.Scalar(UInt8(v))) {
+                if v < 64 { low |= 1 << UInt64(v) } else { high |= 1 << UInt64(v - 64) }
+            }
+        }
+
+        /// `value` below 128.
+        @inline(__always)
+        func contains(_ value: UInt32) -> Bool {
+            value < 64 ? low & (1 << UInt64(value)) != 0 : high & (1 << UInt64(value &- 64)) != 0
+        }
+    }
     /// The pattern starts with `\A` (or `^` without `(?m)`): only a thread started at the text's
     /// start can match, so the search stops once no thread is left.
     let anchoredAtStart: Bool
@@ -40,6 +60,7 @@ struct RegexProgram: Sendable {
         try compiler.append(.match, offset: 0)
         instructions = compiler.program
         classes = compiler.classes
+        asciiMaps = compiler.classes.map(ASCIIMap.init)
         anchoredAtStart = instructions.first == .assert(.textStart)
     }
 }
