@@ -62,19 +62,14 @@ enum StaticType: String, Sendable {
     }
 }
 
-/// A sendable wrapper for a compiled regular expression. A class, so `Expr.Kind` has a layout
-/// known at compile time (`Regex` is a resilient type; as a stored value it made every `switch`
-/// on an expression node go through runtime metadata and value witnesses).
-///
-/// `@unchecked Sendable`, safe by this invariant: both properties are `let`s set in `init`, and
-/// matching only reads the compiled program (`Regex` is a value whose matching methods are not
-/// `mutating`); it is not `Sendable` only because its output type, `AnyRegexOutput`, is not.
-final class CompiledRegex: @unchecked Sendable {
-    let regex: Regex<AnyRegexOutput>
+/// A `matches` pattern, compiled when the rules load (``RegexProgram``), with its text for
+/// explanations. A class, so `Expr.Kind` stays small.
+final class CompiledPattern: Sendable {
+    let program: RegexProgram
     let pattern: String
 
-    init(regex: Regex<AnyRegexOutput>, pattern: String) {
-        self.regex = regex
+    init(program: RegexProgram, pattern: String) {
+        self.program = program
         self.pattern = pattern
     }
 }
@@ -131,7 +126,7 @@ final class Expr: Sendable {
         case compareNumber(BinaryOp, Expr, Double)
         /// `x == "text"` / `x != "text"` with the text known at load.
         case equalsString(Bool, Expr, String)
-        case matches(Expr, CompiledRegex)
+        case matches(Expr, CompiledPattern)
         case call(Function, [Expr])
         /// The rule's `key` value (null for a rule without `key`).
         case key

@@ -101,7 +101,7 @@ func evaluate(_ e: Expr, _ c: EvalContext) -> JSONValue? {
             RegexLimits.countTooLong()
             return .bool(false)
         }
-        return .bool((try? regex.regex.firstMatch(in: s)) != nil)
+        return .bool(regex.program.matches(s))
     case .call(let f, let a):
         return evaluateCall(f, a, c)
     case .key:

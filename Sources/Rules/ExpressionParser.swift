@@ -157,6 +157,8 @@ private let roots = ["event", "namespace", "args", "payload", "vars", "env", "no
 /// Recursive-descent parser producing `Expr` trees, with load-time type checks.
 struct ExpressionParser {
     private let tokens: [Lexeme]
+    /// The expression's text, to place an error inside a string literal (`matches` patterns).
+    private let source: [Unicode.Scalar]
     private var position = 0
     var scope: ExpressionScope
     /// Type and reference errors; parsing goes on after them so all are reported.
@@ -164,7 +166,8 @@ struct ExpressionParser {
 
     /// Parses `text` completely. Throws the first syntax error; other problems land in `errors`.
     init(text: String, scope: ExpressionScope) throws(ExpressionError) {
-        self.tokens = try lex(Array(text.unicodeScalars))
+        self.source = Array(text.unicodeScalars)
+        self.tokens = try lex(source)
         self.scope = scope
     }
 
@@ -192,6 +195,21 @@ struct ExpressionParser {
     }
 
     private var current: Lexeme { tokens[position] }
+
+    /// Where the `k`th scalar of the string literal that starts at `start` (its quote) is in the
+    /// expression: `lex` turns `\n`, `\t`, `\r`, `\\`, `\"` and `\'` into one scalar each and keeps
+    /// other escapes as written.
+    private func sourceOffset(ofPatternScalar k: Int, inStringAt start: Int) -> Int {
+        var j = start + 1
+        var produced = 0
+        while j < source.count {
+            let oneForTwo = source[j] == "\\" && j + 1 < source.count && "ntr\\\"'".unicodeScalars.contains(source[j + 1])
+            if produced == k { return j }
+            j += oneForTwo ? 2 : 1
+            produced += 1
+        }
+        return min(j, source.count)
+    }
 
     private mutating func advance() -> Lexeme {
         let t = tokens[position]
@@ -277,22 +295,19 @@ struct ExpressionParser {
                 throw ExpressionError(offset: patternToken.start, message: "\"matches\" needs a quoted regular expression after it (compiled when the rules load)")
             }
             _ = advance()
-            let regex: Regex<AnyRegexOutput>
+            let program: RegexProgram
             do {
-                regex = try Regex(pattern)
+                program = try RegexProgram(pattern)
             } catch {
-                errors.append(ExpressionError(offset: patternToken.start, message: "invalid regular expression \(JSONValue.string(pattern)): \(error)"))
+                errors.append(ExpressionError(
+                    offset: sourceOffset(ofPatternScalar: error.offset, inStringAt: patternToken.start),
+                    message: "invalid regular expression \(JSONValue.string(pattern).jsonString()): \(error.message)"))
                 return Expr(.literal(.bool(false)), left.start, patternToken.end, type: .bool)
-            }
-            if RegexLimits.hasNestedQuantifier(pattern) {
-                scope.warnings.append(ExpressionError(
-                    offset: patternToken.start,
-                    message: "the regular expression \(JSONValue.string(pattern).jsonString()) repeats a group that repeats: matching can take exponential time on text that almost matches; make the inner or the outer repetition unambiguous"))
             }
             if left.type != .string && left.type != .any {
                 errors.append(ExpressionError(offset: left.start, message: "\"matches\" needs a string on its left, but this is a \(left.type.name)"))
             }
-            let e = Expr(.matches(left, CompiledRegex(regex: regex, pattern: pattern)), left.start, patternToken.end, type: .bool)
+            let e = Expr(.matches(left, CompiledPattern(program: program, pattern: pattern)), left.start, patternToken.end, type: .bool)
             try rejectChain()
             return e
         }

@@ -48,6 +48,13 @@ struct CommandLineTests {
         #expect(r.out.hasSuffix("2 errors\n"))
     }
 
+    @Test func checkPointsAtAnUnsupportedRegexConstruct() throws {
+        let path = try temporaryFile("bad.yaml", "rules:\n  - id: a\n    on: x\n    when: 'payload matches \"ab(?=c)\"'\n    then: [{log: stdout}]\n")
+        let r = try sioagent(["check", path])
+        #expect(r.status == 1)
+        #expect(r.out.contains("\(path):4:31: error: invalid regular expression \"ab(?=c)\": lookahead (?=…) (?!…) is not supported by matches\n"), "\(r.out)")
+    }
+
     @Test func checkWritesJSONForEditors() throws {
         let path = try temporaryFile("bad.yaml", "rules:\n  - id: a\n    on: x\n    for: 2\n    then: [{log: stdout}]\n")
         let r = try sioagent(["check", "--format", "json", path])

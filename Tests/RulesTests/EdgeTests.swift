@@ -82,26 +82,13 @@ struct RegexBoundTests {
         #expect(play(set, [(0, event("m", .string(String(repeating: "é", count: 2049))))]).isEmpty)
     }
 
-    @Test func aCatastrophicPatternOnLongTextReturnsAtOnce() throws {
+    /// `(a+)+$` backtracked exponentially in Swift's `Regex`; the engine of `matches` is linear
+    /// (the step bound is in RegexLinearTimeTests): texts up to the bound are read whole.
+    @Test func aNestedRepetitionReadsTextsUpToTheBound() throws {
         let set = try rules("rules:\n  - id: r\n    on: m\n    when: payload matches \"^(a+)+$\"\n    then: [{log: stdout}]\n")
-        let start = ContinuousClock.now
-        #expect(play(set, [(0, event("m", .string(String(repeating: "a", count: 100_000) + "!")))]).isEmpty)
-        #expect(ContinuousClock.now - start < .seconds(1))
-    }
-
-    @Test func checkWarnsAboutNestedQuantifiers() {
-        func warnings(_ pattern: String) -> [String] {
-            let yaml = "rules:\n  - id: r\n    on: m\n    when: 'payload matches \"\(pattern)\"'\n    then: [{log: stdout}]\n"
-            return load(yaml).1.filter { $0.severity == .warning }.map { "\($0.line):\($0.column): \($0.message)" }
-        }
-        for nested in ["(a+)+", "^(a|b*)*$", "(\\\\w+\\\\s?)*", "(?:x+){2,}", "((ab)+c)+", "(a{1,})+"] {
-            #expect(warnings(nested).count == 1, "\(nested)")
-        }
-        #expect(warnings("(a+)+").first?.hasPrefix("4:28: the regular expression \"(a+)+\" repeats a group that repeats") == true,
-                "\(warnings("(a+)+"))")
-        for plain in ["(ab)+", "a+b+", "[(a+)]+", "\\\\(a+\\\\)+", "(a+)?", "(a+){1}", "(a+)b+"] {
-            #expect(warnings(plain).isEmpty, "\(plain): \(warnings(plain))")
-        }
+        let almost = String(repeating: "a", count: RegexLimits.maxInputBytes - 1)
+        #expect(play(set, [(0, event("m", .string(almost + "!")))]).isEmpty)
+        #expect(play(set, [(0, event("m", .string(almost + "a")))]).count == 1)
     }
 }
 

@@ -69,7 +69,19 @@ struct LoaderDiagnosticTests {
     @Test func regexErrorPointsAtThePattern() {
         let found = errors("rules:\n  - id: a\n    on: x\n    when: 'payload matches \"([\"'\n    then: [{log: stdout}]\n")
         #expect(found.count == 1)
-        #expect(found.first?.hasPrefix("4:28: invalid regular expression \"([\"") == true, "\(found)")
+        #expect(found.first == "4:30: invalid regular expression \"([\": this class is not closed: missing ]", "\(found)")
+    }
+
+    /// The error points at the construct inside the pattern, counting the expression's string
+    /// escapes (`\\` is one character of the pattern, two of the file).
+    @Test func regexErrorPointsInsideThePattern() {
+        func located(_ pattern: String) -> [String] {
+            errors("rules:\n  - id: a\n    on: x\n    when: 'payload matches \"\(pattern)\"'\n    then: [{log: stdout}]\n")
+        }
+        #expect(located("ab(?=c)") == ["4:31: invalid regular expression \"ab(?=c)\": lookahead (?=…) (?!…) is not supported by matches"])
+        #expect(located("\\\\d(?<=x)") == ["4:32: invalid regular expression \"\\\\d(?<=x)\": lookbehind (?<=…) (?<!…) is not supported by matches"])
+        #expect(located("\\d+(a)\\1").first?.hasPrefix("4:35: invalid regular expression") == true, "\(located("\\d+(a)\\1"))")
+        #expect(located("a{2,1}").first?.hasPrefix("4:30: ") == true)
     }
 
     @Test func reportsEveryErrorAtOnce() {
