@@ -15,6 +15,19 @@ struct StringSearchTests {
         #expect("a€b€c".containsText("€c"))
     }
 
+    @Test func partialMatchesOverlap() {
+        // A search that skips past a partial match misses these (short and long needles: the
+        // two code paths).
+        #expect("aaab".containsText("aab"))
+        let a17 = String(repeating: "a", count: 17)
+        #expect((String(repeating: "a", count: 30) + "b").containsText(a17 + "b"))
+        #expect((a17 + "c" + a17 + "b").containsText(a17 + "b"))
+        let text = a17 + "c" + a17 + "b"
+        #expect(text.rangeOfText(a17 + "b").map { text.utf8.distance(from: text.startIndex, to: $0.lowerBound) } == 18)
+        #expect(!(a17 + "c" + a17).containsText(a17 + "b"))
+        #expect(("abababac" + String(repeating: "ab", count: 10) + "abac").containsText(String(repeating: "ab", count: 9) + "abac"))
+    }
+
     @Test func rangesAreInTheTextsOwnIndices() throws {
         let text = "proxy http://user@host:8080"
         let r = try #require(text.rangeOfText("://"))
