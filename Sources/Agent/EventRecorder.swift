@@ -23,7 +23,7 @@ final class EventRecorder {
     let lines: LineBatcher
     private let logger: Logger?
     /// Batches the disk refused: one error every 10 s at most, not one per batch.
-    private let failures = DropCounter()
+    private let failures: DropCounter
     private var open = true
 
     /// Checks that the file can be written (at start; this touches the disk).
@@ -42,14 +42,20 @@ final class EventRecorder {
         self.target = .file(path: path, maxBytes: maxBytes, keep: keep)
         self.writer = writer
         self.logger = logger
-        let dropped = DropCounter()
+        let dropped = DropCounter { total, _ in
+            logger?.warning(
+                "recorded events dropped: the disk is not keeping up; the oldest waiting lines were dropped",
+                metadata: ["record.dropped": "\(total)"])
+        }
         self.lines = LineBatcher(writer: writer, loop: loop) { count in
             metrics?.dropped(.recordLines, count: count)
-            if let total = dropped.dropped(count) {
-                logger?.warning(
-                    "recorded events dropped: the disk is not keeping up; the oldest waiting lines were dropped",
-                    metadata: ["record.dropped": "\(total)"])
-            }
+            dropped.dropped(count)
+        }
+        self.failures = DropCounter { count, metadata in
+            var metadata = metadata
+            metadata["record.path"] = "\(path)"
+            metadata["record.failed_batches"] = "\(count)"
+            logger?.error("cannot write the record file", metadata: metadata)
         }
     }
 
@@ -67,13 +73,9 @@ final class EventRecorder {
         line.append(contentsOf: #","args":"#.utf8)
         JSONValue.array(event.args).write(into: &line)
         line.append(contentsOf: "}\n".utf8)
-        let logger = self.logger
-        let path = self.path
         let failures = self.failures
         lines.append(line, to: target) { error in
-            guard let count = failures.dropped() else { return }
-            logger?.error(
-                "cannot write the record file", metadata: ["record.path": "\(path)", "error": "\(error)", "record.failed_batches": "\(count)"])
+            failures.dropped(metadata: ["error": "\(error)"])
         }
     }
 

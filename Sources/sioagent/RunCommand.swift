@@ -92,8 +92,15 @@ struct RunCommand: Command {
         }
 
         let signals = SignalHandlers()
-        signals.on(SIGTERM) { agent.shutdown() }
-        signals.on(SIGINT) { agent.shutdown() }
+        let backstop = ShutdownBackstop(after: configuration.shutdownTimeout, logger: logger)
+        signals.on(SIGTERM) {
+            backstop.arm()
+            agent.shutdown()
+        }
+        signals.on(SIGINT) {
+            backstop.arm()
+            agent.shutdown()
+        }
         signals.on(SIGHUP) { Task { await agent.reload() } }
         let namespace = configuration.server.namespaces.keys.sorted().first.map { $0.hasPrefix("/") ? $0 : "/" + $0 } ?? "/"
         let release = Task { await releaseStartupCode(after: agent.socket, namespace: namespace) }
@@ -101,6 +108,32 @@ struct RunCommand: Command {
         release.cancel()
         signals.cancel()
         if agent.connectionGaveUp { throw ExitCode(1) }
+    }
+}
+
+/// The last resort of the shutdown deadline. The agent's own shutdown ends within
+/// `shutdown.timeout` by itself; if it has not ended a second after that (the event loop stuck in
+/// something that never returns), this ends the process from a Dispatch thread, with an error
+/// line and exit status 1, so that a service manager never has to kill it.
+final class ShutdownBackstop: Sendable {
+    private let armed = Atomic<Bool>(false)
+    private let after: Duration
+    private let logger: Logger
+
+    init(after timeout: Duration, logger: Logger) {
+        self.after = max(timeout, .zero) + .seconds(1)
+        self.logger = logger
+    }
+
+    func arm() {
+        guard !armed.exchange(true, ordering: .relaxed) else { return }
+        let (seconds, attoseconds) = after.components
+        let nanoseconds = Int(clamping: seconds.multipliedReportingOverflow(by: 1_000_000_000).partialValue &+ attoseconds / 1_000_000_000)
+        let logger = self.logger
+        DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(max(0, nanoseconds))) {
+            logger.critical("shutdown did not end within shutdown.timeout; exiting without it (the event loop did not respond)")
+            _exit(1)
+        }
     }
 }
 

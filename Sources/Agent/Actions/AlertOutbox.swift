@@ -46,9 +46,9 @@ final class AlertOutbox: @unchecked Sendable {
     private var retry: Scheduled<Void>?
     private var persistRetry: Scheduled<Void>?
     private var idleWaiters: [EventLoopPromise<Void>] = []
-    private let failedDropped = DropCounter()
+    private let failedDropped: DropCounter
     /// One warning of each ``OutboxWarning`` every 10 s at most, with the count since the last.
-    private let warnings = OutboxWarning.allCases.map { _ in DropCounter() }
+    private let warnings: [DropCounter]
     /// Shutdown: the alerts still in memory are handed to the writer, which may not refuse them
     /// (they are in memory already, within `spool.max_memory`), so that none waits for a retry
     /// the deadline will not see.
@@ -68,6 +68,19 @@ final class AlertOutbox: @unchecked Sendable {
         self.writer = writer
         self.loop = client.eventLoop
         self.logger = logger
+        let failedDirectory = spool.failedDirectory, maxItems = spool.maxItems
+        failedDropped = DropCounter { count, _ in
+            logger.error(
+                "the failed directory is full; failed alerts are logged only",
+                metadata: ["spool.failed_dir": "\(failedDirectory)", "spool.max_items": "\(maxItems)", "spool.dropped": "\(count)"])
+        }
+        warnings = OutboxWarning.allCases.map { kind in
+            DropCounter { count, metadata in
+                var metadata = metadata
+                metadata[kind.countKey] = "\(count)"
+                logger.warning("\(kind.message)", metadata: metadata)
+            }
+        }
         let (items, corrupt) = spool.loadIndex(payloadBudget: spool.maxMemory)
         for (name, reason) in corrupt {
             logger.warning(
@@ -115,6 +128,12 @@ final class AlertOutbox: @unchecked Sendable {
         let waiters = idleWaiters
         idleWaiters.removeAll()
         for w in waiters { w.succeed() }
+    }
+
+    /// Reports the drops and refusals that the warnings' quiet periods still hold (at shutdown).
+    func flushWarnings() {
+        failedDropped.flush()
+        for w in warnings { w.flush() }
     }
 
     /// Completes when nothing is being sent (queued alerts may remain, safely on disk).
@@ -175,11 +194,7 @@ final class AlertOutbox: @unchecked Sendable {
                     writer.submit(.store(directory: failedDirectory, name: name, bytes: item.encoded(), done: { _ in }), refusable: false)
                 }
             case .failedDirectoryFull:
-                if let count = failedDropped.dropped() {
-                    logger.error(
-                        "the failed directory is full; failed alerts are logged only",
-                        metadata: ["spool.failed_dir": "\(spool.failedDirectory)", "spool.max_items": "\(spool.maxItems)", "spool.dropped": "\(count)"])
-                }
+                failedDropped.dropped()
             case .remove(let file):
                 writer.submit(.remove(path: spool.directory + "/" + file))
             case .readPayloads(let file):
@@ -233,10 +248,8 @@ final class AlertOutbox: @unchecked Sendable {
             case .discarded(let items, let budget): metrics?.dropped(budget, count: items.count)
             case .lost: break  // the state logs the error
             case .metric(let outcome): metrics?.action(index: 0, outcome)
-            case .warning(let kind, let count, var metadata):
-                guard let total = warnings[kind.rawValue].dropped(count) else { break }
-                metadata[kind.countKey] = "\(total)"
-                logger.warning("\(kind.message)", metadata: metadata)
+            case .warning(let kind, let count, let metadata):
+                warnings[kind.rawValue].dropped(count, metadata: metadata)
             case .log(let level, let message, var metadata):
                 if level >= .error, message.hasPrefix("alert can never") { metadata["spool.failed_dir"] = "\(spool.failedDirectory)" }
                 if let file = metadata["spool.file"], message.hasPrefix("spool file is unreadable") {

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -55,16 +56,16 @@ public final class LiveExecutor: ActionExecutor, Sendable {
         self.writer = writer
         let spoolWriter = spoolWriter ?? DiskWriter.forSpool(maxMemory: configuration.spool.maxMemory)
         self.spoolWriter = spoolWriter
-        let dropped = DropCounter()
-        self.dropped = dropped
         let droppedLogger = logger
+        let dropped = DropCounter { total, _ in
+            droppedLogger.warning(
+                "log lines dropped: the disk is not keeping up; the oldest waiting lines were dropped",
+                metadata: ["log.dropped": "\(total)"])
+        }
+        self.dropped = dropped
         self.lines = LineBatcher(writer: writer, loop: client.eventLoop) { count in
             metrics?.dropped(.logLines, count: count)
-            if let total = dropped.dropped(count) {
-                droppedLogger.warning(
-                    "log lines dropped: the disk is not keeping up; the oldest waiting lines were dropped",
-                    metadata: ["log.dropped": "\(total)"])
-            }
+            dropped.dropped(count)
         }
         let namespaces = Set(configuration.server.namespaces.keys.map { $0.hasPrefix("/") ? $0 : "/" + $0 })
         // Made off the loop (reading the spool blocks), then only touched on it.
@@ -206,6 +207,9 @@ public final class LiveExecutor: ActionExecutor, Sendable {
         let alerts = (try? await loop.submit { self.outbox.notOnDisk }.get()) ?? 0
         let waitingLines = (try? await loop.submit { self.lines.waiting }.get()) ?? 0
         let unwrittenLines = linesWritten ? 0 : waitingLines + writer.unwritten.lines
+        // The counts of drops that a quiet period still holds, so that every one is reported.
+        dropped.flush()
+        try? await loop.submit { self.outbox.flushWarnings() }.get()
         if alerts > 0 || unwrittenLines > 0 {
             logger.log(
                 level: alerts > 0 ? .error : .warning,
@@ -318,21 +322,63 @@ final class TaskTracker: Sendable {
     }
 }
 
-/// Counts lines dropped because the writer's queue was full, and says when to warn: at most
-/// once every 10 seconds, with the count since the last warning.
+/// Counts what a bound dropped or refused, and reports it without a storm: the first at once,
+/// then at most one report every 10 seconds with the count since the last. What a quiet period
+/// counts is reported when it ends (on a Dispatch thread, so a stuck event loop cannot hold it
+/// back), and ``flush()`` reports the rest at once (at shutdown). Every count is reported once.
 final class DropCounter: Sendable {
-    private let state = Mutex<(count: Int, last: ContinuousClock.Instant?)>((0, nil))
+    private struct State {
+        var count = 0
+        var metadata: Logger.Metadata = [:]
+        var last: ContinuousClock.Instant?
+        /// A report of the quiet period is scheduled.
+        var armed = false
+    }
 
-    /// Counts `count`; returns the count to report when a warning is due.
-    func dropped(_ count: Int = 1) -> Int? {
-        state.withLock { state in
-            state.count += count
+    private let interval: Duration
+    private let state = Mutex(State())
+    private let report: @Sendable (Int, Logger.Metadata) -> Void
+
+    /// `report` gets the count and the metadata of the last call that counted.
+    init(interval: Duration = .seconds(10), report: @escaping @Sendable (_ count: Int, _ metadata: Logger.Metadata) -> Void) {
+        self.interval = interval
+        self.report = report
+    }
+
+    /// Counts `count`: reported now when a report is due, else with the quiet period's.
+    func dropped(_ count: Int = 1, metadata: Logger.Metadata = [:]) {
+        let (now, arm) = state.withLock { s -> (Int?, Duration?) in
+            s.count += count
+            s.metadata = metadata
             let now = ContinuousClock.now
-            if let last = state.last, now - last < .seconds(10) { return nil }
-            state.last = now
-            defer { state.count = 0 }
-            return state.count
+            if let last = s.last, now - last < interval {
+                if s.armed { return (nil, nil) }
+                s.armed = true
+                return (nil, interval - (now - last))
+            }
+            s.last = now
+            defer { s.count = 0 }
+            return (s.count, nil)
         }
+        if let now { report(now, metadata) }
+        if let arm {
+            let delay = Int(clamping: milliseconds(arm))
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(max(1, delay))) { [self] in
+                state.withLock { $0.armed = false }
+                flush()
+            }
+        }
+    }
+
+    /// Reports what was counted and not yet reported, now.
+    func flush() {
+        let pending = state.withLock { s -> (Int, Logger.Metadata)? in
+            guard s.count > 0 else { return nil }
+            defer { s.count = 0 }
+            s.last = ContinuousClock.now
+            return (s.count, s.metadata)
+        }
+        if let (count, metadata) = pending { report(count, metadata) }
     }
 }
 

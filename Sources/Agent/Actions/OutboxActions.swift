@@ -74,12 +74,15 @@ package enum OutboxWarning: Int, CaseIterable, Sendable {
     case writeRefused
     /// Alerts kept in memory beyond their budget: the oldest were dropped.
     case memoryDropped
+    /// The spool beyond `spool.max_items` or `spool.max_bytes`: the oldest were dropped.
+    case spoolFull
 
     package var message: String {
         switch self {
         case .diskFull: "disk full; alert kept in memory until the disk takes it"
         case .writeRefused: "cannot write the alert to the spool; kept in memory until the disk takes it"
         case .memoryDropped: "alerts kept in memory are too many; dropped the oldest"
+        case .spoolFull: "spool full; dropped the oldest alerts"
         }
     }
 
@@ -87,7 +90,7 @@ package enum OutboxWarning: Int, CaseIterable, Sendable {
     package var countKey: String {
         switch self {
         case .diskFull, .writeRefused: "spool.refused"
-        case .memoryDropped: "spool.dropped"
+        case .memoryDropped, .spoolFull: "spool.dropped"
         }
     }
 }

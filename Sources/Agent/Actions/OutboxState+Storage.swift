@@ -86,12 +86,9 @@ extension OutboxState {
         guard !dropped.isEmpty else { return }
         out.append(.discarded(dropped.map(\.item), budget: .spool))
         out.append(
-            .log(
-                .warning, "spool full; dropped the oldest alerts",
-                [
-                    "spool.dropped": "\(dropped.count)", "spool.max_items": "\(configuration.maxItems)", "spool.max_bytes": "\(configuration.maxBytes)",
-                    "spool.bytes": "\(totals.spooledBytes)",
-                ]))
+            .warning(
+                .spoolFull, count: dropped.count,
+                ["spool.max_items": "\(configuration.maxItems)", "spool.max_bytes": "\(configuration.maxBytes)", "spool.bytes": "\(totals.spooledBytes)"]))
     }
 
     /// The write of `sequence` ended: in `file` (with `inFile` alerts written together), or refused.
