@@ -364,15 +364,22 @@ final class DropCounter: Sendable {
         if let arm {
             let delay = Int(clamping: milliseconds(arm))
             DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(max(1, delay))) { [self] in
-                state.withLock { $0.armed = false }
-                flush()
+                flush(endingQuietPeriod: true)
             }
         }
     }
 
     /// Reports what was counted and not yet reported, now.
     func flush() {
+        flush(endingQuietPeriod: false)
+    }
+
+    /// `endingQuietPeriod`: the quiet period's timer; it is disarmed under the same lock that
+    /// takes the count, so a drop that comes meanwhile starts a new period rather than a second
+    /// report a moment later.
+    private func flush(endingQuietPeriod: Bool) {
         let pending = state.withLock { s -> (Int, Logger.Metadata)? in
+            if endingQuietPeriod { s.armed = false }
             guard s.count > 0 else { return nil }
             defer { s.count = 0 }
             s.last = ContinuousClock.now
